@@ -1,0 +1,324 @@
+//! The [`RealtimeProvider`] trait that each provider crate implements, and what passes between
+//! a provider and the core: the [`EventSink`], the [`Session`], subscribe options and outcomes.
+//!
+//! Providers speak protocols; the core owns policy. A provider makes one attempt per call,
+//! reports what arrives and why its link closed through the sink, and never retries on its own.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::auth::ChannelAuth;
+use crate::channel::Channel;
+use crate::error::{RealtimeError, Result};
+use crate::message::{Message, OutboundMessage, Position};
+use crate::presence::{PresenceChange, PresenceMember};
+
+/// What a provider can do; the core and the conformance suite consult it before calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Presence channels (enter, leave, members).
+    pub presence: bool,
+    /// Changing a member's data without leaving.
+    pub presence_update: bool,
+    /// Replaying missed messages (through `subscribe` with `since`, or `history`).
+    pub history: bool,
+    /// Publishing from a client connection.
+    pub client_publish: bool,
+    /// Wildcard subscriptions.
+    pub wildcards: bool,
+    /// The largest payload the provider accepts, in bytes.
+    pub max_payload: usize,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self {
+            presence: false,
+            presence_update: false,
+            history: false,
+            client_publish: true,
+            wildcards: false,
+            max_payload: crate::client::DEFAULT_MAX_PAYLOAD,
+        }
+    }
+}
+
+/// What a successful `connect` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The connection's id (Pusher's socket id, Ably's connection id, …), used to sign
+    /// private and presence subscriptions.
+    pub connection_id: String,
+    /// The heartbeat interval the server asks for, if any; otherwise the client's default.
+    pub heartbeat_interval: Option<Duration>,
+    /// A payload limit the server announced, if smaller than the provider's default.
+    pub max_payload: Option<usize>,
+    /// Whether the provider resumed the previous connection with continuity (nothing missed).
+    pub resumed: bool,
+}
+
+impl Session {
+    /// A fresh session with this id and no server-side hints.
+    pub fn new(connection_id: impl Into<String>) -> Self {
+        Self {
+            connection_id: connection_id.into(),
+            heartbeat_interval: None,
+            max_payload: None,
+            resumed: false,
+        }
+    }
+}
+
+/// How to subscribe.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscribeOptions {
+    /// The authorization for a private or presence channel, signed for this session.
+    pub auth: Option<ChannelAuth>,
+    /// Replay what was published after this position (a resubscribe after a reconnect).
+    pub since: Option<Position>,
+    /// For presence channels: the member data to join with, when joining is part of subscribing.
+    pub presence_data: Option<Value>,
+}
+
+/// What a provider did with a subscribe's `since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Recovery {
+    /// No replay attempted (no `since` given, or the provider cannot replay at subscribe time;
+    /// the core then tries [`RealtimeProvider::history`]).
+    #[default]
+    NotAttempted,
+    /// Every missed message was replayed through the sink, in order, before `subscribe` returned.
+    Recovered,
+    /// Missed messages are gone; the application must resynchronize.
+    Gap,
+}
+
+/// What a successful subscribe reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Subscribed {
+    /// What became of the requested replay.
+    pub recovery: Recovery,
+    /// The channel's current position at subscribe time, where the provider knows it: the
+    /// baseline from which a later reconnect recovers even if no message arrived meanwhile.
+    pub position: Option<Position>,
+}
+
+impl Subscribed {
+    /// A subscribe with no replay and no position.
+    pub fn plain() -> Self {
+        Self::default()
+    }
+}
+
+/// A page of history: the messages after a position, oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryPage {
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Whether these are all the messages after the position (false: some are gone).
+    pub complete: bool,
+}
+
+/// What the core should do after a link closed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reconnect {
+    /// Reconnect following the backoff schedule.
+    Backoff,
+    /// Reconnect at once (the server asked for it).
+    Immediately,
+    /// Do not reconnect: the error is fatal.
+    Never(RealtimeError),
+}
+
+/// Why a link closed, as the provider understood it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseReason {
+    /// The provider's close or error code, if any.
+    pub code: Option<i64>,
+    /// A human-readable reason.
+    pub message: String,
+    /// What to do next.
+    pub reconnect: Reconnect,
+}
+
+impl CloseReason {
+    /// A retryable loss: reconnect with backoff.
+    pub fn retry(code: Option<i64>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            reconnect: Reconnect::Backoff,
+        }
+    }
+
+    /// The server asked for an immediate reconnect.
+    pub fn retry_now(code: Option<i64>, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            reconnect: Reconnect::Immediately,
+        }
+    }
+
+    /// A fatal close: no reconnect.
+    pub fn fatal(code: Option<i64>, error: RealtimeError) -> Self {
+        Self {
+            code,
+            message: error.to_string(),
+            reconnect: Reconnect::Never(error),
+        }
+    }
+}
+
+/// What a provider reports through its [`EventSink`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderEvent {
+    /// A message arrived.
+    Message(Message),
+    /// A presence change on a channel.
+    Presence {
+        /// The channel.
+        channel: Channel,
+        /// The change.
+        change: PresenceChange,
+    },
+    /// The server ended a subscription on its own (revoked access, say).
+    SubscriptionLost {
+        /// The channel.
+        channel: Channel,
+        /// Why.
+        error: RealtimeError,
+    },
+    /// An error outside any call (a payload that failed to decrypt, an unknown frame).
+    Error {
+        /// The channel concerned, if any.
+        channel: Option<Channel>,
+        /// The error.
+        error: RealtimeError,
+    },
+    /// The link closed.
+    Closed(CloseReason),
+}
+
+/// Where a provider reports what arrives. The core hands a fresh sink to every `connect`, so
+/// events from an old connection can never be mistaken for the current one's.
+///
+/// The sink never blocks: a provider's reader task can always hand over a frame, even while the
+/// core is waiting on one of the provider's calls.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    tx: mpsc::UnboundedSender<(u64, ProviderEvent)>,
+    generation: u64,
+}
+
+impl EventSink {
+    /// A sink tagging events with `generation`; the receiver gets `(generation, event)`.
+    pub fn new(tx: mpsc::UnboundedSender<(u64, ProviderEvent)>, generation: u64) -> Self {
+        Self { tx, generation }
+    }
+
+    /// A sink whose events go to a fresh receiver (for testing a provider on its own).
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<(u64, ProviderEvent)>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self::new(tx, 0), rx)
+    }
+
+    /// Reports an event. Returns `false` when nobody listens any more (the client is gone), so
+    /// the provider's reader can stop.
+    pub fn emit(&self, event: ProviderEvent) -> bool {
+        self.tx.send((self.generation, event)).is_ok()
+    }
+
+    /// Reports a message.
+    pub fn message(&self, message: Message) -> bool {
+        self.emit(ProviderEvent::Message(message))
+    }
+
+    /// Reports a presence change.
+    pub fn presence(&self, channel: Channel, change: PresenceChange) -> bool {
+        self.emit(ProviderEvent::Presence { channel, change })
+    }
+
+    /// Reports that the link closed.
+    pub fn closed(&self, reason: CloseReason) -> bool {
+        self.emit(ProviderEvent::Closed(reason))
+    }
+
+    /// Reports an error outside any call.
+    pub fn error(&self, channel: Option<Channel>, error: RealtimeError) -> bool {
+        self.emit(ProviderEvent::Error { channel, error })
+    }
+
+    /// Whether the receiving side is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// One provider's protocol: the client side of a realtime connection.
+///
+/// Object-safe, so a `Box<dyn RealtimeProvider>` can be chosen from configuration at run time.
+/// Every method is one attempt; timeouts, retries and ordering are the core's business.
+#[async_trait]
+pub trait RealtimeProvider: Send + Sync + 'static {
+    /// The provider's short name (`pusher`, `ably`, `supabase`, `selfhosted`).
+    fn name(&self) -> &'static str;
+
+    /// What this provider can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Opens one connection. Incoming events go to `sink` until the link closes.
+    async fn connect(&mut self, sink: EventSink) -> Result<Session>;
+
+    /// Closes the connection and stops every task the provider runs. Idempotent.
+    async fn disconnect(&mut self) -> Result<()>;
+
+    /// Subscribes to a channel; returns once the server confirmed it.
+    async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        options: &SubscribeOptions,
+    ) -> Result<Subscribed>;
+
+    /// Leaves a channel.
+    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()>;
+
+    /// Publishes from this connection.
+    async fn publish(&mut self, message: &OutboundMessage) -> Result<()>;
+
+    /// Enters a presence channel's member set with `data`.
+    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        let _ = (channel, data);
+        Err(RealtimeError::Unsupported("presence".into()))
+    }
+
+    /// Changes this connection's member data.
+    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        let _ = (channel, data);
+        Err(RealtimeError::Unsupported("presence update".into()))
+    }
+
+    /// Leaves a presence channel's member set (staying subscribed where the provider allows).
+    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+        let _ = channel;
+        Err(RealtimeError::Unsupported("presence".into()))
+    }
+
+    /// The channel's current members, as the server knows them.
+    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+        let _ = channel;
+        Err(RealtimeError::Unsupported("presence".into()))
+    }
+
+    /// One heartbeat round trip; the duration is the latency.
+    async fn ping(&mut self) -> Result<Duration>;
+
+    /// The messages published on `channel` after `since`, oldest first.
+    async fn history(&mut self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
+        let _ = (channel, since);
+        Err(RealtimeError::Unsupported("history".into()))
+    }
+}
