@@ -1,7 +1,9 @@
-//! The `selfhosted` provider for the `realtime` workspace.
+//! The self-hosted provider: our own realtime server and its client.
 //!
-//! This crate is a placeholder: its protocol implementation is tracked by its own issue.
+//! - [`protocol`]: the native wire protocol, shared by both sides.
 #![warn(missing_docs)]
+
+pub mod protocol;
 
 /// The provider's short name, as `RealtimeProvider::name` reports it.
 pub const PROVIDER_NAME: &str = "selfhosted";
