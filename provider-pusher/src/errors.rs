@@ -79,7 +79,9 @@ pub fn close_reason(code: Option<i64>, reason: &str) -> CloseReason {
         reason.to_owned()
     };
     match code {
-        Some(c @ (4000..=4099 | 4300..)) => CloseReason::fatal(Some(c), error_for_code(Some(c), &message)),
+        Some(c @ (4000..=4099 | 4300..)) => {
+            CloseReason::fatal(Some(c), error_for_code(Some(c), &message))
+        }
         Some(c @ 4100..=4199) => CloseReason::retry(Some(c), message),
         Some(c @ 4200..=4299) => CloseReason::retry_now(Some(c), message),
         other => CloseReason::retry(other, message),

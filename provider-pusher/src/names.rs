@@ -161,14 +161,26 @@ mod tests {
     fn maps_both_ways() {
         for (neutral, wire, back) in [
             ("private:room:1", "private-room-1", "private:room-1"),
-            ("presence:room:456", "presence-room-456", "presence:room-456"),
+            (
+                "presence:room:456",
+                "presence-room-456",
+                "presence:room-456",
+            ),
             ("public:feed", "feed", "public:feed"),
-            ("feed.a;b,c=d@e_f", "feed.a;b,c=d@e_f", "public:feed.a;b,c=d@e_f"),
-            ("private:encrypted-x", "private-encrypted-x", "private:encrypted-x"),
+            (
+                "feed.a;b,c=d@e_f",
+                "feed.a;b,c=d@e_f",
+                "public:feed.a;b,c=d@e_f",
+            ),
+            (
+                "private:encrypted-x",
+                "private-encrypted-x",
+                "private:encrypted-x",
+            ),
         ] {
             let ch: Channel = neutral.parse().unwrap();
             assert_eq!(to_wire(&ch).unwrap(), wire);
-            assert_eq!(from_wire(wire).unwrap().to_string(), back);
+            assert_eq!(from_wire(wire).unwrap(), back.parse::<Channel>().unwrap());
             // Reverse then forward is the identity on Pusher names.
             assert_eq!(to_wire(&from_wire(wire).unwrap()).unwrap(), wire);
         }

@@ -128,7 +128,10 @@ mod tests {
 
     #[test]
     fn encoding_keeps_commas_and_escapes_separators() {
-        assert_eq!(percent_encode("user_count,subscription_count"), "user_count,subscription_count");
+        assert_eq!(
+            percent_encode("user_count,subscription_count"),
+            "user_count,subscription_count"
+        );
         assert_eq!(percent_encode("a b&c=d+e#"), "a%20b%26c%3Dd%2Be%23");
     }
 
