@@ -47,23 +47,39 @@ pub const RULES: &[Rule] = &[
     // Token errors anywhere: renew once, then reconnect (RTN14b, RTN15h1/2).
     Rule::new(None, 40140..=40149, None, Action::RenewToken),
     // A CONNECTED with an error is a failed resume, never fatal (RTN15c7).
-    Rule::new(Some(Context::Connected), i64::MIN..=i64::MAX, None, Action::ResumeFailed),
+    Rule::new(
+        Some(Context::Connected),
+        i64::MIN..=i64::MAX,
+        None,
+        Action::ResumeFailed,
+    ),
     // Server errors (5xx) and the retriable set: reconnect with backoff (RTN17f, isRetriable).
-    Rule::new(None, i64::MIN..=i64::MAX, Some(500..=599), Action::Reconnect),
-    Rule::new(None, 80000..=80000, None, Action::Reconnect),
-    Rule::new(None, 80002..=80003, None, Action::Reconnect),
-    Rule::new(None, 80017..=80017, None, Action::Reconnect),
-    Rule::new(None, 50001..=50002, None, Action::Reconnect),
+    Rule::new(
+        None,
+        i64::MIN..=i64::MAX,
+        Some(500..=599),
+        Action::Reconnect,
+    ),
     // Connection terminated for rate abuse (4292x): reconnect later.
     Rule::new(None, 42920..=42929, None, Action::Reconnect),
-    // An ERROR without channel is fatal (RTN14g, RTN15j): bad credentials, app disabled, …
-    Rule::new(Some(Context::ConnectionError), i64::MIN..=i64::MAX, None, Action::Fatal),
     // DISCONNECTED while connected (non-token): resume at once (RTN15h3).
     Rule::new(
         Some(Context::DisconnectedWhileConnected),
         i64::MIN..=i64::MAX,
         None,
         Action::ReconnectNow,
+    ),
+    // The retriable set (ably-js isRetriable), e.g. in an ERROR or while connecting.
+    Rule::new(None, 80000..=80000, None, Action::Reconnect),
+    Rule::new(None, 80002..=80003, None, Action::Reconnect),
+    Rule::new(None, 80017..=80017, None, Action::Reconnect),
+    Rule::new(None, 50001..=50002, None, Action::Reconnect),
+    // An ERROR without channel is fatal (RTN14g, RTN15j): bad credentials, app disabled, …
+    Rule::new(
+        Some(Context::ConnectionError),
+        i64::MIN..=i64::MAX,
+        None,
+        Action::Fatal,
     ),
     // Any other refusal while connecting (e.g. 42910): DISCONNECTED, retry later.
     Rule::new(

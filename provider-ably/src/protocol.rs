@@ -325,8 +325,18 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_errors_not_panics() {
-        for bad in ["", "{", "[]", "{\"channel\":\"x\"}", "{\"action\":\"four\"}", "null"] {
-            assert!(ProtocolMessage::parse(bad).is_err(), "{bad:?} should not parse");
+        for bad in [
+            "",
+            "{",
+            "[]",
+            "{\"channel\":\"x\"}",
+            "{\"action\":\"four\"}",
+            "null",
+        ] {
+            assert!(
+                ProtocolMessage::parse(bad).is_err(),
+                "{bad:?} should not parse"
+            );
         }
     }
 

@@ -258,9 +258,11 @@ impl AuthResponse {
     pub fn from_json(value: &Value) -> Result<Self> {
         match value {
             Value::String(s) if !s.is_empty() => Ok(Self::Token(s.clone())),
-            Value::Object(map) if map.contains_key("token") => serde_json::from_value(value.clone())
-                .map(Self::Details)
-                .map_err(|e| RealtimeError::Protocol(format!("malformed TokenDetails: {e}"))),
+            Value::Object(map) if map.contains_key("token") => {
+                serde_json::from_value(value.clone())
+                    .map(Self::Details)
+                    .map_err(|e| RealtimeError::Protocol(format!("malformed TokenDetails: {e}")))
+            }
             Value::Object(map) if map.contains_key("keyName") => {
                 serde_json::from_value(value.clone())
                     .map(Self::Request)
@@ -399,8 +401,16 @@ mod tests {
             let key = ApiKey::parse(case["key"].as_str().unwrap()).unwrap();
             let params: TokenParams = serde_json::from_value(case["input"].clone()).unwrap();
             let req = key.create_token_request(&params).unwrap();
-            assert_eq!(sign_text(&req), case["signText"].as_str().unwrap(), "{name}");
-            assert_eq!(serde_json::to_value(&req).unwrap(), case["output"], "{name}");
+            assert_eq!(
+                sign_text(&req),
+                case["signText"].as_str().unwrap(),
+                "{name}"
+            );
+            assert_eq!(
+                serde_json::to_value(&req).unwrap(),
+                case["output"],
+                "{name}"
+            );
             assert!(key.verify(&req), "{name}");
             let mut tampered = req.clone();
             tampered.nonce.push('x');
@@ -420,7 +430,12 @@ mod tests {
     #[test]
     fn bad_capabilities_are_config_errors() {
         use serde_json::json;
-        for bad in [json!([1]), json!({"a": "x"}), json!({"a": [1]}), json!("{nope")] {
+        for bad in [
+            json!([1]),
+            json!({"a": "x"}),
+            json!({"a": [1]}),
+            json!("{nope"),
+        ] {
             assert!(canonical_capability(&bad).is_err(), "{bad}");
         }
     }
