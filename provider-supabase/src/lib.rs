@@ -1,7 +1,31 @@
-//! The `supabase` provider for the `realtime` workspace.
+//! # provider-supabase
 //!
-//! This crate is a placeholder: its protocol implementation is tracked by its own issue.
+//! The Supabase Realtime provider for the `realtime` workspace: a Phoenix-channels client that
+//! speaks vsn 2.0.0 (JSON arrays and binary broadcast frames, the default) and vsn 1.0.0 (JSON
+//! objects) byte for byte as `@supabase/realtime-js` does, a REST broadcast [`Publisher`]
+//! (`POST /realtime/v1/api/broadcast`) and a [`ChannelAuthorizer`] that mints short-lived HS256
+//! JWTs for RLS-guarded private channels.
+//!
+//! Modules: [`frame`] (text and binary codec), [`topic`] (channel names ↔ topics), [`join`]
+//! (the `phx_join` payload and reply), [`presence`] (presence folding), [`postgres`] (postgres
+//! changes), [`errors`] (the error table), [`dispatch`] (what incoming frames mean),
+//! [`client`] (the [`RealtimeProvider`]), [`rest`] (REST broadcast) and [`jwt`] (token minting).
+//!
+//! [`Publisher`]: realtime_core::Publisher
+//! [`ChannelAuthorizer`]: realtime_core::ChannelAuthorizer
+//! [`RealtimeProvider`]: realtime_core::RealtimeProvider
 #![warn(missing_docs)]
+
+pub mod dispatch;
+pub mod errors;
+pub mod frame;
+pub mod join;
+pub mod jwt;
+pub mod postgres;
+pub mod presence;
+pub mod push;
+pub mod rest;
+pub mod topic;
 
 /// The provider's short name, as `RealtimeProvider::name` reports it.
 pub const PROVIDER_NAME: &str = "supabase";
