@@ -12,7 +12,7 @@ use realtime_core::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 use tracing::debug;
@@ -75,15 +75,19 @@ impl AblyMessage {
 #[derive(Debug)]
 pub struct PublishHandle {
     rx: oneshot::Receiver<PublishOutcome>,
+    link: watch::Receiver<bool>,
 }
 
 impl PublishHandle {
     /// The ACK's serials, or the NACK's error. If the link drops before the server answered,
-    /// the publish stays queued in the provider and is resent on the next connection
-    /// (`RTN19a`); this then returns `Ok(vec![])` and a later NACK is reported through the
-    /// event sink.
+    /// the publish stays queued in the provider, is resent on the next connection (`RTN19a`)
+    /// and this resolves when that connection acknowledges it.
     pub async fn outcome(self) -> PublishOutcome {
-        self.rx.await.unwrap_or_else(|_| Ok(Vec::new()))
+        self.rx.await.unwrap_or_else(|_| {
+            Err(RealtimeError::Closed(
+                "the publish was abandoned (connection closed or expired)".into(),
+            ))
+        })
     }
 }
 
@@ -289,6 +293,11 @@ impl AblyRealtime {
         if s.writer.is_none() {
             return Err(RealtimeError::Connection("not connected".into()));
         }
+        let link = s
+            .link_up
+            .as_ref()
+            .map(watch::Sender::subscribe)
+            .ok_or_else(|| RealtimeError::Connection("not connected".into()))?;
         let serial = s.msg_serial;
         frame.msg_serial = Some(serial);
         s.send(&frame)?;
@@ -301,7 +310,7 @@ impl AblyRealtime {
                 waiter: Some(tx),
             },
         );
-        Ok(PublishHandle { rx })
+        Ok(PublishHandle { rx, link })
     }
 
     /// Publishes messages in one protocol message without waiting for the ACK.
@@ -350,9 +359,27 @@ impl AblyRealtime {
         self.send_acked(&name, frame)
     }
 
+    /// Waits for the ACK of a publish made through the trait. If the link drops first, the
+    /// publish is retained for resending on the next connection and this returns `Ok`: the core
+    /// must not queue it a second time (a later NACK is reported through the sink).
     async fn await_ack(&self, handle: PublishHandle) -> Result<()> {
-        match timeout(self.request_timeout(), handle.outcome()).await {
-            Ok(r) => r.map(|_| ()),
+        let PublishHandle { rx, mut link } = handle;
+        let outcome = PublishHandle {
+            rx,
+            link: link.clone(),
+        }
+        .outcome();
+        let link_lost = async move {
+            let _ = link.wait_for(|up| !*up).await;
+        };
+        let waited = timeout(self.request_timeout(), async {
+            tokio::select! {
+                r = outcome => r.map(|_| ()),
+                () = link_lost => Ok(()),
+            }
+        });
+        match waited.await {
+            Ok(r) => r,
             Err(_) => Err(RealtimeError::timeout("ably ACK", self.request_timeout())),
         }
     }
@@ -467,7 +494,13 @@ impl RealtimeProvider for AblyRealtime {
                         "ably error 80002: publish on `{}` lost: connection suspended past connectionStateTtl",
                         p.channel
                     ));
-                    sink.error(crate::channels::from_ably_name(&p.channel).ok(), err);
+                    let unheard = match p.waiter {
+                        Some(w) => w.send(Err(err)).err(),
+                        None => Some(Err(err)),
+                    };
+                    if let Some(Err(err)) = unheard {
+                        sink.error(crate::channels::from_ably_name(&p.channel).ok(), err);
+                    }
                 }
             }
             let recover = if s.connection_key.is_none() {
@@ -585,6 +618,7 @@ impl RealtimeProvider for AblyRealtime {
             s.details = details.clone();
             s.disconnected_at = None;
             s.writer = Some(tx);
+            s.link_up = Some(watch::channel(true).0);
             // Resend what was never acknowledged, before anything else (RTN19a).
             let frames: Vec<ProtocolMessage> =
                 s.pending.values().map(|p| p.frame.clone()).collect();

@@ -12,7 +12,7 @@ use realtime_core::{
 };
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -68,6 +68,8 @@ pub(crate) struct Shared {
     pub details: ConnectionDetails,
     /// The live transport's writer; `None` once the link is down.
     pub writer: Option<mpsc::UnboundedSender<WsMessage>>,
+    /// `true` while the current link is up; a new channel per link.
+    pub link_up: Option<watch::Sender<bool>>,
     /// When the last link went down (for `connectionStateTtl`).
     pub disconnected_at: Option<Instant>,
     /// When the token was last renewed because of a token error.
@@ -93,13 +95,13 @@ impl Shared {
             .map_err(|_| RealtimeError::Connection("the link is closed".into()))
     }
 
-    /// Marks the link down: waiters of calls in flight are released (publishes stay pending
-    /// for resending).
+    /// Marks the link down: waiters of calls in flight are released; publishes stay pending
+    /// (with their waiters) for resending on the next link.
     pub fn link_down(&mut self) {
         self.writer = None;
         self.disconnected_at = Some(Instant::now());
-        for p in self.pending.values_mut() {
-            p.waiter = None;
+        if let Some(up) = self.link_up.take() {
+            let _ = up.send(false);
         }
         self.pings.clear();
         if let Some(w) = self.closed_waiter.take() {
@@ -366,15 +368,15 @@ impl Reader {
                     .unwrap_or_else(|| ErrorInfo::new(50000, 500, "NACK"));
                 Err(to_realtime_error(&info, Some(&p.channel)))
             };
-            match (p.waiter, outcome) {
-                (Some(w), outcome) => {
-                    let _ = w.send(outcome);
-                }
-                (None, Err(e)) => {
-                    let ch = from_ably_name(&p.channel).ok();
-                    self.sink.error(ch, e);
-                }
-                (None, Ok(_)) => {}
+            // Nobody waits any more (the publish returned when its link dropped): a refusal
+            // is reported through the sink instead.
+            let unheard = match p.waiter {
+                Some(w) => w.send(outcome).err(),
+                None => Some(outcome),
+            };
+            if let Some(Err(e)) = unheard {
+                let ch = from_ably_name(&p.channel).ok();
+                self.sink.error(ch, e);
             }
         }
     }
