@@ -23,12 +23,11 @@ use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::debug;
 
+use crate::client_events::{ClientEventLimiter, check_client_event};
 use crate::config::PusherConfig;
 use crate::encryption::{KEY_LEN, decrypt, parse_shared_secret};
 use crate::errors::{close_reason, error_for_code};
-use crate::names::{
-    SERVER_TO_USER_PREFIX, from_wire, is_encrypted, is_presence, to_wire, validate_event_name,
-};
+use crate::names::{SERVER_TO_USER_PREFIX, from_wire, is_encrypted, is_presence, to_wire};
 use crate::protocol::{self, Frame, parse_frame, user_id_of};
 
 /// Something that arrived for the signed-in user rather than for a channel.
@@ -89,7 +88,7 @@ struct Conn {
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
     socket_id: String,
-    client_events: VecDeque<Instant>,
+    limiter: ClientEventLimiter,
 }
 
 impl Conn {
@@ -308,7 +307,7 @@ impl PusherProvider {
             reader,
             writer,
             socket_id: socket_id.clone(),
-            client_events: VecDeque::new(),
+            limiter: ClientEventLimiter::new(self.config.client_events_per_second),
         });
         if let Some(authenticator) = self.config.user_authenticator.clone() {
             let body = authenticator.authenticate(&socket_id).await?;
@@ -920,33 +919,7 @@ impl RealtimeProvider for PusherProvider {
     /// second and connection; these are checked here, before sending. The sender does not get
     /// its own event back.
     async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
-        let wire = to_wire(&message.channel)?;
-        if !message.event.starts_with("client-") {
-            return Err(RealtimeError::Unsupported(format!(
-                "publishing `{}` from a Pusher connection: client events must be named `client-…` (publish other events with the server-side PusherRest)",
-                message.event
-            )));
-        }
-        validate_event_name(&message.event)?;
-        if message.channel.kind() == ChannelKind::Public {
-            return Err(RealtimeError::invalid_channel(
-                message.channel.to_string(),
-                "client events are only allowed on private and presence channels",
-            ));
-        }
-        if is_encrypted(&wire) {
-            return Err(RealtimeError::Unsupported(
-                "client events on encrypted channels".into(),
-            ));
-        }
-        let size = message.payload_size();
-        if size > self.config.max_payload {
-            return Err(RealtimeError::PayloadTooLarge {
-                size,
-                limit: self.config.max_payload,
-            });
-        }
-        let per_second = self.config.client_events_per_second;
+        let wire = check_client_event(message, self.config.max_payload)?;
         let conn = self.conn()?;
         let subscribed = lock(&conn.shared).subs.get(&wire).is_some_and(|s| s.active);
         if !subscribed {
@@ -955,21 +928,8 @@ impl RealtimeProvider for PusherProvider {
                 message.channel
             )));
         }
-        let now = Instant::now();
-        while conn
-            .client_events
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
-            conn.client_events.pop_front();
-        }
-        if conn.client_events.len() >= per_second {
-            return Err(RealtimeError::RateLimited(format!(
-                "at most {per_second} client events per second"
-            )));
-        }
+        conn.limiter.try_acquire(Instant::now())?;
         conn.send(protocol::client_event(&message.event, &wire, &message.data))?;
-        conn.client_events.push_back(now);
         Ok(())
     }
 

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod client_events;
 pub mod config;
 pub mod encryption;
 pub mod errors;

@@ -1,6 +1,8 @@
 //! Shared test helpers: loading the vector files and an order-preserving JSON value.
 #![allow(dead_code)]
 
+pub mod peer;
+
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};

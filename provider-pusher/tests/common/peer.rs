@@ -1,0 +1,136 @@
+//! A scripted Pusher-protocol peer on loopback: it sends the server's frames and ASSERTS that
+//! every frame the client sends is, byte for byte, the one the script expects. Any mismatch,
+//! a missing frame or an unexpected extra frame fails the run.
+#![allow(clippy::result_large_err)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// One step of a script.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Send this text frame.
+    Send(String),
+    /// The client must send exactly this text frame next.
+    Expect(String),
+    /// Close with this code and reason.
+    Close(u16, String),
+    /// Wait until the client closes (or the socket drops).
+    AwaitClose,
+}
+
+/// What the peer saw.
+#[derive(Debug)]
+pub struct PeerReport {
+    /// The request path and query of the WebSocket handshake.
+    pub path_and_query: String,
+}
+
+/// A running peer.
+pub struct Peer {
+    /// The port it listens on (127.0.0.1).
+    pub port: u16,
+    handle: JoinHandle<Result<PeerReport, String>>,
+}
+
+/// How long the peer waits for a frame before failing (bounded: never hangs a test).
+pub const FRAME_WAIT: Duration = Duration::from_secs(10);
+
+impl Peer {
+    /// Starts a peer that serves one connection with `script`.
+    pub async fn start(script: Vec<Step>) -> Peer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().expect("addr").port();
+        let handle = tokio::spawn(async move { serve(listener, script).await });
+        Peer { port, handle }
+    }
+
+    /// Waits for the script to finish; `Err` names the first mismatch.
+    pub async fn finish(self) -> Result<PeerReport, String> {
+        match tokio::time::timeout(Duration::from_secs(30), self.handle).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(format!("peer task failed: {e}")),
+            Err(_) => Err("peer did not finish in 30 s".into()),
+        }
+    }
+}
+
+/// The `pusher:connection_established` frame for a socket id and activity timeout.
+pub fn established(socket_id: &str, activity_timeout: u64) -> String {
+    let data = serde_json::json!({"socket_id": socket_id, "activity_timeout": activity_timeout})
+        .to_string();
+    serde_json::json!({"event": "pusher:connection_established", "data": data}).to_string()
+}
+
+async fn serve(listener: TcpListener, script: Vec<Step>) -> Result<PeerReport, String> {
+    let (tcp, _) = tokio::time::timeout(FRAME_WAIT, listener.accept())
+        .await
+        .map_err(|_| "no client connected".to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut path = String::new();
+    let mut ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, resp: Response| {
+        path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        Ok(resp)
+    })
+    .await
+    .map_err(|e| format!("handshake: {e}"))?;
+    for (i, step) in script.into_iter().enumerate() {
+        match step {
+            Step::Send(text) => ws
+                .send(Message::text(text))
+                .await
+                .map_err(|e| format!("step {i}: send: {e}"))?,
+            Step::Expect(want) => loop {
+                let got = tokio::time::timeout(FRAME_WAIT, ws.next())
+                    .await
+                    .map_err(|_| {
+                        format!("step {i}: no frame within {FRAME_WAIT:?}; expected {want}")
+                    })?;
+                match got {
+                    Some(Ok(Message::Text(t))) => {
+                        if t.as_str() != want {
+                            return Err(format!("step {i}: expected\n  {want}\ngot\n  {t}"));
+                        }
+                        break;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    other => return Err(format!("step {i}: expected {want}, got {other:?}")),
+                }
+            },
+            Step::Close(code, reason) => {
+                ws.send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                })))
+                .await
+                .map_err(|e| format!("step {i}: close: {e}"))?;
+            }
+            Step::AwaitClose => loop {
+                match tokio::time::timeout(FRAME_WAIT, ws.next()).await {
+                    Err(_) => return Err(format!("step {i}: client did not close")),
+                    Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break,
+                    Ok(Some(Ok(Message::Text(t)))) => {
+                        return Err(format!("step {i}: unexpected frame from the client: {t}"));
+                    }
+                    Ok(Some(Ok(_))) => continue,
+                }
+            },
+        }
+    }
+    Ok(PeerReport {
+        path_and_query: path,
+    })
+}
