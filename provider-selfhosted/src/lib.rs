@@ -3,6 +3,8 @@
 //! - [`protocol`]: the native wire protocol, shared by both sides.
 #![warn(missing_docs)]
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod protocol;
 
 /// The provider's short name, as `RealtimeProvider::name` reports it.

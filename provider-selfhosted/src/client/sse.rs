@@ -1,0 +1,388 @@
+//! The fallback transport: Server-Sent Events (`GET /sse?channel=…`, one stream per channel)
+//! for receiving, `POST /publish` for publishing, `GET /health` for the heartbeat.
+//!
+//! Its limits, by construction of the transport:
+//! - public channels only: an SSE stream has no socket id to sign a private or presence
+//!   subscription with, so those are refused with `Unsupported`;
+//! - no presence (enter, update, leave, members);
+//! - publishing needs a publish token ([`crate::client::SelfHostedProvider::with_publish_token`]),
+//!   otherwise it is `Unsupported`;
+//! - recovery is by `Last-Event-ID`: the server replays what is still in history after it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use realtime_core::{
+    Channel, ChannelKind, CloseReason, EventSink, OutboundMessage, Position, PresenceChange,
+    RealtimeError, Recovery, Result, SubscribeOptions, Subscribed,
+};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tracing::debug;
+use url::Url;
+
+use crate::client::errors::CodeContext;
+use crate::client::provider::endpoint;
+use crate::client::publisher::check_response;
+use crate::protocol::{MessageFrame, ServerFrame};
+
+/// One event of a `text/event-stream`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field (`message` when absent).
+    pub event: String,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+    /// The `id:` field, if the event had one.
+    pub id: Option<String>,
+}
+
+/// An incremental `text/event-stream` parser (the WHATWG rules: `field: value` lines, `:`
+/// comments, a blank line ends an event, CR, LF and CRLF line ends).
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    event: Option<String>,
+    data: Vec<String>,
+    id: Option<String>,
+    has_data: bool,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events they completed.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            // A CR at the very end of the buffer may be half of a CRLF: wait for more.
+            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
+                break;
+            }
+            let skip = if self.buf[end] == b'\r' && self.buf.get(end + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            let line: Vec<u8> = self.buf.drain(..end + skip).take(end).collect();
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if let Some(event) = self.line(&line) {
+                out.push(event);
+            }
+        }
+        out
+    }
+
+    fn line(&mut self, line: &str) -> Option<SseEvent> {
+        if line.is_empty() {
+            let event = SseEvent {
+                event: self.event.take().unwrap_or_else(|| "message".into()),
+                data: std::mem::take(&mut self.data).join("\n"),
+                id: self.id.clone(),
+            };
+            let had = std::mem::take(&mut self.has_data);
+            return had.then_some(event);
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                self.data.push(value.to_owned());
+                self.has_data = true;
+            }
+            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// The `Last-Event-ID` for a position: `epoch-seq`, the message id the server gives.
+pub fn last_event_id(position: &Position) -> String {
+    match &position.epoch {
+        Some(epoch) => format!("{epoch}-{}", position.sequence),
+        None => position.sequence.to_string(),
+    }
+}
+
+/// The SSE "link": the streams of the subscribed channels.
+pub(crate) struct SseLink {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+    sink: EventSink,
+    connection_id: String,
+    streams: HashMap<Channel, JoinHandle<()>>,
+}
+
+impl SseLink {
+    /// Checks that the server answers (`GET /health`) and starts an empty link.
+    pub(crate) async fn open(
+        http: reqwest::Client,
+        base: Url,
+        token: Option<String>,
+        sink: EventSink,
+        wait: Duration,
+    ) -> Result<Self> {
+        let link = Self {
+            http,
+            base,
+            token,
+            sink,
+            connection_id: format!("sse-{:016x}", fastrand::u64(..)),
+            streams: HashMap::new(),
+        };
+        link.ping(wait).await?;
+        Ok(link)
+    }
+
+    /// A local id for this link (SSE has no server socket id).
+    pub(crate) fn connection_id(&self) -> String {
+        self.connection_id.clone()
+    }
+
+    /// One round trip to `GET /health`; any HTTP answer counts as alive.
+    pub(crate) async fn ping(&self, wait: Duration) -> Result<()> {
+        let url = endpoint(&self.base, "health")?;
+        match timeout(wait, self.http.get(url).send()).await {
+            Err(_) => Err(RealtimeError::timeout("health check", wait)),
+            Ok(Err(e)) => Err(RealtimeError::Connection(e.to_string())),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Opens the channel's stream and waits for the server to accept it. With `since`, the
+    /// stream resumes after it (`Last-Event-ID`): the answer says whether it recovered.
+    pub(crate) async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        options: &SubscribeOptions,
+        wait: Duration,
+    ) -> Result<Subscribed> {
+        if channel.kind() != ChannelKind::Public {
+            return Err(RealtimeError::Unsupported(format!(
+                "`{channel}` over the SSE fallback: only public channels can be received \
+                 without a WebSocket"
+            )));
+        }
+        let name = channel.to_string();
+        let mut url = endpoint(&self.base, "sse")?;
+        url.query_pairs_mut().append_pair("channel", &name);
+        let mut request = self.http.get(url).header("accept", "text/event-stream");
+        if let Some(since) = &options.since {
+            request = request.header("last-event-id", last_event_id(since));
+        }
+        let response = match timeout(wait, request.send()).await {
+            Err(_) => return Err(RealtimeError::timeout("SSE subscribe", wait)),
+            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
+            Ok(Ok(r)) => r,
+        };
+        let ctx = CodeContext {
+            channel: Some(&name),
+            ..CodeContext::default()
+        };
+        let response = check_response(response, ctx).await?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(read_stream(
+            response,
+            self.sink.clone(),
+            channel.clone(),
+            options.since.is_some(),
+            ready_tx,
+        ));
+        if let Some(old) = self.streams.insert(channel.clone(), task) {
+            old.abort();
+        }
+        match timeout(wait, ready_rx).await {
+            Err(_) => Err(RealtimeError::timeout("SSE `subscribed` event", wait)),
+            Ok(Err(_)) => Err(RealtimeError::Connection(
+                "the SSE stream ended before `subscribed`".into(),
+            )),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Stops the channel's stream.
+    pub(crate) fn unsubscribe(&mut self, channel: &Channel) {
+        if let Some(task) = self.streams.remove(channel) {
+            task.abort();
+        }
+    }
+
+    /// Publishes over `POST /publish` with the configured token.
+    pub(crate) async fn publish(&self, message: &OutboundMessage, wait: Duration) -> Result<()> {
+        let Some(token) = &self.token else {
+            return Err(RealtimeError::Unsupported(
+                "publishing over the SSE fallback without a publish token".into(),
+            ));
+        };
+        let url = endpoint(&self.base, "publish")?;
+        let name = message.channel.to_string();
+        let body = json!({"channel": name, "event": message.event, "data": message.data});
+        let send = self.http.post(url).bearer_auth(token).json(&body).send();
+        let response = match timeout(wait, send).await {
+            Err(_) => return Err(RealtimeError::timeout("publish", wait)),
+            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
+            Ok(Ok(r)) => r,
+        };
+        let ctx = CodeContext {
+            channel: Some(&name),
+            payload_size: Some(message.payload_size()),
+            limit: None,
+        };
+        check_response(response, ctx).await.map(|_| ())
+    }
+
+    /// Stops every stream.
+    pub(crate) fn close(self) {
+        drop(self);
+    }
+}
+
+impl Drop for SseLink {
+    fn drop(&mut self) {
+        for task in self.streams.values() {
+            task.abort();
+        }
+    }
+}
+
+/// Reads one channel's stream; the first `subscribed` event answers `ready`.
+async fn read_stream(
+    response: reqwest::Response,
+    sink: EventSink,
+    channel: Channel,
+    asked: bool,
+    ready: oneshot::Sender<Result<Subscribed>>,
+) {
+    let mut ready = Some(ready);
+    let mut parser = SseParser::default();
+    let mut body = response.bytes_stream();
+    let reason = loop {
+        let chunk = match body.next().await {
+            None => break CloseReason::retry(None, format!("the SSE stream of `{channel}` ended")),
+            Some(Err(e)) => break CloseReason::retry(None, format!("SSE stream: {e}")),
+            Some(Ok(chunk)) => chunk,
+        };
+        for event in parser.feed(&chunk) {
+            if !on_event(&sink, &channel, asked, &mut ready, event) {
+                return;
+            }
+        }
+    };
+    debug!(%channel, message = %reason.message, "SSE stream closed");
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(Err(RealtimeError::Connection(reason.message.clone())));
+        return;
+    }
+    sink.closed(reason);
+}
+
+/// Handles one SSE event; returns whether the sink still has a listener.
+fn on_event(
+    sink: &EventSink,
+    channel: &Channel,
+    asked: bool,
+    ready: &mut Option<oneshot::Sender<Result<Subscribed>>>,
+    event: SseEvent,
+) -> bool {
+    let value: Value = match serde_json::from_str(&event.data) {
+        Ok(v) => v,
+        Err(e) => {
+            return sink.error(
+                Some(channel.clone()),
+                RealtimeError::Protocol(format!("malformed SSE event `{}`: {e}", event.event)),
+            );
+        }
+    };
+    let frame = if value.get("type").is_some() {
+        serde_json::from_value::<ServerFrame>(value).map_err(|e| e.to_string())
+    } else {
+        serde_json::from_value::<MessageFrame>(value)
+            .map(ServerFrame::Message)
+            .map_err(|e| e.to_string())
+    };
+    let frame = match frame {
+        Ok(f) => f,
+        Err(e) => {
+            return sink.error(
+                Some(channel.clone()),
+                RealtimeError::Protocol(format!("malformed SSE event `{}`: {e}", event.event)),
+            );
+        }
+    };
+    match frame {
+        ServerFrame::Message(m) => match m.to_message() {
+            Some(message) => sink.message(message),
+            None => sink.error(
+                Some(channel.clone()),
+                RealtimeError::Protocol(format!("a message on an invalid channel `{}`", m.channel)),
+            ),
+        },
+        ServerFrame::Subscribed {
+            snapshot,
+            members,
+            recovered,
+            messages,
+            position,
+            ..
+        } => {
+            if let Some(snapshot) = snapshot
+                && let Some(mut m) = snapshot.to_message()
+            {
+                m.position = None;
+                sink.message(m);
+            }
+            if let Some(members) = members {
+                sink.presence(channel.clone(), PresenceChange::Snapshot(members));
+            }
+            for m in messages.iter().filter_map(MessageFrame::to_message) {
+                sink.message(m);
+            }
+            let recovery = match (asked, recovered) {
+                (false, _) => Recovery::NotAttempted,
+                (true, Some(true)) => Recovery::Recovered,
+                (true, _) => Recovery::Gap,
+            };
+            if let Some(ready) = ready.take() {
+                let _ = ready.send(Ok(Subscribed { recovery, position }));
+            }
+            !sink.is_closed()
+        }
+        ServerFrame::Error {
+            code,
+            message,
+            channel: ch,
+            ..
+        } => {
+            let error = crate::client::errors::error_for_code(
+                &code,
+                &message,
+                ch.as_deref(),
+                CodeContext {
+                    channel: Some(&channel.to_string()),
+                    ..CodeContext::default()
+                },
+            );
+            match ready.take() {
+                Some(ready) => {
+                    let _ = ready.send(Err(error));
+                    !sink.is_closed()
+                }
+                None => sink.error(Some(channel.clone()), error),
+            }
+        }
+        other => {
+            debug!(?other, "SSE event ignored");
+            !sink.is_closed()
+        }
+    }
+}
