@@ -52,6 +52,14 @@ pub mod code {
     pub const NOT_SUBSCRIBED: &str = "not_subscribed";
     /// The frame is larger than the server reads.
     pub const FRAME_TOO_LARGE: &str = "frame_too_large";
+    /// `POST /publish`: a batch with more events than allowed (100).
+    pub const BATCH_TOO_LARGE: &str = "batch_too_large";
+    /// The server cannot do it now (the scale-out engine is unreachable…): try again.
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// HTTP: the resource does not exist.
+    pub const NOT_FOUND: &str = "not_found";
+    /// SSE: the requested `socket_id` is already in use.
+    pub const CONFLICT: &str = "conflict";
 }
 
 /// The limits a server enforces, announced in `connected`.

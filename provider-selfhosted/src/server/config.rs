@@ -1,0 +1,92 @@
+//! The server's settings, with the defaults the binary documents.
+
+use std::time::Duration;
+
+use super::clock::Clock;
+use crate::protocol::Limits;
+
+/// Everything a server is configured with. The secret is never printed.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// The app secret: signs subscriptions, authorizes the HTTP API.
+    pub secret: String,
+    /// Limits announced in `connected` and enforced.
+    pub limits: Limits,
+    /// Messages kept per channel for recovery.
+    pub history_size: usize,
+    /// How long a message stays in history.
+    pub history_ttl: Duration,
+    /// The heartbeat interval announced to clients.
+    pub heartbeat: Duration,
+    /// A connection that sends nothing for this long is closed with `IDLE_TIMEOUT`.
+    pub idle_timeout: Duration,
+    /// Allow client publishes on public channels (otherwise private/presence only).
+    pub allow_public_publish: bool,
+    /// The `Access-Control-Allow-Origin` for browsers; `None` disables CORS headers, `*` any.
+    pub cors_origin: Option<String>,
+    /// The largest WebSocket text frame read and answered; bigger ones get `frame_too_large`.
+    pub max_frame_size: usize,
+    /// The largest batch of `POST /publish`.
+    pub max_batch: usize,
+    /// The window `publishes_per_minute` counts over (60 s; shorter only for tests).
+    pub rate_window: Duration,
+    /// WebSocket read buffer per connection, in bytes.
+    pub ws_read_buffer: usize,
+    /// WebSocket write buffer per connection, in bytes.
+    pub ws_write_buffer: usize,
+    /// The most a WebSocket write buffer may grow to before writes fail, in bytes.
+    pub ws_max_write_buffer: usize,
+    /// SSE comment heartbeat interval.
+    pub sse_keep_alive: Duration,
+    /// How long a closing connection may take to flush its close frame.
+    pub close_timeout: Duration,
+    /// How long a graceful shutdown waits for connections to close.
+    pub shutdown_timeout: Duration,
+    /// Redis URL for the scale-out engine (`None`: in-memory, single node).
+    pub redis_url: Option<String>,
+    /// The clock for rate limits and history TTLs.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("secret", &"<redacted>")
+            .field("limits", &self.limits)
+            .field("history_size", &self.history_size)
+            .field("history_ttl", &self.history_ttl)
+            .field("heartbeat", &self.heartbeat)
+            .field("allow_public_publish", &self.allow_public_publish)
+            .field("cors_origin", &self.cors_origin)
+            .field("max_frame_size", &self.max_frame_size)
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Self {
+            secret: String::new(),
+            limits,
+            history_size: 100,
+            history_ttl: Duration::from_secs(120),
+            heartbeat: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(75),
+            allow_public_publish: false,
+            cors_origin: None,
+            max_frame_size: limits.max_payload + 16 * 1024,
+            max_batch: 100,
+            rate_window: Duration::from_secs(60),
+            ws_read_buffer: 4 * 1024,
+            ws_write_buffer: 16 * 1024,
+            ws_max_write_buffer: 1024 * 1024,
+            sse_keep_alive: Duration::from_secs(15),
+            close_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+            redis_url: None,
+            clock: Clock::system(),
+        }
+    }
+}

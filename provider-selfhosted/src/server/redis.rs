@@ -1,0 +1,195 @@
+//! The Redis scale-out engine (`--redis-url`).
+//!
+//! A publish runs one Lua script on Redis that assigns the channel's epoch (created once,
+//! `SET` if absent) and next sequence (`INCR`), then `PUBLISH`es the sequenced message on one
+//! Redis pub/sub channel that every node subscribes to. Every node, the publishing one
+//! included, applies what it receives to its local broker (history, snapshot, fan-out), so
+//! sequences and epochs agree across nodes and a client can move between nodes.
+//!
+//! Shared through Redis: message fan-out, per-channel sequence numbers and epochs.
+//! Node-local: history (each node keeps what it received since it started), snapshots
+//! (likewise), presence members and connection counters.
+
+use futures_util::StreamExt;
+use redis::AsyncCommands as _;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::broker::{Broker, Publication};
+use super::clock::unix_ms;
+use crate::protocol::MessageFrame;
+
+/// The Redis pub/sub channel every node listens on.
+pub const FANOUT_CHANNEL: &str = "realtime:fanout";
+
+const SCRIPT: &str = r#"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[3], epoch .. '\n' .. seq .. '\n' .. ARGV[2])
+return {epoch, seq}
+"#;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    channel: String,
+    event: String,
+    data: serde_json::Value,
+    ts: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sender: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exclude: Option<String>,
+    #[serde(default)]
+    retain: bool,
+}
+
+/// A connection to Redis for publishing; a background task applies what other nodes publish.
+#[derive(Clone)]
+pub struct RedisEngine {
+    conn: redis::aio::MultiplexedConnection,
+}
+
+impl std::fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEngine").finish_non_exhaustive()
+    }
+}
+
+fn decode(payload: &[u8]) -> Option<(MessageFrame, Option<String>, bool)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let mut parts = text.splitn(3, '\n');
+    let epoch = parts.next()?.to_owned();
+    let seq: u64 = parts.next()?.parse().ok()?;
+    let env: Envelope = serde_json::from_str(parts.next()?).ok()?;
+    let frame = MessageFrame {
+        channel: env.channel,
+        event: env.event,
+        data: env.data,
+        id: format!("{epoch}-{seq}"),
+        seq,
+        epoch,
+        ts: env.ts,
+        sender: env.sender,
+    };
+    Some((frame, env.exclude, env.retain))
+}
+
+impl RedisEngine {
+    /// Connects, subscribes to the fan-out channel and starts applying what arrives to
+    /// `broker` until `shutdown`.
+    pub async fn start(
+        url: &str,
+        broker: Broker,
+        shutdown: CancellationToken,
+    ) -> Result<Self, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("bad redis url: {e}"))?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("ping failed: {e}"))?;
+        let mut pubsub = client
+            .get_async_pubsub()
+            .await
+            .map_err(|e| format!("cannot open pub/sub: {e}"))?;
+        pubsub
+            .subscribe(FANOUT_CHANNEL)
+            .await
+            .map_err(|e| format!("cannot subscribe: {e}"))?;
+        tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    msg = stream.next() => match msg {
+                        Some(msg) => match decode(msg.get_payload_bytes()) {
+                            Some((frame, exclude, retain)) => broker.apply_remote(frame, exclude, retain),
+                            None => tracing::warn!("ignoring an unreadable message on {FANOUT_CHANNEL}"),
+                        },
+                        None => {
+                            tracing::error!("redis pub/sub connection lost: this node no longer receives other nodes' messages");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Self { conn })
+    }
+
+    /// Sequences the message in Redis and publishes it to every node. Returns the message as
+    /// it will be delivered.
+    pub async fn publish(&self, p: Publication) -> Result<MessageFrame, String> {
+        let channel = p.channel.to_string();
+        let env = Envelope {
+            channel: channel.clone(),
+            event: p.event,
+            data: p.data,
+            ts: unix_ms(),
+            sender: p.sender,
+            exclude: p.exclude,
+            retain: p.retain,
+        };
+        let json = serde_json::to_string(&env).map_err(|e| e.to_string())?;
+        let mut conn = self.conn.clone();
+        let (epoch, seq): (String, u64) = redis::cmd("EVAL")
+            .arg(SCRIPT)
+            .arg(2)
+            .arg(format!("realtime:{{{channel}}}:epoch"))
+            .arg(format!("realtime:{{{channel}}}:seq"))
+            .arg(super::history::new_epoch())
+            .arg(&json)
+            .arg(FANOUT_CHANNEL)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("redis publish failed: {e}"))?;
+        Ok(MessageFrame {
+            channel,
+            event: env.event,
+            data: env.data,
+            id: format!("{epoch}-{seq}"),
+            seq,
+            epoch,
+            ts: env.ts,
+            sender: env.sender,
+        })
+    }
+
+    /// Deletes the keys of a channel's stream (tests and operators).
+    pub async fn reset_channel(&self, channel: &str) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let keys = [
+            format!("realtime:{{{channel}}}:epoch"),
+            format!("realtime:{{{channel}}}:seq"),
+        ];
+        conn.del::<_, ()>(&keys[..])
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_reads_the_script_payload() {
+        let env = r#"{"channel":"room","event":"e","data":[1,2.5,{}],"ts":7,"retain":true}"#;
+        let payload = format!("ab12\n42\n{env}");
+        let (frame, exclude, retain) = decode(payload.as_bytes()).unwrap();
+        assert_eq!(
+            (frame.seq, frame.epoch.as_str(), frame.id.as_str()),
+            (42, "ab12", "ab12-42")
+        );
+        assert_eq!(frame.data, serde_json::json!([1, 2.5, {}]));
+        assert_eq!((exclude, retain), (None, true));
+        assert!(decode(b"no newline").is_none());
+    }
+}
