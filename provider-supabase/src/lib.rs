@@ -16,6 +16,7 @@
 //! [`RealtimeProvider`]: realtime_core::RealtimeProvider
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod dispatch;
 pub mod errors;
 pub mod frame;
@@ -29,3 +30,10 @@ pub mod topic;
 
 /// The provider's short name, as `RealtimeProvider::name` reports it.
 pub const PROVIDER_NAME: &str = "supabase";
+
+pub use client::{AccessTokenHandle, SupabaseConfig, SupabaseProvider};
+pub use frame::ProtocolVersion;
+pub use join::{BroadcastOptions, ChannelOptions, Replay};
+pub use jwt::SupabaseAuthorizer;
+pub use postgres::{PostgresChangesFilter, PostgresEvent};
+pub use rest::{EventBody, Persist, SupabasePublisher};
