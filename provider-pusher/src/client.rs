@@ -989,3 +989,31 @@ impl RealtimeProvider for PusherProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_tls_stack_builds() {
+        assert!(matches!(
+            tls_connector(),
+            Ok(tokio_tungstenite::Connector::Rustls(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn calls_before_connect_are_connection_errors() {
+        let mut p = PusherProvider::new(PusherConfig::cluster("k", "eu"));
+        let ch = Channel::public("a");
+        let err = p
+            .subscribe(&ch, &SubscribeOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), realtime_core::ErrorKind::Connection);
+        assert!(p.ping().await.is_err());
+        assert!(p.unsubscribe(&ch).await.is_ok());
+        assert!(p.disconnect().await.is_ok());
+        assert_eq!(p.socket_id(), None);
+    }
+}
