@@ -20,14 +20,36 @@ fn every_error_code_maps_to_its_kind() {
         (code::PAYLOAD_TOO_LARGE, ErrorKind::PayloadTooLarge),
         (code::RATE_LIMITED, ErrorKind::RateLimited),
         (code::TOO_MANY_SUBSCRIPTIONS, ErrorKind::Provider),
+        (code::BATCH_TOO_LARGE, ErrorKind::Provider),
+        (code::NOT_FOUND, ErrorKind::Provider),
+        (code::CONFLICT, ErrorKind::Provider),
+        (code::UNAVAILABLE, ErrorKind::Provider),
         ("something_new", ErrorKind::Provider),
     ];
     for (c, kind) in table {
         let e = error_for_code(c, "why", Some("private:a"), CodeContext::default());
         assert_eq!(e.kind(), kind, "{c}");
-        // Only a rate limit is worth retrying as is.
-        assert_eq!(e.is_retryable(), kind == ErrorKind::RateLimited, "{c}");
+        // Only a rate limit and a server that is temporarily unavailable are worth retrying.
+        let retryable = kind == ErrorKind::RateLimited || c == code::UNAVAILABLE;
+        assert_eq!(e.is_retryable(), retryable, "{c}");
     }
+    let numbers: Vec<i64> = [
+        code::TOO_MANY_SUBSCRIPTIONS,
+        code::BATCH_TOO_LARGE,
+        code::NOT_FOUND,
+        code::CONFLICT,
+        code::UNAVAILABLE,
+        "something_new",
+    ]
+    .iter()
+    .map(
+        |c| match error_for_code(c, "", None, CodeContext::default()) {
+            RealtimeError::Provider { code, .. } => code,
+            other => panic!("{c}: {other:?}"),
+        },
+    )
+    .collect();
+    assert_eq!(numbers, vec![4029, 4013, 4004, 4009, 5003, 0]);
 }
 
 #[test]

@@ -24,7 +24,11 @@ pub struct CodeContext<'a> {
 /// specific kind (`too_many_subscriptions`), or for a code this client does not know.
 pub fn provider_code(code: &str) -> i64 {
     match code {
+        code::BATCH_TOO_LARGE => 4013,
+        code::NOT_FOUND => 4004,
+        code::CONFLICT => 4009,
         code::TOO_MANY_SUBSCRIPTIONS => 4029,
+        code::UNAVAILABLE => 5003,
         _ => 0,
     }
 }
@@ -40,6 +44,10 @@ pub fn provider_code(code: &str) -> i64 {
 /// | `payload_too_large` | `PayloadTooLarge` |
 /// | `rate_limited` | `RateLimited` |
 /// | `too_many_subscriptions` | `Provider` (code 4029, not retryable) |
+/// | `batch_too_large` | `Provider` (code 4013, not retryable) |
+/// | `not_found` | `Provider` (code 4004, not retryable) |
+/// | `conflict` | `Provider` (code 4009, not retryable) |
+/// | `unavailable` | `Provider` (code 5003, **retryable**) |
 /// | anything else | `Provider` (code 0, not retryable) |
 pub fn error_for_code(
     error_code: &str,
@@ -69,7 +77,7 @@ pub fn error_for_code(
             provider: PROVIDER_NAME,
             code: provider_code(other),
             message: format!("{other}: {message}"),
-            retryable: false,
+            retryable: other == code::UNAVAILABLE,
         },
     }
 }

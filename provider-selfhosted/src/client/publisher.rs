@@ -16,7 +16,15 @@ use crate::client::provider::{endpoint, parse_base};
 /// The default time one HTTP call may take.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The JSON body of an HTTP error answer: `{"code": …, "message": …}`.
+/// The JSON body of an HTTP error answer: `{"error": {"code": …, "message": …}}` (a bare
+/// `{"code": …, "message": …}` is read too).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ErrorEnvelope {
+    Wrapped { error: ErrorBody },
+    Bare(ErrorBody),
+}
+
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
     code: String,
@@ -39,7 +47,9 @@ pub(crate) async fn check_response(
         return Ok(response);
     }
     let text = response.text().await.unwrap_or_default();
-    if let Ok(body) = serde_json::from_str::<ErrorBody>(&text) {
+    if let Ok(ErrorEnvelope::Wrapped { error: body } | ErrorEnvelope::Bare(body)) =
+        serde_json::from_str::<ErrorEnvelope>(&text)
+    {
         return Err(error_for_code(
             &body.code,
             &body.message,

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use realtime_core::{
-    Channel, ChannelKind, CloseReason, EventSink, OutboundMessage, Position, PresenceChange,
-    RealtimeError, Recovery, Result, SubscribeOptions, Subscribed,
+    Channel, ChannelKind, CloseReason, EventSink, OutboundMessage, Position, RealtimeError,
+    Recovery, Result, SubscribeOptions, Subscribed,
 };
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -24,7 +24,7 @@ use tokio::time::timeout;
 use tracing::debug;
 use url::Url;
 
-use crate::client::errors::CodeContext;
+use crate::client::errors::{CodeContext, close_reason, error_for_code};
 use crate::client::provider::endpoint;
 use crate::client::publisher::check_response;
 use crate::protocol::{MessageFrame, ServerFrame};
@@ -105,12 +105,11 @@ impl SseParser {
     }
 }
 
-/// The `Last-Event-ID` for a position: `epoch-seq`, the message id the server gives.
-pub fn last_event_id(position: &Position) -> String {
-    match &position.epoch {
-        Some(epoch) => format!("{epoch}-{}", position.sequence),
-        None => position.sequence.to_string(),
-    }
+/// The `Last-Event-ID` that resumes `channel` after `position`: the server's cursor format,
+/// `channel~epoch~seq`. `None` when the position has no epoch (nothing to resume from).
+pub fn last_event_id(channel: &Channel, position: &Position) -> Option<String> {
+    let epoch = position.epoch.as_ref()?;
+    Some(format!("{channel}~{epoch}~{}", position.sequence))
 }
 
 /// The SSE "link": the streams of the subscribed channels.
@@ -177,8 +176,14 @@ impl SseLink {
         let mut url = endpoint(&self.base, "sse")?;
         url.query_pairs_mut().append_pair("channel", &name);
         let mut request = self.http.get(url).header("accept", "text/event-stream");
-        if let Some(since) = &options.since {
-            request = request.header("last-event-id", last_event_id(since));
+        let resume = options
+            .since
+            .as_ref()
+            .and_then(|since| last_event_id(channel, since));
+        let asked = resume.is_some();
+        let since = options.since.as_ref().filter(|_| asked).map(|p| p.sequence);
+        if let Some(id) = resume {
+            request = request.header("last-event-id", id);
         }
         let response = match timeout(wait, request.send()).await {
             Err(_) => return Err(RealtimeError::timeout("SSE subscribe", wait)),
@@ -195,18 +200,26 @@ impl SseLink {
             response,
             self.sink.clone(),
             channel.clone(),
-            options.since.is_some(),
+            since,
             ready_tx,
         ));
         if let Some(old) = self.streams.insert(channel.clone(), task) {
             old.abort();
         }
-        match timeout(wait, ready_rx).await {
+        let answer = match timeout(wait, ready_rx).await {
             Err(_) => Err(RealtimeError::timeout("SSE `subscribed` event", wait)),
             Ok(Err(_)) => Err(RealtimeError::Connection(
                 "the SSE stream ended before `subscribed`".into(),
             )),
             Ok(Ok(result)) => result,
+        };
+        // A `since` without an epoch could not be resumed: the application must resync.
+        match answer {
+            Ok(mut subscribed) if options.since.is_some() && !asked => {
+                subscribed.recovery = Recovery::Gap;
+                Ok(subscribed)
+            }
+            other => other,
         }
     }
 
@@ -255,134 +268,185 @@ impl Drop for SseLink {
     }
 }
 
-/// Reads one channel's stream; the first `subscribed` event answers `ready`.
+/// Reads one channel's stream and answers its `subscribe`.
+struct StreamReader {
+    sink: EventSink,
+    channel: Channel,
+    /// The sequence resumed after, when resuming.
+    since: Option<u64>,
+    ready: Option<oneshot::Sender<Result<Subscribed>>>,
+    /// An answer held until the replay up to this sequence has reached the sink.
+    held: Option<(Subscribed, u64)>,
+}
+
+/// Reads one channel's stream until it ends; reports why through the sink.
 async fn read_stream(
     response: reqwest::Response,
     sink: EventSink,
     channel: Channel,
-    asked: bool,
+    since: Option<u64>,
     ready: oneshot::Sender<Result<Subscribed>>,
 ) {
-    let mut ready = Some(ready);
+    let mut reader = StreamReader {
+        sink,
+        channel,
+        since,
+        ready: Some(ready),
+        held: None,
+    };
     let mut parser = SseParser::default();
     let mut body = response.bytes_stream();
-    let reason = loop {
+    let channel = reader.channel.clone();
+    let reason = 'read: loop {
         let chunk = match body.next().await {
-            None => break CloseReason::retry(None, format!("the SSE stream of `{channel}` ended")),
+            None => {
+                break CloseReason::retry(None, format!("the SSE stream of `{channel}` ended"));
+            }
             Some(Err(e)) => break CloseReason::retry(None, format!("SSE stream: {e}")),
             Some(Ok(chunk)) => chunk,
         };
         for event in parser.feed(&chunk) {
-            if !on_event(&sink, &channel, asked, &mut ready, event) {
-                return;
+            match reader.on_event(event) {
+                Step::Continue => {}
+                Step::Stop => return,
+                Step::Closed(reason) => break 'read reason,
             }
         }
     };
     debug!(%channel, message = %reason.message, "SSE stream closed");
-    if let Some(ready) = ready.take() {
+    if let Some(ready) = reader.ready.take() {
         let _ = ready.send(Err(RealtimeError::Connection(reason.message.clone())));
         return;
     }
-    sink.closed(reason);
+    reader.sink.closed(reason);
 }
 
-/// Handles one SSE event; returns whether the sink still has a listener.
-fn on_event(
-    sink: &EventSink,
-    channel: &Channel,
-    asked: bool,
-    ready: &mut Option<oneshot::Sender<Result<Subscribed>>>,
-    event: SseEvent,
-) -> bool {
-    let value: Value = match serde_json::from_str(&event.data) {
-        Ok(v) => v,
-        Err(e) => {
-            return sink.error(
-                Some(channel.clone()),
-                RealtimeError::Protocol(format!("malformed SSE event `{}`: {e}", event.event)),
-            );
+/// What one SSE event means.
+enum Step {
+    /// Go on reading.
+    Continue,
+    /// Nobody listens to the sink any more: stop quietly.
+    Stop,
+    /// The server ended the stream with this reason.
+    Closed(CloseReason),
+}
+
+fn step(alive: bool) -> Step {
+    if alive { Step::Continue } else { Step::Stop }
+}
+
+impl StreamReader {
+    fn answer(&mut self, result: Result<Subscribed>) {
+        if let Some(tx) = self.ready.take() {
+            let _ = tx.send(result);
         }
-    };
-    let frame = if value.get("type").is_some() {
-        serde_json::from_value::<ServerFrame>(value).map_err(|e| e.to_string())
-    } else {
-        serde_json::from_value::<MessageFrame>(value)
-            .map(ServerFrame::Message)
-            .map_err(|e| e.to_string())
-    };
-    let frame = match frame {
-        Ok(f) => f,
-        Err(e) => {
-            return sink.error(
-                Some(channel.clone()),
-                RealtimeError::Protocol(format!("malformed SSE event `{}`: {e}", event.event)),
-            );
-        }
-    };
-    match frame {
-        ServerFrame::Message(m) => match m.to_message() {
-            Some(message) => sink.message(message),
-            None => sink.error(
-                Some(channel.clone()),
-                RealtimeError::Protocol(format!("a message on an invalid channel `{}`", m.channel)),
-            ),
-        },
-        ServerFrame::Subscribed {
-            snapshot,
-            members,
-            recovered,
-            messages,
-            position,
-            ..
-        } => {
-            if let Some(snapshot) = snapshot
-                && let Some(mut m) = snapshot.to_message()
-            {
-                m.position = None;
-                sink.message(m);
+    }
+
+    fn protocol_error(&self, what: String) -> bool {
+        self.sink
+            .error(Some(self.channel.clone()), RealtimeError::Protocol(what))
+    }
+
+    /// Handles one SSE event. The server sends `connected`, `subscribed`, `presence`, `error`
+    /// and `frame` events as [`ServerFrame`] JSON, `message` events as [`MessageFrame`] JSON,
+    /// and a last `close` event `{"code": …}` when it ends the stream.
+    fn on_event(&mut self, event: SseEvent) -> Step {
+        let frame = match event.event.as_str() {
+            "message" => {
+                serde_json::from_str::<MessageFrame>(&event.data).map(ServerFrame::Message)
             }
-            if let Some(members) = members {
-                sink.presence(channel.clone(), PresenceChange::Snapshot(members));
+            "close" => {
+                let code = serde_json::from_str::<Value>(&event.data)
+                    .ok()
+                    .and_then(|v| v.get("code").and_then(Value::as_u64))
+                    .and_then(|c| u16::try_from(c).ok());
+                return Step::Closed(close_reason(code, "the server closed the SSE stream"));
             }
-            for m in messages.iter().filter_map(MessageFrame::to_message) {
-                sink.message(m);
+            _ => serde_json::from_str::<ServerFrame>(&event.data),
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                return step(
+                    self.protocol_error(format!("malformed SSE event `{}`: {e}", event.event)),
+                );
             }
-            let recovery = match (asked, recovered) {
-                (false, _) => Recovery::NotAttempted,
-                (true, Some(true)) => Recovery::Recovered,
-                (true, _) => Recovery::Gap,
-            };
-            if let Some(ready) = ready.take() {
-                let _ = ready.send(Ok(Subscribed { recovery, position }));
-            }
-            !sink.is_closed()
-        }
-        ServerFrame::Error {
-            code,
-            message,
-            channel: ch,
-            ..
-        } => {
-            let error = crate::client::errors::error_for_code(
-                &code,
-                &message,
-                ch.as_deref(),
-                CodeContext {
-                    channel: Some(&channel.to_string()),
-                    ..CodeContext::default()
-                },
-            );
-            match ready.take() {
-                Some(ready) => {
-                    let _ = ready.send(Err(error));
-                    !sink.is_closed()
+        };
+        let alive = match frame {
+            ServerFrame::Message(m) => self.on_message(&m),
+            ServerFrame::Subscribed {
+                snapshot,
+                recovered,
+                messages,
+                position,
+                ..
+            } => {
+                if let Some(mut m) = snapshot.as_ref().and_then(MessageFrame::to_message) {
+                    m.position = None;
+                    self.sink.message(m);
                 }
-                None => sink.error(Some(channel.clone()), error),
+                let recovery = match (self.since, recovered) {
+                    (None, _) => Recovery::NotAttempted,
+                    (Some(_), Some(true)) => Recovery::Recovered,
+                    (Some(_), _) => Recovery::Gap,
+                };
+                let target = position.as_ref().map(|p| p.sequence);
+                let subscribed = Subscribed { recovery, position };
+                match (recovery, self.since, target) {
+                    // The replay follows as `message` events: answer once it is through.
+                    (Recovery::Recovered, Some(since), Some(target)) if since < target => {
+                        self.held = Some((subscribed, target));
+                    }
+                    _ => self.answer(Ok(subscribed)),
+                }
+                let mut alive = !self.sink.is_closed();
+                for m in &messages {
+                    alive = self.on_message(m);
+                }
+                alive
             }
+            ServerFrame::Error {
+                code,
+                message,
+                channel,
+                ..
+            } => {
+                let name = self.channel.to_string();
+                let ctx = CodeContext {
+                    channel: Some(&name),
+                    ..CodeContext::default()
+                };
+                let error = error_for_code(&code, &message, channel.as_deref(), ctx);
+                if self.ready.is_some() {
+                    self.answer(Err(error));
+                    !self.sink.is_closed()
+                } else {
+                    self.sink.error(Some(self.channel.clone()), error)
+                }
+            }
+            ServerFrame::Presence { .. } => {
+                self.protocol_error("a presence event on an SSE stream".into())
+            }
+            other => {
+                debug!(?other, "SSE event ignored");
+                !self.sink.is_closed()
+            }
+        };
+        step(alive)
+    }
+
+    fn on_message(&mut self, m: &MessageFrame) -> bool {
+        let Some(message) = m.to_message() else {
+            return self.protocol_error(format!("a message on an invalid channel `{}`", m.channel));
+        };
+        let alive = self.sink.message(message);
+        if let Some((_, target)) = &self.held
+            && m.channel == self.channel.to_string()
+            && m.seq >= *target
+            && let Some((subscribed, _)) = self.held.take()
+        {
+            self.answer(Ok(subscribed));
         }
-        other => {
-            debug!(?other, "SSE event ignored");
-            !sink.is_closed()
-        }
+        alive
     }
 }
