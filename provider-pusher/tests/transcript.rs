@@ -235,10 +235,9 @@ async fn the_peer_rejects_a_frame_that_differs() {
         Step::Expect(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"other"}}"#.into()),
     ])
     .await;
-    let mut provider = PusherProvider::new(config(peer.port));
-    let mut c = provider.config().clone();
+    let mut c = config(peer.port);
     c.subscribe_timeout = Duration::from_millis(500);
-    provider = PusherProvider::new(c);
+    let mut provider = PusherProvider::new(c);
     let (sink, _rx) = EventSink::channel();
     provider.connect(sink).await.unwrap();
     let _ = provider

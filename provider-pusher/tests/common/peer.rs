@@ -46,11 +46,25 @@ pub const FRAME_WAIT: Duration = Duration::from_secs(10);
 impl Peer {
     /// Starts a peer that serves one connection with `script`.
     pub async fn start(script: Vec<Step>) -> Peer {
+        Self::start_many(vec![script]).await
+    }
+
+    /// Starts a peer that serves consecutive connections, one script each, in order.
+    pub async fn start_many(scripts: Vec<Vec<Step>>) -> Peer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
         let port = listener.local_addr().expect("addr").port();
-        let handle = tokio::spawn(async move { serve(listener, script).await });
+        let handle = tokio::spawn(async move {
+            let mut first = None;
+            for (n, script) in scripts.into_iter().enumerate() {
+                let report = serve(&listener, script)
+                    .await
+                    .map_err(|e| format!("connection {n}: {e}"))?;
+                first.get_or_insert(report);
+            }
+            first.ok_or_else(|| "no script".to_string())
+        });
         Peer { port, handle }
     }
 
@@ -71,7 +85,7 @@ pub fn established(socket_id: &str, activity_timeout: u64) -> String {
     serde_json::json!({"event": "pusher:connection_established", "data": data}).to_string()
 }
 
-async fn serve(listener: TcpListener, script: Vec<Step>) -> Result<PeerReport, String> {
+async fn serve(listener: &TcpListener, script: Vec<Step>) -> Result<PeerReport, String> {
     let (tcp, _) = tokio::time::timeout(FRAME_WAIT, listener.accept())
         .await
         .map_err(|_| "no client connected".to_string())?

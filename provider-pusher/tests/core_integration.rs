@@ -1,0 +1,137 @@
+//! The provider under the core's `RealtimeClient`, against scripted loopback peers: the
+//! close code decides whether the core reconnects, and the core's heartbeat follows the
+//! server's activity timeout.
+
+mod common;
+
+use std::time::Duration;
+
+use common::peer::{Peer, Step, established};
+use provider_pusher::{PusherConfig, PusherProvider};
+use realtime_core::{Backoff, ClientEvent, ConnectionState, ErrorKind, RealtimeClient};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn client(port: u16) -> RealtimeClient {
+    RealtimeClient::builder(PusherProvider::new(PusherConfig::host(
+        "key",
+        "127.0.0.1",
+        port,
+        false,
+    )))
+    .backoff(Backoff {
+        initial: Duration::from_millis(50),
+        factor: 2,
+        max: Duration::from_millis(200),
+        jitter: Duration::from_millis(10),
+        max_attempts: 5,
+    })
+    .build()
+}
+
+async fn connected_count(events: &mut tokio::sync::broadcast::Receiver<ClientEvent>, n: usize) {
+    let mut seen = 0;
+    tokio::time::timeout(WAIT, async {
+        while seen < n {
+            if let Ok(ClientEvent::StateChanged(ConnectionState::Connected)) = events.recv().await {
+                seen += 1;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("connected {seen} times, expected {n}"));
+}
+
+/// 4200 (and 4100) closes are followed by a new connection; the second connection is served
+/// by the peer's second script.
+#[tokio::test]
+async fn core_reconnects_after_retryable_close_codes() {
+    for code in [4200u16, 4100, 1011] {
+        let peer = Peer::start_many(vec![
+            vec![
+                Step::Send(established("1.1", 120)),
+                Step::Close(code, format!("close {code}")),
+                Step::AwaitClose,
+            ],
+            vec![Step::Send(established("2.1", 120)), Step::AwaitClose],
+        ])
+        .await;
+        let c = client(peer.port);
+        let mut events = c.events();
+        c.connect().await.unwrap();
+        connected_count(&mut events, 2).await;
+        c.close().await;
+        peer.finish().await.unwrap();
+    }
+}
+
+/// 4001 / 4009 closes are fatal: the client ends `Failed` with the mapped error.
+#[tokio::test]
+async fn core_fails_after_fatal_close_codes() {
+    for (code, kind) in [
+        (4001u16, ErrorKind::Config),
+        (4009, ErrorKind::Unauthorized),
+    ] {
+        let peer = Peer::start(vec![
+            Step::Send(established("1.1", 120)),
+            Step::Close(code, format!("close {code}")),
+            Step::AwaitClose,
+        ])
+        .await;
+        let c = client(peer.port);
+        let mut states = c.state_changes();
+        c.connect().await.unwrap();
+        let state = tokio::time::timeout(WAIT, async {
+            loop {
+                let s = states.borrow_and_update().clone();
+                if let ConnectionState::Failed(_) = s {
+                    return s;
+                }
+                states.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("Failed in time");
+        match state {
+            ConnectionState::Failed(e) => assert_eq!(e.kind(), kind, "{code}: {e}"),
+            _ => unreachable!(),
+        }
+        c.close().await;
+        peer.finish().await.unwrap();
+    }
+}
+
+/// The server's activity timeout (1 s) sets the core's heartbeat: the core sends pusher-js's
+/// ping frame and measures the pong (a zero degraded threshold reports every round trip).
+#[tokio::test]
+async fn core_heartbeat_follows_the_activity_timeout() {
+    let peer = Peer::start(vec![
+        Step::Send(established("1.1", 1)),
+        Step::Expect(r#"{"event":"pusher:ping","data":{}}"#.into()),
+        Step::Send(r#"{"event":"pusher:pong"}"#.into()),
+        Step::AwaitClose,
+    ])
+    .await;
+    let c = RealtimeClient::builder(PusherProvider::new(PusherConfig::host(
+        "key",
+        "127.0.0.1",
+        peer.port,
+        false,
+    )))
+    .degraded_threshold(Duration::ZERO)
+    .build();
+    let mut events = c.events();
+    c.connect().await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(ClientEvent::ConnectionDegraded { .. }) = events.recv().await {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("a heartbeat round trip");
+    assert!(c.latency().is_some());
+    c.close().await;
+    peer.finish().await.unwrap();
+}
