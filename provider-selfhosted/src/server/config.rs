@@ -34,7 +34,10 @@ pub struct ServerConfig {
     pub ws_read_buffer: usize,
     /// WebSocket write buffer per connection, in bytes.
     pub ws_write_buffer: usize,
-    /// The most a WebSocket write buffer may grow to before writes fail, in bytes.
+    /// The most a WebSocket write buffer may grow to before writes fail, in bytes. It must
+    /// hold the largest frame (a `subscribed` replay can carry a whole history), so the
+    /// default is unlimited: memory is bounded by the send queue, whose frames are written
+    /// one at a time.
     pub ws_max_write_buffer: usize,
     /// SSE comment heartbeat interval.
     pub sse_keep_alive: Duration,
@@ -81,7 +84,7 @@ impl Default for ServerConfig {
             rate_window: Duration::from_secs(60),
             ws_read_buffer: 4 * 1024,
             ws_write_buffer: 16 * 1024,
-            ws_max_write_buffer: 1024 * 1024,
+            ws_max_write_buffer: usize::MAX,
             sse_keep_alive: Duration::from_secs(15),
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),

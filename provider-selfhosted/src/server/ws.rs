@@ -26,6 +26,9 @@ use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame, close, code};
 
 /// The normal close code (RFC 6455 1000): the client went away or asked to close.
 const NORMAL: u16 = 1000;
+/// The socket refused a write (RFC 6455 1011, internal error); recorded as the disconnect
+/// reason.
+const WRITE_FAILED: u16 = 1011;
 
 const KNOWN_TYPES: &[&str] = &[
     "subscribe",
@@ -112,7 +115,10 @@ async fn writer(
                     biased;
                     _ = kick.kicked() => break,
                     sent = sink.send(Message::Text(frame.text.clone())) => {
-                        if sent.is_err() {
+                        if let Err(e) = sent {
+                            // The socket is gone or refused the frame: end the connection.
+                            tracing::debug!("websocket write failed: {e}");
+                            kick.kick(WRITE_FAILED);
                             return;
                         }
                     }
