@@ -470,3 +470,34 @@ fn move_replies(mut frames: Vec<Value>) -> Vec<Value> {
     }
     frames
 }
+
+/// Accepts one WebSocket (for hand-written server scripts).
+pub async fn accept_ws(incoming: &mut Incoming) -> WebSocketStream<Box<dyn Io>> {
+    let io = timeout(Duration::from_secs(120), incoming.accept())
+        .await
+        .expect("a connection in time")
+        .expect("connection");
+    tokio_tungstenite::accept_async(io)
+        .await
+        .expect("handshake")
+}
+
+/// The next client message (pings skipped), or a panic.
+pub async fn recv<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> WsMessage {
+    next_client_message(ws).await.expect("client message")
+}
+
+/// The next client text frame, or a panic.
+pub async fn recv_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
+    match recv(ws).await {
+        WsMessage::Text(t) => t.as_str().to_owned(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// Sends a text frame.
+pub async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: &str) {
+    ws.send(WsMessage::Text(text.to_owned().into()))
+        .await
+        .expect("send");
+}
