@@ -33,20 +33,24 @@ pub struct SignedQuery {
 impl SignedQuery {
     /// The query string as the official SDK writes it (values unescaped).
     pub fn unescaped(&self) -> String {
-        join(&self.params, |v| v.to_owned())
+        join(&self.params, str::to_owned)
     }
 
     /// The query string for a URL: values percent-encoded where they must be (the signature
     /// covers the unescaped form, as Pusher expects).
     pub fn encoded(&self) -> String {
-        join(&self.params, percent_encode)
+        self.params
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
     }
 }
 
 fn join(params: &[(String, String)], f: impl Fn(&str) -> String) -> String {
     params
         .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), f(v)))
+        .map(|(k, v)| format!("{k}={}", f(v)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -103,7 +107,7 @@ pub fn sign(
         all.push(("body_md5".into(), body_md5(body)));
     }
     all.sort();
-    let sorted = join(&all, |v| v.to_owned());
+    let sorted = join(&all, str::to_owned);
     let string_to_sign = format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, sorted);
     let signature = hmac_sha256_hex(secret.as_bytes(), string_to_sign.as_bytes());
     all.push(("auth_signature".into(), signature.clone()));

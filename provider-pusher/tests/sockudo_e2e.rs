@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::sockudo::{KEY, Sockudo};
-use provider_pusher::names::from_wire;
 use provider_pusher::{
     Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest, TriggerOptions,
     UserEvent,
@@ -422,5 +421,35 @@ async fn wrong_secret_and_wrong_signature_are_refused() {
         c.subscribe("feed").await.unwrap();
         c.close().await;
     }
-    let _ = from_wire("feed");
+}
+
+/// End-to-end encryption through a real server: our publisher encrypts with the master key,
+/// the server relays ciphertext, our client decrypts with the shared secret from our
+/// authorizer.
+#[tokio::test]
+async fn encrypted_channel_round_trip() {
+    let Some(server) = Sockudo::start().await else {
+        return;
+    };
+    let creds = server
+        .credentials()
+        .with_encryption_master_key_base64("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        .unwrap();
+    let c = RealtimeClient::builder(provider(&server))
+        .authorizer(Arc::new(PusherAuthorizer::new(creds.clone())))
+        .client_id("u1")
+        .build();
+    let mut sub = c.subscribe("private:encrypted-secrets").await.unwrap();
+    let rest = PusherRest::host(creds, "127.0.0.1", server.port, false);
+    let data = json!({"message": "top secret", "n": 1});
+    rest.publish(&OutboundMessage::new(
+        ch("private:encrypted-secrets"),
+        "secret-event",
+        data.clone(),
+    ))
+    .await
+    .unwrap();
+    let m = recv(&mut sub).await;
+    assert_eq!((m.event.as_str(), m.data), ("secret-event", data));
+    c.close().await;
 }
