@@ -517,9 +517,14 @@ impl SupabaseProvider {
                 c.tx.clone()
             })
         };
+        let live = tx.is_some();
         if let Some(tx) = tx {
             // No code: the server sees 1005, as with realtime-js's disconnect().
             let _ = tx.send(WsMessage::Close(None));
+        }
+        if !live && let Some(reader) = self.reader.take() {
+            // The link is already gone (lost or closed by us): nothing more to deliver.
+            reader.abort();
         }
         for task in [self.writer.take(), self.reader.take()]
             .into_iter()

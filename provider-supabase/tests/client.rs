@@ -519,6 +519,75 @@ async fn realtime_client_reconnects_and_rejoins_with_the_current_token() {
     }
 }
 
+/// Refused handshakes: the core's backoff schedule (1 s, 2 s, … plus jitter) replaces
+/// realtime-js's 1/2/5/10 s; a transient refusal (503) is retried.
+#[tokio::test(start_paused = true)]
+async fn realtime_client_retries_refused_handshakes_on_the_core_schedule() {
+    let (mut incoming, connector) = peer::memory();
+    let client = RealtimeClient::builder(provider(connector))
+        .jitter_seed(3)
+        .build();
+    let mut states = client.state_changes();
+    let connecting = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect().await }
+    });
+    let server = tokio::spawn(async move {
+        peer::refuse(&mut incoming, 503).await;
+        peer::refuse(&mut incoming, 503).await;
+        peer::accept_ws(&mut incoming).await
+    });
+    let mut delays = Vec::new();
+    timeout(Duration::from_secs(120), async {
+        loop {
+            states.changed().await.expect("state");
+            let state = states.borrow().clone();
+            match state {
+                ConnectionState::Reconnecting { retry_in, .. } => delays.push(retry_in),
+                ConnectionState::Connected => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("connected in time");
+    assert_eq!(delays.len(), 2, "{delays:?}");
+    assert!(
+        delays[0] >= Duration::from_secs(1) && delays[0] <= Duration::from_secs(2),
+        "{delays:?}"
+    );
+    assert!(
+        delays[1] >= Duration::from_secs(2) && delays[1] <= Duration::from_secs(3),
+        "{delays:?}"
+    );
+    // connect() reports the first attempt; the core kept retrying on its own.
+    let first = connecting
+        .await
+        .expect("task")
+        .expect_err("first attempt refused");
+    assert!(first.is_retryable(), "{first}");
+    assert_eq!(client.state(), ConnectionState::Connected);
+    let _ws = server.await.expect("server");
+    client.close().await;
+}
+
+/// A refused API key (HTTP 401 at the handshake) is fatal: realtime-js cannot see the status
+/// and retries forever; we can, and stop.
+#[tokio::test(start_paused = true)]
+async fn refused_api_key_is_fatal_for_the_core() {
+    let (mut incoming, connector) = peer::memory();
+    let server = tokio::spawn(async move { peer::refuse(&mut incoming, 401).await });
+    let client = RealtimeClient::builder(provider(connector)).build();
+    let err = client.connect().await.expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    assert!(
+        matches!(client.state(), ConnectionState::Failed(_)),
+        "{:?}",
+        client.state()
+    );
+    server.await.expect("server");
+}
+
 /// Against a real project: `SUPABASE_URL=https://<ref>.supabase.co SUPABASE_ANON_KEY=… cargo
 /// test -p provider-supabase --test client -- --ignored`.
 #[tokio::test]

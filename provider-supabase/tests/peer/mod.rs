@@ -501,3 +501,18 @@ pub async fn send_text<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStre
         .await
         .expect("send");
 }
+
+/// Accepts one connection and refuses its WebSocket handshake with `status`.
+pub async fn refuse(incoming: &mut Incoming, status: u16) {
+    let io = timeout(Duration::from_secs(120), incoming.accept())
+        .await
+        .expect("a connection in time")
+        .expect("connection");
+    #[allow(clippy::result_large_err)] // the signature tungstenite asks for
+    let callback = |_: &Request, _: Response| {
+        let mut e = ErrorResponse::new(Some(r#"{"error":"refused"}"#.to_owned()));
+        *e.status_mut() = StatusCode::from_u16(status).expect("status");
+        Err(e)
+    };
+    let _ = tokio_tungstenite::accept_hdr_async(io, callback).await;
+}
