@@ -15,15 +15,15 @@ use provider_selfhosted::server::{Server, ServerError};
 /// The self-hosted realtime server: WebSocket (`/ws`), Server-Sent Events (`/sse`), HTTP
 /// publish (`POST /publish`), presence, history, Prometheus metrics (`/metrics`).
 #[derive(Debug, Parser)]
-#[command(name = "realtime-server", version, about, long_about = None)]
+#[command(name = "realtime-server", version)]
 struct Args {
     /// The app secret: signs private/presence subscriptions (HMAC-SHA256) and authorizes the
     /// HTTP API (`Authorization: Bearer <secret>`). Required.
     #[arg(long, env = "REALTIME_SECRET", hide_env_values = true)]
     secret: Option<String>,
 
-    /// The address to listen on.
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    /// The address to listen on (`0.0.0.0` for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
     host: String,
 
     /// The port to listen on.
