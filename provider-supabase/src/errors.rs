@@ -76,11 +76,13 @@ pub const TABLE: &[(&str, ErrorClass)] = &[
     ),
 ];
 
-/// Classifies an error text with [`TABLE`]; unknown texts are [`ErrorClass::Fatal`].
+/// Classifies an error text with [`TABLE`]: a code prefix (`"<Code>: …"`) wins, then any
+/// entry the text contains; unknown texts are [`ErrorClass::Fatal`].
 pub fn classify(text: &str) -> ErrorClass {
     TABLE
         .iter()
-        .find(|(needle, _)| text.starts_with(needle) || text.contains(needle))
+        .find(|(needle, _)| text.starts_with(needle))
+        .or_else(|| TABLE.iter().find(|(needle, _)| text.contains(needle)))
         .map_or(ErrorClass::Fatal, |(_, class)| *class)
 }
 
@@ -217,6 +219,11 @@ mod tests {
             assert_eq!(err.is_retryable(), retryable, "{text}");
         }
         assert_eq!(classify("something new"), ErrorClass::Fatal);
+        // The code prefix decides, whatever the message mentions.
+        assert_eq!(
+            classify("RealtimeRestarting: Unauthorized clients will be dropped"),
+            ErrorClass::Transient
+        );
     }
 
     #[test]

@@ -37,3 +37,8 @@ pub use join::{BroadcastOptions, ChannelOptions, Replay};
 pub use jwt::SupabaseAuthorizer;
 pub use postgres::{PostgresChangesFilter, PostgresEvent};
 pub use rest::{EventBody, Persist, SupabasePublisher};
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
