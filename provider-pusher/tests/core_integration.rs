@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::peer::{Peer, Step, established};
 use provider_pusher::{PusherConfig, PusherProvider};
 use realtime_core::{Backoff, ClientEvent, ConnectionState, ErrorKind, RealtimeClient};
+use tokio::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -29,24 +30,30 @@ fn client(port: u16) -> RealtimeClient {
     .build()
 }
 
-async fn connected_count(events: &mut tokio::sync::broadcast::Receiver<ClientEvent>, n: usize) {
-    let mut seen = 0;
+/// Waits (bounded) for `n` `Connected` states; returns when each happened.
+async fn connected_at(
+    events: &mut tokio::sync::broadcast::Receiver<ClientEvent>,
+    n: usize,
+) -> Vec<Instant> {
+    let mut seen = Vec::new();
     tokio::time::timeout(WAIT, async {
-        while seen < n {
+        while seen.len() < n {
             if let Ok(ClientEvent::StateChanged(ConnectionState::Connected)) = events.recv().await {
-                seen += 1;
+                seen.push(Instant::now());
             }
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("connected {seen} times, expected {n}"));
+    .unwrap_or_else(|_| panic!("connected {} times, expected {n}", seen.len()));
+    seen
 }
 
-/// 4200 (and 4100) closes are followed by a new connection; the second connection is served
-/// by the peer's second script.
-#[tokio::test]
+/// After a 42xx close the core reconnects at once; after 41xx and other codes it waits for
+/// its backoff (50 ms here), on the paused clock. Each new connection is served by the peer's
+/// next script.
+#[tokio::test(start_paused = true)]
 async fn core_reconnects_after_retryable_close_codes() {
-    for code in [4200u16, 4100, 1011] {
+    for (code, immediately) in [(4200u16, true), (4201, true), (4100, false), (1011, false)] {
         let peer = Peer::start_many(vec![
             vec![
                 Step::Send(established("1.1", 120)),
@@ -59,14 +66,20 @@ async fn core_reconnects_after_retryable_close_codes() {
         let c = client(peer.port);
         let mut events = c.events();
         c.connect().await.unwrap();
-        connected_count(&mut events, 2).await;
+        let at = connected_at(&mut events, 2).await;
+        let gap = at[1] - at[0];
+        if immediately {
+            assert_eq!(gap, Duration::ZERO, "{code}");
+        } else {
+            assert!(gap >= Duration::from_millis(50), "{code}: {gap:?}");
+        }
         c.close().await;
         peer.finish().await.unwrap();
     }
 }
 
 /// 4001 / 4009 closes are fatal: the client ends `Failed` with the mapped error.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn core_fails_after_fatal_close_codes() {
     for (code, kind) in [
         (4001u16, ErrorKind::Config),

@@ -116,9 +116,10 @@ async fn subscription_refusals_with_and_without_channel() {
     peer.finish().await.unwrap();
 }
 
-/// A subscribe the server never answers fails with `Timeout` instead of hanging; a private
-/// subscribe without authorization is refused before anything is sent.
-#[tokio::test]
+/// A subscribe the server never answers fails with `Timeout` after the configured 10 s (on
+/// the paused clock) instead of hanging; a private subscribe without authorization is refused
+/// before anything is sent.
+#[tokio::test(start_paused = true)]
 async fn subscribe_times_out_and_needs_auth() {
     let peer = Peer::start(vec![
         Step::Send(established("1.1", 120)),
@@ -126,7 +127,7 @@ async fn subscribe_times_out_and_needs_auth() {
         Step::AwaitClose,
     ])
     .await;
-    let mut p = provider(peer.port);
+    let mut p = PusherProvider::new(PusherConfig::host(rtk().key, "127.0.0.1", peer.port, false));
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let err = p
@@ -137,11 +138,13 @@ async fn subscribe_times_out_and_needs_auth() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    let started = tokio::time::Instant::now();
     let err = p
         .subscribe(&from_wire("quiet").unwrap(), &SubscribeOptions::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(started.elapsed(), p.config().subscribe_timeout);
     p.disconnect().await.unwrap();
     peer.finish().await.unwrap();
 }

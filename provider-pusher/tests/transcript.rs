@@ -301,8 +301,8 @@ async fn close_codes_drive_the_reconnect_decision_like_pusher_js() {
 
 /// The transcript's ping scenario: the server asks for a 1 s activity timeout, so the
 /// heartbeat interval is min(client 120 s, server 1 s); the ping frame is pusher-js's; with
-/// no pong, the ping fails after the pong timeout (700 ms there).
-#[tokio::test]
+/// no pong, the ping fails after exactly the pong timeout (700 ms there; paused clock).
+#[tokio::test(start_paused = true)]
 async fn ping_pong_and_activity_timeout() {
     let t = transcript();
     let p = &t["ping"];
@@ -342,8 +342,10 @@ async fn ping_pong_and_activity_timeout() {
         }
         other => panic!("expected the marker error, got {other:?}"),
     }
+    let started = tokio::time::Instant::now();
     let err = provider.ping().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(started.elapsed(), provider.config().pong_timeout);
     assert!(provider.ping().await.is_ok());
     provider.disconnect().await.unwrap();
     peer.finish().await.unwrap();

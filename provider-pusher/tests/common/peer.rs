@@ -41,7 +41,7 @@ pub struct Peer {
 }
 
 /// How long the peer waits for a frame before failing (bounded: never hangs a test).
-pub const FRAME_WAIT: Duration = Duration::from_secs(10);
+pub const FRAME_WAIT: Duration = Duration::from_secs(60);
 
 impl Peer {
     /// Starts a peer that serves one connection with `script`.
@@ -70,10 +70,10 @@ impl Peer {
 
     /// Waits for the script to finish; `Err` names the first mismatch.
     pub async fn finish(self) -> Result<PeerReport, String> {
-        match tokio::time::timeout(Duration::from_secs(30), self.handle).await {
+        match tokio::time::timeout(Duration::from_secs(120), self.handle).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(format!("peer task failed: {e}")),
-            Err(_) => Err("peer did not finish in 30 s".into()),
+            Err(_) => Err("peer did not finish in 120 s".into()),
         }
     }
 }
