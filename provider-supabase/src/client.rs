@@ -446,7 +446,10 @@ impl SupabaseProvider {
             s.pending.insert(r.clone(), tx);
             rx
         });
-        s.send(frame)?;
+        if let Err(e) = s.send(frame) {
+            s.pending.remove(&r);
+            return Err(e);
+        }
         Ok((r, rx))
     }
 

@@ -434,6 +434,44 @@ mod tests {
     }
 
     #[test]
+    fn phoenix_binary_kinds_are_tolerated() {
+        use crate::frame::decode_binary;
+        let mut d = Dispatcher::default();
+        joined(&mut d, "realtime:room1", "6");
+        // kind 1: a reply whose response is JSON bytes
+        let mut reply = vec![1, 1, 1, 14, 2, b'6', b'9'];
+        reply.extend_from_slice(b"realtime:room1ok{}");
+        let actions = d.handle(decode_binary(&reply).unwrap());
+        assert_eq!(
+            actions,
+            vec![Action::Reply {
+                ref_: "9".into(),
+                reply: Reply {
+                    status: "ok".into(),
+                    response: json!({})
+                }
+            }]
+        );
+        // kind 2: a Phoenix broadcast with raw data
+        let mut bcast = vec![2, 14, 4];
+        bcast.extend_from_slice(b"realtime:room1ping");
+        bcast.extend_from_slice(&[0xde, 0xad]);
+        let actions = d.handle(decode_binary(&bcast).unwrap());
+        let [Action::Message(m)] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(m.event, "ping");
+        assert_eq!(as_binary(&m.data), Some(vec![0xde, 0xad]));
+        // kind 0 with a stale join_ref is dropped
+        let mut push = vec![0, 1, 14, 4];
+        push.extend_from_slice(b"5realtime:room1ping");
+        assert!(matches!(
+            d.handle(decode_binary(&push).unwrap()).as_slice(),
+            [Action::Ignored(_)]
+        ));
+    }
+
+    #[test]
     fn binary_wrapper_round_trips() {
         let v = binary_value(&[1, 2, 0xff]);
         assert_eq!(as_binary(&v), Some(vec![1, 2, 0xff]));
