@@ -314,3 +314,27 @@ async fn connect_refused_by_the_server() {
     assert!(!err.is_retryable());
     let _ = peer.finish().await;
 }
+
+/// `disconnect` (and dropping the provider) stops every task it spawned: the reader's event
+/// sink is released (the receiver ends) and the peer sees the socket close; no `Closed` event
+/// is reported for a disconnect the caller asked for.
+#[tokio::test]
+async fn disconnect_and_drop_stop_every_task() {
+    for drop_it in [false, true] {
+        let peer = Peer::start(vec![Step::Send(established("1.1", 120)), Step::AwaitClose]).await;
+        let mut p = provider(peer.port);
+        let (sink, mut rx) = EventSink::channel();
+        p.connect(sink).await.unwrap();
+        if drop_it {
+            drop(p);
+        } else {
+            p.disconnect().await.unwrap();
+            p.disconnect().await.unwrap(); // idempotent
+        }
+        match tokio::time::timeout(WAIT, rx.recv()).await {
+            Ok(None) => {}
+            other => panic!("the sink should be released without events, got {other:?}"),
+        }
+        peer.finish().await.unwrap();
+    }
+}
