@@ -1,0 +1,212 @@
+//! The Redis engine: two in-process nodes on one throwaway local redis-server (started here on
+//! a free loopback port, without persistence). Publishes fan out between nodes with one
+//! sequence per channel, and a client can recover on the other node.
+//!
+//! Needs `redis-server` (installed by `.ci/setup.d/redis.sh`). Without it the test fails when
+//! `CI=true` and otherwise says why and passes.
+#![cfg(all(feature = "server", feature = "client"))]
+
+mod server_common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use provider_selfhosted::server::ServerHandle;
+use serde_json::json;
+use server_common::*;
+
+struct RedisServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Starts redis-server, or returns `None` (outside CI) when it is not installed.
+async fn redis_server() -> Option<RedisServer> {
+    let installed = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("redis-server is not installed: .ci/setup.d/redis.sh should have installed it");
+        }
+        eprintln!(
+            "skipping the Redis engine test: redis-server is not installed (run .ci/setup.d/redis.sh)"
+        );
+        return None;
+    }
+    let port = free_port();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn redis-server");
+    let stdout = child.stdout.take().expect("stdout");
+    let server = RedisServer {
+        child,
+        url: format!("redis://127.0.0.1:{port}"),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Ready to accept connections") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || rx.recv_timeout(WAIT))
+        .await
+        .unwrap()
+        .expect("redis-server became ready");
+    Some(server)
+}
+
+async fn node(url: &str) -> ServerHandle {
+    start_with(builder().redis_url(url)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_fan_out_between_two_nodes_with_one_sequence() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let a = node(&redis.url).await;
+    let b = node(&redis.url).await;
+    let mut on_a = WsClient::connect(a.local_addr()).await;
+    let mut on_b = WsClient::connect(b.local_addr()).await;
+    on_a.subscribe("room").await;
+    on_b.subscribe("room").await;
+
+    // HTTP publish on node A reaches the client on node B, and A's own client.
+    let (s, body) = publish(
+        a.local_addr(),
+        json!({"channel": "room", "event": "e", "data": 1}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let ma = on_a.expect("message").await;
+    let mb = on_b.expect("message").await;
+    assert_eq!((ma["seq"].as_u64(), mb["seq"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(ma["epoch"], mb["epoch"]);
+    assert_eq!(ma["id"], body["published"][0]["id"]);
+
+    // Publishing on node B continues the same sequence.
+    publish(
+        b.local_addr(),
+        json!({"channel": "room", "event": "e", "data": 2}),
+    )
+    .await;
+    assert_eq!(on_a.expect("message").await["seq"], 2);
+    assert_eq!(on_b.expect("message").await["seq"], 2);
+
+    // A client publish on a private channel crosses nodes too, with its sender.
+    on_a.subscribe_private("private:team").await;
+    on_b.subscribe_private("private:team").await;
+    on_b.send(json!({"type": "publish", "ref": "p", "channel": "private:team", "event": "say", "data": "hi"}))
+        .await;
+    let m = on_a.expect("message").await;
+    assert_eq!(
+        (m["data"].as_str(), m["sender"].as_str()),
+        (Some("hi"), Some(on_b.socket_id.as_str()))
+    );
+
+    // socket_id exclusion works across nodes.
+    publish(
+        a.local_addr(),
+        json!({"channel": "room", "event": "e", "data": 3, "socket_id": on_b.socket_id}),
+    )
+    .await;
+    assert_eq!(on_a.expect("message").await["data"], 3);
+    b.metrics()
+        .wait_for(WAIT, |m| m.messages_in >= 4)
+        .await
+        .expect("node B applied message 3");
+    let rest = on_b.sync().await;
+    assert!(
+        rest.iter().all(|f| f["data"] != 3),
+        "the excluded socket on the other node gets nothing: {rest:?}"
+    );
+
+    // A client that saw seq 1..3 on node A recovers the rest on node B.
+    let epoch = ma["epoch"].as_str().unwrap().to_owned();
+    drop(on_a);
+    publish(
+        a.local_addr(),
+        json!({"channel": "room", "event": "e", "data": 4}),
+    )
+    .await;
+    publish(
+        b.local_addr(),
+        json!({"channel": "room", "event": "e", "data": 5}),
+    )
+    .await;
+    b.metrics()
+        .wait_for(WAIT, |m| m.messages_in >= 6)
+        .await
+        .expect("node B applied every message");
+    let mut moved = WsClient::connect(b.local_addr()).await;
+    moved
+        .send(json!({"type": "subscribe", "channel": "room", "since": {"epoch": epoch, "sequence": 3}}))
+        .await;
+    let sub = moved.expect("subscribed").await;
+    assert_eq!(sub["recovered"], true, "{sub}");
+    let data: Vec<i64> = sub["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_i64().unwrap())
+        .collect();
+    assert_eq!(data, vec![4, 5]);
+
+    // Retained state is applied on every node.
+    publish(
+        a.local_addr(),
+        json!({"channel": "state", "event": "s", "data": {"v": 1}, "retain": true}),
+    )
+    .await;
+    b.metrics()
+        .wait_for(WAIT, |m| m.messages_in >= 7)
+        .await
+        .expect("node B applied the retained message");
+    let sub = moved.subscribe("state").await;
+    assert_eq!(sub["snapshot"]["data"], json!({"v": 1}));
+
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_clear_startup_error() {
+    let port = free_port();
+    let err = builder()
+        .redis_url(format!("redis://127.0.0.1:{port}"))
+        .bind("127.0.0.1:0")
+        .await
+        .expect_err("no redis there");
+    assert!(err.to_string().contains("redis"), "{err}");
+}
