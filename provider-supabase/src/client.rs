@@ -983,3 +983,63 @@ impl RealtimeProvider for SupabaseProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_urls() {
+        let mut c = SupabaseConfig::with_endpoint("ws://localhost:4000/socket/", "k.e.y");
+        c.vsn = ProtocolVersion::V1;
+        c.log_level = Some("info".into());
+        assert_eq!(
+            c.socket_url().unwrap(),
+            "ws://localhost:4000/socket/websocket?apikey=k.e.y&log_level=info&vsn=1.0.0"
+        );
+        assert_eq!(c.rest_base().unwrap(), "http://localhost:4000/socket");
+        let bad = SupabaseConfig::with_endpoint("ftp://x", "k");
+        assert_eq!(
+            bad.socket_url().unwrap_err().kind(),
+            realtime_core::ErrorKind::Config
+        );
+        assert_eq!(
+            SupabaseConfig::with_endpoint("not a url", "k")
+                .socket_url()
+                .unwrap_err()
+                .kind(),
+            realtime_core::ErrorKind::Config
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_debug() {
+        let mut c = SupabaseConfig::new("https://abc.supabase.co", "anon-key-value");
+        c.access_token = Some("user-jwt-value".into());
+        let p = SupabaseProvider::new(c);
+        let shown = format!("{p:?} {:?}", p.access_token_handle());
+        assert!(!shown.contains("anon-key-value") && !shown.contains("user-jwt-value"));
+    }
+
+    #[test]
+    fn join_params_follow_the_naming_rule_and_the_authorization() {
+        let p = SupabaseProvider::new(SupabaseConfig::new("https://abc.supabase.co", "anon"));
+        let auth = SubscribeOptions {
+            auth: Some(realtime_core::ChannelAuth(serde_json::json!({
+                "access_token": "minted", "presence_key": "u1"
+            }))),
+            ..Default::default()
+        };
+        let presence = p.join_params(&Channel::presence("room"), &auth);
+        assert!(presence.private && presence.presence_enabled);
+        assert_eq!(presence.presence_key, "u1");
+        assert_eq!(presence.access_token.as_deref(), Some("minted"));
+        let public = p.join_params(&Channel::public("room"), &SubscribeOptions::default());
+        assert!(!public.private && !public.presence_enabled);
+        assert_eq!(public.access_token, None);
+        p.access_token_handle().set("jwt");
+        let private = p.join_params(&Channel::private("room"), &SubscribeOptions::default());
+        assert!(private.private && !private.presence_enabled);
+        assert_eq!(private.access_token.as_deref(), Some("jwt"));
+    }
+}

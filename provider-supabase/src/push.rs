@@ -136,3 +136,47 @@ impl ClientPush {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn binary_payloads_need_vsn_2() {
+        let push = ClientPush::Broadcast {
+            event: "e".into(),
+            payload: UserPayload::Binary(vec![1]),
+            metadata: None,
+        };
+        assert!(
+            push.encode(ProtocolVersion::V1, Some("1"), "2", "realtime:r")
+                .is_err()
+        );
+        assert!(matches!(
+            push.encode(ProtocolVersion::V2, Some("1"), "2", "realtime:r"),
+            Ok(WireFrame::Binary(_))
+        ));
+        let json_push = ClientPush::Broadcast {
+            event: "e".into(),
+            payload: UserPayload::Json(json!({"a": 1})),
+            metadata: None,
+        };
+        assert_eq!(
+            json_push.encode(ProtocolVersion::V1, Some("1"), "2", "realtime:r").unwrap(),
+            WireFrame::Text(
+                r#"{"topic":"realtime:r","event":"broadcast","payload":{"type":"broadcast","event":"e","payload":{"a":1}},"ref":"2","join_ref":"1"}"#.into()
+            )
+        );
+    }
+
+    #[test]
+    fn heartbeats_ignore_the_topic_and_join_ref() {
+        assert_eq!(
+            ClientPush::Heartbeat
+                .encode(ProtocolVersion::V2, Some("9"), "3", "realtime:x")
+                .unwrap(),
+            WireFrame::Text(r#"[null,"3","phoenix","heartbeat",{}]"#.into())
+        );
+    }
+}
