@@ -307,6 +307,34 @@ mod tests {
     }
 
     #[test]
+    fn a_retrack_is_an_update_and_the_last_meta_is_the_data() {
+        let mut p = PresenceState::default();
+        p.apply_state(&json!({"u1": {"metas": [{"phx_ref": "1", "name": "alice", "at": 0}]}}))
+            .unwrap();
+        let u = p
+            .apply_diff(&json!({
+                "joins": {"u1": {"metas": [{"phx_ref": "2", "phx_ref_prev": "1", "name": "alice", "at": 5}]},
+                          "u2": {"metas": [{"phx_ref": "3", "name": "bob"}]}},
+                "leaves": {"u1": {"metas": [{"phx_ref": "1", "name": "alice", "at": 0}]}}
+            }))
+            .unwrap();
+        assert_eq!(
+            u.changes,
+            vec![
+                PresenceChange::Updated(PresenceMember::new(
+                    "u1",
+                    json!({"name": "alice", "at": 5})
+                )),
+                PresenceChange::Joined(PresenceMember::new("u2", json!({"name": "bob"}))),
+            ]
+        );
+        assert_eq!(
+            u.state["u1"],
+            vec![json!({"presence_ref": "2", "name": "alice", "at": 5})]
+        );
+    }
+
+    #[test]
     fn malformed_presence_payloads_are_errors() {
         let mut p = PresenceState::default();
         assert!(p.apply_state(&json!([1])).is_err());
