@@ -22,3 +22,8 @@ pub use provider_supabase as supabase;
 /// The self-hosted server and its client (feature `selfhosted`).
 #[cfg(feature = "selfhosted")]
 pub use provider_selfhosted as selfhosted;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -53,7 +53,7 @@ impl ChannelKind {
 /// assert_eq!("feed".parse::<Channel>().unwrap(), "public:feed".parse().unwrap());
 /// assert!("private:".parse::<Channel>().is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Channel {
     kind: ChannelKind,
     name: String,
@@ -200,6 +200,13 @@ fn validate_name(kind: ChannelKind, name: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl fmt::Debug for Channel {
+    /// `Channel("private:room")`: the neutral name, readable in logs and events.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Channel(\"{self}\")")
+    }
 }
 
 impl fmt::Display for Channel {

@@ -349,8 +349,18 @@ async fn disconnect_and_close_leave_no_task_running() {
 
     client.connect().await.unwrap();
     assert_eq!(script.live_tasks(), 1);
+    let mut events = client.events();
     client.close().await;
     settle().await;
+    assert_eq!(
+        events.recv().await,
+        Ok(ClientEvent::StateChanged(ConnectionState::Closed))
+    );
+    assert!(
+        events.recv().await.is_err(),
+        "the event stream ends with the runtime"
+    );
+    assert!(client.events().recv().await.is_err());
     assert_eq!(client.state(), ConnectionState::Closed);
     assert_eq!(script.live_tasks(), 0);
     assert_eq!(metrics.num_alive_tasks(), 0, "the actor exited");

@@ -144,7 +144,7 @@ impl ClientBuilder {
                 commands: cmd_tx,
                 state: state_rx,
                 latency: latency_rx,
-                events: events_tx,
+                events: events_tx.downgrade(),
                 next_listener: AtomicU64::new(1),
                 max_payload,
                 subscriber_buffer: self.config.subscriber_buffer.max(1),
@@ -159,7 +159,8 @@ struct Shared {
     commands: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<ConnectionState>,
     latency: watch::Receiver<Option<Duration>>,
-    events: broadcast::Sender<ClientEvent>,
+    /// Weak, so that the event streams end when the runtime stops.
+    events: broadcast::WeakSender<ClientEvent>,
     next_listener: AtomicU64,
     max_payload: Arc<AtomicUsize>,
     subscriber_buffer: usize,
@@ -284,9 +285,13 @@ impl RealtimeClient {
     }
 
     /// A receiver of client events (state changes, degraded latency, drops, resyncs, …).
-    /// Events sent before this call are not seen.
+    /// Events sent before this call are not seen; the stream ends when the runtime stops
+    /// (after `close()`, or once every handle is dropped).
     pub fn events(&self) -> broadcast::Receiver<ClientEvent> {
-        self.shared.events.subscribe()
+        match self.shared.events.upgrade() {
+            Some(sender) => sender.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
 
     fn new_guard(&self, channel: &crate::Channel) -> (u64, ListenerGuard) {
