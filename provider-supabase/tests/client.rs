@@ -588,6 +588,33 @@ async fn refused_api_key_is_fatal_for_the_core() {
     server.await.expect("server");
 }
 
+/// The TLS stack (rustls with ring) initializes: a `wss` attempt against a loopback socket
+/// that is not TLS fails with a connection error, not a panic.
+#[tokio::test]
+async fn tls_connect_fails_cleanly_against_a_plain_socket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        use tokio::io::AsyncWriteExt;
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+    });
+    let mut p = SupabaseProvider::new(SupabaseConfig::new(
+        &format!("https://127.0.0.1:{port}"),
+        "anon",
+    ));
+    let (sink, _events) = EventSink::channel();
+    let err = p.connect(sink).await.expect_err("not TLS");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(
+        !err.to_string().contains("apikey"),
+        "the key stays out of errors: {err}"
+    );
+    server.await.expect("server");
+}
+
 /// Against a real project: `SUPABASE_URL=https://<ref>.supabase.co SUPABASE_ANON_KEY=… cargo
 /// test -p provider-supabase --test client -- --ignored`.
 #[tokio::test]
