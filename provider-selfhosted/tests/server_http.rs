@@ -284,3 +284,44 @@ async fn cors_origin_is_announced_when_configured() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
     plain.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_bodies_get_413_and_unknown_paths_404() {
+    let limits = provider_selfhosted::protocol::Limits {
+        max_payload: 1024,
+        ..Default::default()
+    };
+    let server = start_with(builder().limits(limits)).await;
+    let addr = server.local_addr();
+    let huge = format!(
+        r#"{{"channel":"a","event":"e","data":"{}"}}"#,
+        "z".repeat(512 * 1024)
+    );
+    let (s, b) = post_raw(addr, Some(&format!("Bearer {SECRET}")), huge).await;
+    assert_eq!(s, 413);
+    assert_eq!(b["error"]["code"], code::PAYLOAD_TOO_LARGE);
+    let (s, b) = publish(
+        addr,
+        json!({"channel": "a", "event": "e", "data": "z".repeat(1023)}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some(code::PAYLOAD_TOO_LARGE))
+    );
+    let (s, _) = publish(
+        addr,
+        json!({"channel": "a", "event": "e", "data": "z".repeat(1022)}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let resp = http()
+        .get(format!("http://{addr}/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], code::NOT_FOUND);
+    server.shutdown().await;
+}

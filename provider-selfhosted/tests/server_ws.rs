@@ -459,3 +459,64 @@ async fn frames_over_the_frame_limit_are_refused() {
     assert_eq!(c.expect("pong").await["ref"], "ok");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_with_idle_timeout() {
+    let server = start_with(builder().idle_timeout(std::time::Duration::from_millis(200))).await;
+    let mut c = WsClient::connect(server.local_addr()).await;
+    let (code, _) = c.until_close().await;
+    assert_eq!(code, Some(close::IDLE_TIMEOUT));
+    let m = server.metrics().snapshot();
+    assert_eq!(m.disconnects.get(&close::IDLE_TIMEOUT), Some(&1));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn self_hosted_authorizer_signatures_are_accepted() {
+    use provider_selfhosted::server::SelfHostedAuthorizer;
+    use realtime_core::{AuthRequest, ChannelAuthorizer, PresenceUser};
+    let server = start().await;
+    let mut c = WsClient::connect(server.local_addr()).await;
+    let authorizer = SelfHostedAuthorizer::new(SECRET);
+    let private = authorizer
+        .authorize(&AuthRequest {
+            socket_id: c.socket_id.clone(),
+            channel: "private:room:1".parse().unwrap(),
+            user: None,
+        })
+        .await
+        .unwrap();
+    c.send(json!({"type": "subscribe", "channel": "private:room:1", "auth": private.str_field("auth")}))
+        .await;
+    c.expect("subscribed").await;
+    let presence = authorizer
+        .authorize(&AuthRequest {
+            socket_id: c.socket_id.clone(),
+            channel: "presence:room:1".parse().unwrap(),
+            user: Some(PresenceUser {
+                id: "u1".into(),
+                info: json!({"name": "Ada"}),
+            }),
+        })
+        .await
+        .unwrap();
+    c.send(json!({
+        "type": "subscribe",
+        "channel": "presence:room:1",
+        "auth": presence.str_field("auth"),
+        "channel_data": presence.str_field("channel_data"),
+    }))
+    .await;
+    let sub = c.expect("subscribed").await;
+    assert_eq!(
+        sub["members"],
+        json!([{"id": "u1", "data": {"name": "Ada"}}])
+    );
+    // A signature for this socket does not work on another one.
+    let mut other = WsClient::connect(server.local_addr()).await;
+    other
+        .send(json!({"type": "subscribe", "channel": "private:room:1", "auth": private.str_field("auth")}))
+        .await;
+    other.expect_error(code::UNAUTHORIZED).await;
+    server.shutdown().await;
+}

@@ -60,6 +60,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/channels/{name}/snapshot", put(snapshot))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit));
     if let Some(origin) = &c.cors_origin {
         let cors = CorsLayer::new().allow_methods(Any).allow_headers(Any);
@@ -347,6 +348,10 @@ async fn history(
     let (position, messages) = app.broker.history(&channel, q.since, limit);
     Json(json!({"channel": channel.to_string(), "position": position, "messages": messages}))
         .into_response()
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, code::NOT_FOUND, "no such endpoint")
 }
 
 async fn health(State(app): State<Arc<AppState>>) -> Response {
