@@ -126,6 +126,7 @@ pub struct AblyRealtime {
     stop: Option<oneshot::Sender<()>>,
     recover: Option<RecoveryKey>,
     last_url: Option<String>,
+    updates: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for AblyRealtime {
@@ -150,6 +151,7 @@ impl AblyRealtime {
             stop: None,
             recover,
             last_url: None,
+            updates: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -161,6 +163,12 @@ impl AblyRealtime {
     /// The current connection id.
     pub fn connection_id(&self) -> Option<String> {
         lock(&self.shared).connection_id.clone()
+    }
+
+    /// Counts CONNECTED messages, including the in-band ones that follow a re-authentication
+    /// (ably-js's connection `update` event).
+    pub fn connection_updates(&self) -> watch::Receiver<u64> {
+        self.updates.subscribe()
     }
 
     /// The current connection key.
@@ -639,7 +647,9 @@ impl RealtimeProvider for AblyRealtime {
             cfg: self.cfg.clone(),
             sink,
             idle,
+            updates: self.updates.clone(),
         };
+        self.updates.send_modify(|n| *n += 1);
         self.tasks.push(tokio::spawn(run_writer(write, rx)));
         self.tasks.push(tokio::spawn(reader.run(read, stop_rx)));
         self.stop = Some(stop_tx);

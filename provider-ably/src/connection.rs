@@ -186,6 +186,7 @@ pub(crate) struct Reader {
     pub cfg: Arc<AblyConfig>,
     pub sink: EventSink,
     pub idle: Option<Duration>,
+    pub updates: Arc<watch::Sender<u64>>,
 }
 
 enum Flow {
@@ -305,6 +306,8 @@ impl Reader {
                 if let Some(w) = s.auth_waiter.take() {
                     let _ = w.send(Ok(()));
                 }
+                drop(s);
+                self.updates.send_modify(|n| *n += 1);
             }
             action::DISCONNECTED => {
                 let error = pm

@@ -237,9 +237,20 @@ async fn serve(tcp: TcpStream, script: &Script) -> Result<(), String> {
         .map_err(|e| format!("handshake: {e}"))?;
     let url = uri.lock().unwrap().clone();
     check_url(&url, &script.upgrade)?;
+    // The ping id is random: the recorded HEARTBEAT reply echoes ably-js's id, so the peer
+    // echoes ours in its place.
+    let mut ping_ids: Option<(String, String)> = None;
     for (s2c, raw) in &script.frames {
         if *s2c {
-            ws.send(WsMessage::text(raw.clone()))
+            let mut raw = raw.clone();
+            if let Some((recorded, ours)) = &ping_ids {
+                let mut v: Value = serde_json::from_str(&raw).unwrap();
+                if v["action"] == json!(0) && v["id"] == json!(recorded) {
+                    v["id"] = json!(ours);
+                    raw = v.to_string();
+                }
+            }
+            ws.send(WsMessage::text(raw))
                 .await
                 .map_err(|e| format!("send: {e}"))?;
             continue;
@@ -260,6 +271,11 @@ async fn serve(tcp: TcpStream, script: &Script) -> Result<(), String> {
         let ours: Value =
             serde_json::from_str(&got).map_err(|e| format!("not JSON: {got}: {e}"))?;
         let want: Value = serde_json::from_str(raw).unwrap();
+        if want["action"] == json!(0)
+            && let (Some(r), Some(o)) = (want["id"].as_str(), ours["id"].as_str())
+        {
+            ping_ids = Some((r.to_owned(), o.to_owned()));
+        }
         let (ours_n, want_n) = (normalize_c2s(ours, false)?, normalize_c2s(want, true)?);
         if ours_n != want_n {
             return Err(format!(
