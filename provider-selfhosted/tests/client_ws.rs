@@ -708,3 +708,26 @@ async fn connection_refused_is_a_retryable_connection_error() {
     assert_eq!(err.kind(), ErrorKind::Connection);
     assert!(err.is_retryable());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_never_says_connected_times_out_on_the_paused_clock() {
+    let server = PeerServer::bind().await;
+    let mut provider = SelfHostedProvider::new(&server.url)
+        .expect("provider")
+        .with_connect_timeout(Duration::from_secs(5));
+    // The peer accepts the WebSocket and then says nothing.
+    let peer = tokio::spawn(async move {
+        let peer = server.accept().await;
+        std::future::pending::<()>().await;
+        drop(peer);
+    });
+    let (sink, _events) = client_support::sink();
+    let err = provider.connect(sink).await.unwrap_err();
+    assert_eq!(
+        err,
+        RealtimeError::timeout("the `connected` frame", Duration::from_secs(5))
+    );
+    assert!(err.is_retryable());
+    assert_eq!(provider.transport(), None);
+    peer.abort();
+}
