@@ -231,6 +231,44 @@ mod tests {
         assert_eq!(err.partial, Payload::Text("{".into()));
     }
 
+    /// ably-js leaks its computed `size` into the wire messages it sends: every one of them,
+    /// realtime and REST, must equal our TM6 size.
+    #[test]
+    fn sizes_match_every_size_ably_js_leaked() {
+        let v = crate::testdata::vectors();
+        let mut bodies: Vec<Value> = Vec::new();
+        for sc in v["realtime"].as_object().unwrap().values() {
+            for conn in sc["connections"].as_array().into_iter().flatten() {
+                for f in conn["frames"].as_array().unwrap() {
+                    let frame: Value = serde_json::from_str(f["raw"].as_str().unwrap()).unwrap();
+                    if let Some(ms) = frame.get("messages").and_then(Value::as_array) {
+                        bodies.extend(ms.iter().cloned());
+                    }
+                }
+            }
+        }
+        for r in v["rest"]["requests"].as_array().unwrap() {
+            for req in r["requests"].as_array().unwrap() {
+                if let Some(Ok(Value::Array(ms))) = req["body"].as_str().map(serde_json::from_str) {
+                    bodies.extend(ms);
+                }
+            }
+        }
+        let mut checked = 0;
+        for m in bodies.iter().filter(|m| m.get("size").is_some()) {
+            let data = decode(m.get("data").cloned(), m["encoding"].as_str()).unwrap();
+            let size = message_size(
+                m["name"].as_str(),
+                m["clientId"].as_str(),
+                m.get("extras"),
+                &data,
+            );
+            assert_eq!(json!(size), m["size"], "{m}");
+            checked += 1;
+        }
+        assert!(checked >= 15, "{checked}");
+    }
+
     #[test]
     fn sizes_follow_tm6() {
         // The sizes ably-js recorded next to its wire messages (its leaked `size` field).

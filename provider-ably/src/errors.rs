@@ -224,6 +224,71 @@ mod tests {
         }
     }
 
+    /// Every error frame in the recorded transcripts, classified as ably-js reacted to it
+    /// (the connection state that followed: failed, disconnected then an immediate
+    /// reconnect, or connected).
+    #[test]
+    fn recorded_error_frames_classify_as_ably_js_reacted() {
+        let v = crate::testdata::vectors();
+        let mut checked = 0;
+        for (name, sc) in v["realtime"].as_object().unwrap() {
+            let events: Vec<&serde_json::Value> = sc["events"]
+                .as_array()
+                .map(|e| e.iter().collect())
+                .unwrap_or_default();
+            for conn in sc["connections"].as_array().into_iter().flatten() {
+                let frames = conn["frames"].as_array().unwrap();
+                for (i, f) in frames.iter().enumerate() {
+                    let pm: crate::protocol::ProtocolMessage =
+                        serde_json::from_str(f["raw"].as_str().unwrap()).unwrap();
+                    let (Some(err), "s2c") = (pm.error.clone(), f["dir"].as_str().unwrap()) else {
+                        continue;
+                    };
+                    use crate::protocol::action::{CONNECTED, DISCONNECTED, ERROR};
+                    if pm.channel.is_some()
+                        || ![CONNECTED, DISCONNECTED, ERROR].contains(&pm.action)
+                    {
+                        continue; // NACKs and channel errors are not connection errors
+                    }
+                    let connected_before = frames[..i]
+                        .iter()
+                        .any(|f| f["raw"].as_str().unwrap().starts_with("{\"action\":4"));
+                    let context = match pm.action {
+                        crate::protocol::action::CONNECTED => Context::Connected,
+                        crate::protocol::action::ERROR => Context::ConnectionError,
+                        _ if connected_before => Context::DisconnectedWhileConnected,
+                        _ => Context::DisconnectedWhileConnecting,
+                    };
+                    // The state ably-js entered with this error as its reason.
+                    let Some(state) = events
+                        .iter()
+                        .find(|e| e["reason"]["code"] == serde_json::json!(err.code()))
+                        .and_then(|e| e["current"].as_str())
+                    else {
+                        assert!(events.is_empty(), "{name}: no event for {}", err.code());
+                        continue; // a scenario that recorded no state changes
+                    };
+                    let ours = classify(context, &err);
+                    let agrees = match state {
+                        "failed" => ours == Action::Fatal,
+                        "connected" => ours == Action::ResumeFailed,
+                        "disconnected" => {
+                            matches!(ours, Action::ReconnectNow | Action::RenewToken)
+                        }
+                        other => panic!("{name}: unexpected state {other}"),
+                    };
+                    assert!(
+                        agrees,
+                        "{name}: {} -> ably-js {state}, ours {ours:?}",
+                        err.code()
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 4, "{checked}");
+    }
+
     #[test]
     fn mapping_to_error_kinds() {
         let cases = [

@@ -28,7 +28,7 @@ use std::sync::Arc;
 pub use client::{AblyMessage, AblyRealtime, PublishHandle, RecoveryKey};
 pub use config::{AblyConfig, ChannelMode, ChannelOptions, Credentials};
 pub use rest::{AblyRest, RestAuth, RestConfig};
-pub use token::{AblyAuthorizer, ApiKey, TokenParams, TokenRequest};
+pub use token::{AblyAuthorizer, ApiKey, ConnectionCapability, TokenParams, TokenRequest};
 
 /// The provider's short name, as `RealtimeProvider::name` reports it.
 pub const PROVIDER_NAME: &str = "ably";

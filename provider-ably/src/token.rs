@@ -385,6 +385,20 @@ impl ChannelAuthorizer for AblyAuthorizer {
     }
 }
 
+/// A client-side [`ChannelAuthorizer`] for connections whose own credentials already carry
+/// the channel capabilities (a key with basic auth, or a token the application issued with
+/// every capability the user needs). It returns an empty authorization (`null`), so the
+/// provider attaches without re-authenticating; Ably itself enforces the capability.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectionCapability;
+
+#[async_trait]
+impl ChannelAuthorizer for ConnectionCapability {
+    async fn authorize(&self, _request: &AuthRequest) -> Result<ChannelAuth> {
+        Ok(ChannelAuth(Value::Null))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -531,3 +531,94 @@ async fn core_recovers_missed_messages_from_history_after_a_failed_resume() {
     http.assert_clean();
     peer.assert_clean();
 }
+
+/// Presence through the core: entered after the sync; kept (no frame) across a resumed
+/// attach; re-entered with msgSerial 0 after a failed resume (`RTP17i`).
+#[tokio::test]
+async fn core_presence_survives_resume_and_reenters_after_a_failed_one() {
+    let connected = r#"{"action":4,"connectionId":"C1","connectionDetails":{"clientId":"u1","connectionKey":"K1","maxIdleInterval":15000}}"#;
+    let enter = r#"{"action":14,"channel":"presence:room","presence":[{"data":"{\"a\":1}","action":2,"encoding":"json"}],"msgSerial":0}"#;
+    let mut peer = WsPeer::start(vec![
+        Script::synthetic(
+            json!({"clientId": "u1"}),
+            &[
+                (true, connected),
+                (false, r#"{"action":10,"channel":"presence:room"}"#),
+                (true, r#"{"action":11,"channel":"presence:room","flags":1,"channelSerial":"a1"}"#),
+                (true, r#"{"action":16,"channel":"presence:room","presence":[{"id":"B:0:0","action":1,"clientId":"bob","connectionId":"B","data":"hi"}]}"#),
+                (false, enter),
+                (true, r#"{"action":1,"msgSerial":0,"count":1}"#),
+                (true, r#"{"action":14,"channel":"presence:room","channelSerial":"p1","id":"C1:0","connectionId":"C1","presence":[{"action":2,"clientId":"u1","data":"{\"a\":1}","encoding":"json"}]}"#),
+            ],
+            Tail::Drop,
+        ),
+        Script::synthetic(
+            json!({"resume": "K1", "clientId": "u1"}),
+            &[
+                (true, connected),
+                (false, r#"{"action":10,"channel":"presence:room","channelSerial":"p1"}"#),
+                (true, r#"{"action":11,"channel":"presence:room","flags":5,"channelSerial":"a2"}"#),
+                (false, r#"{"action":15,"channel":"presence:room","messages":[{"name":"after","data":"resume","action":0}],"msgSerial":1}"#),
+                (true, r#"{"action":1,"msgSerial":1,"count":1}"#),
+            ],
+            Tail::Drop,
+        ),
+        Script::synthetic(
+            json!({"resume": "K1", "clientId": "u1"}),
+            &[
+                (true, r#"{"action":4,"connectionId":"C2","error":{"code":80008,"statusCode":400,"message":"expired"},"connectionDetails":{"clientId":"u1","connectionKey":"K2","maxIdleInterval":15000}}"#),
+                (false, r#"{"action":10,"channel":"presence:room","channelSerial":"a2"}"#),
+                (true, r#"{"action":11,"channel":"presence:room","flags":1,"channelSerial":"a3"}"#),
+                (true, r#"{"action":16,"channel":"presence:room","presence":[]}"#),
+                (false, enter),
+                (true, r#"{"action":1,"msgSerial":0,"count":1}"#),
+            ],
+            Tail::AcceptClose,
+        ),
+    ])
+    .await;
+    let provider = AblyRealtime::new(cfg(peer.port, 1).client_id("u1"));
+    let client = RealtimeClient::builder(provider)
+        .client_id("u1")
+        .authorizer(std::sync::Arc::new(provider_ably::ConnectionCapability))
+        .backoff(realtime_core::Backoff {
+            initial: Duration::from_millis(10),
+            jitter: Duration::from_millis(1),
+            ..realtime_core::Backoff::default()
+        })
+        .build();
+    let mut events = client.events();
+    let resubscribed = |events: &mut tokio::sync::broadcast::Receiver<ClientEvent>| {
+        let mut events = events.resubscribe();
+        async move {
+            loop {
+                if let Ok(ClientEvent::Resubscribed { .. }) = events.recv().await {
+                    return;
+                }
+            }
+        }
+    };
+    let wait1 = resubscribed(&mut events);
+    bounded(
+        "enter",
+        client.presence_enter("presence:room", json!({"a": 1})),
+    )
+    .await
+    .unwrap();
+    peer.finished(0).await;
+    bounded("resubscribed after the resume", wait1).await;
+    let wait2 = resubscribed(&mut events);
+    bounded(
+        "publish",
+        client.publish("presence:room", "after", json!("resume")),
+    )
+    .await
+    .unwrap();
+    peer.finished(1).await;
+    // The re-entry is part of re-establishing the channel: once the core reports the
+    // resubscription, the peer has acknowledged the ENTER.
+    bounded("resubscribed after the failed resume", wait2).await;
+    client.close().await;
+    peer.finished(2).await;
+    peer.assert_clean();
+}

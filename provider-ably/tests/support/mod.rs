@@ -225,7 +225,14 @@ impl WsPeer {
     /// Waits until connection `index` has played its script to the end.
     pub async fn finished(&mut self, index: usize) {
         loop {
-            let got = bounded("the peer to finish a connection", self.done.recv()).await;
+            let got = tokio::time::timeout(Duration::from_secs(10), self.done.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "timed out waiting for the peer to finish connection #{index}; mismatches: {:?}",
+                        self.failures.lock().unwrap()
+                    )
+                });
             match got {
                 Some(i) if i >= index => return,
                 Some(_) => continue,
