@@ -68,8 +68,17 @@ fn client(url: &str, user: &str, authorizer: Arc<dyn ChannelAuthorizer>) -> Demo
         .build())
 }
 
-/// Prints a client's connection events as they happen and forwards resubscriptions.
-fn watch(user: &'static str, c: &RealtimeClient) -> mpsc::UnboundedReceiver<(Channel, bool)> {
+/// What a client's watcher tells the demo, after printing it.
+enum Note {
+    /// The link dropped; the client is reconnecting.
+    Reconnecting,
+    /// A channel was resubscribed after a reconnect.
+    Resubscribed(Channel, bool),
+}
+
+/// Prints a client's connection events as they happen, and passes the ones the demo waits for
+/// on (so the output stays in order).
+fn watch(user: &'static str, c: &RealtimeClient) -> mpsc::UnboundedReceiver<Note> {
     let mut events = c.events();
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -85,14 +94,15 @@ fn watch(user: &'static str, c: &RealtimeClient) -> mpsc::UnboundedReceiver<(Cha
                     say(
                         user,
                         format!("connection lost: reconnecting {when} (attempt {attempt})"),
-                    )
+                    );
+                    let _ = tx.send(Note::Reconnecting);
                 }
                 ClientEvent::Resubscribed { channel, recovered } => {
                     say(
                         user,
                         format!("resubscribed to {channel} (recovered: {recovered})"),
                     );
-                    let _ = tx.send((channel, recovered));
+                    let _ = tx.send(Note::Resubscribed(channel, recovered));
                 }
                 ClientEvent::SyncRequired { channel } => say(
                     user,
@@ -103,6 +113,23 @@ fn watch(user: &'static str, c: &RealtimeClient) -> mpsc::UnboundedReceiver<(Cha
         }
     });
     rx
+}
+
+/// Waits until `notes` passes one that `pick` accepts.
+async fn note<T>(
+    what: &str,
+    notes: &mut mpsc::UnboundedReceiver<Note>,
+    pick: impl Fn(Note) -> Option<T>,
+) -> Demo<T> {
+    step(what, async {
+        while let Some(n) = notes.recv().await {
+            if let Some(v) = pick(n) {
+                return Ok(v);
+            }
+        }
+        Err("the client's events ended".to_owned())
+    })
+    .await
 }
 
 fn text(m: &Message) -> String {
@@ -177,8 +204,8 @@ async fn run() -> Demo<()> {
     let authorizer: Arc<dyn ChannelAuthorizer> = Arc::new(SelfHostedAuthorizer::new(SECRET));
     let alice = client(&url, "alice", authorizer.clone())?;
     let bob = client(&url, "bob", authorizer)?;
-    let _alice_watch = watch("alice", &alice);
-    let mut bob_resubscribed = watch("bob", &bob);
+    let mut alice_notes = watch("alice", &alice);
+    let mut bob_notes = watch("bob", &bob);
 
     // Presence: alice joins, then bob; each sees the other.
     step(
@@ -259,15 +286,9 @@ async fn run() -> Demo<()> {
     let broker = server.broker();
     say("server", "killed (clients are told to reconnect)");
     server.shutdown().await;
-    let mut bob_state = bob.state_changes();
-    step("bob notices", async {
-        bob_state
-            .wait_for(|s| !s.is_connected())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await?;
+    let lost = |n: Note| matches!(n, Note::Reconnecting).then_some(());
+    note("alice notices", &mut alice_notes, lost).await?;
+    note("bob notices", &mut bob_notes, lost).await?;
     let offline = [
         "Server restarted for maintenance.",
         "Welcome back, everyone!",
@@ -294,11 +315,9 @@ async fn run() -> Demo<()> {
     .await?;
     say("server", format!("restarted on {addr} with its history"));
 
-    let (channel, recovered) = step("bob resubscribes", async {
-        bob_resubscribed
-            .recv()
-            .await
-            .ok_or_else(|| "bob's events ended".to_owned())
+    let (channel, recovered) = note("bob resubscribes", &mut bob_notes, |n| match n {
+        Note::Resubscribed(channel, recovered) => Some((channel, recovered)),
+        Note::Reconnecting => None,
     })
     .await?;
     if channel.to_string() != ROOM || !recovered {
