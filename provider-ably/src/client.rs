@@ -392,20 +392,21 @@ impl AblyRealtime {
         }
     }
 
-    /// Exchanges a channel authorization (a TokenRequest, TokenDetails or token from the
-    /// application's auth endpoint) for a token and re-authenticates in-band (`AUTH`).
-    async fn apply_channel_auth(&self, auth: &Value) -> Result<()> {
-        if auth.is_null() {
-            return Ok(());
+    /// Fetches a new token from the configured source and re-authenticates the live
+    /// connection in-band (`AUTH`, ably-js `authorize()`); resolves on the server's CONNECTED.
+    pub async fn reauthorize(&self) -> Result<()> {
+        match crate::auth::fetch_token(&self.cfg).await? {
+            Some(token) => self.send_auth(token).await,
+            None => Err(RealtimeError::Unsupported(
+                "re-authentication of a basic-auth (key) connection".into(),
+            )),
         }
-        let response = AuthResponse::from_json(auth)?;
-        let token = crate::auth::resolve(&self.cfg, response).await?;
+    }
+
+    async fn send_auth(&self, token: String) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         {
             let mut s = lock(&self.shared);
-            if s.token.as_deref() == Some(token.as_str()) {
-                return Ok(());
-            }
             let mut frame = ProtocolMessage::new(action::AUTH);
             frame.auth = Some(AuthDetails {
                 access_token: Some(token.clone()),
@@ -419,6 +420,20 @@ impl AblyRealtime {
             Ok(Err(_)) => Err(RealtimeError::Connection("link lost during AUTH".into())),
             Err(_) => Err(RealtimeError::timeout("ably AUTH", self.request_timeout())),
         }
+    }
+
+    /// Exchanges a channel authorization (a TokenRequest, TokenDetails or token from the
+    /// application's auth endpoint) for a token and re-authenticates in-band (`AUTH`).
+    async fn apply_channel_auth(&self, auth: &Value) -> Result<()> {
+        if auth.is_null() {
+            return Ok(());
+        }
+        let response = AuthResponse::from_json(auth)?;
+        let token = crate::auth::resolve(&self.cfg, response).await?;
+        if lock(&self.shared).token.as_deref() == Some(token.as_str()) {
+            return Ok(());
+        }
+        self.send_auth(token).await
     }
 
     /// Closes the Ably connection for good (`CLOSE`/`CLOSED`): the server discards its state,
@@ -602,13 +617,6 @@ impl RealtimeProvider for AblyRealtime {
                 }
             } else if attempted && !resumed && resume.is_some() {
                 // Resume failed (RTN15c7): msgSerial restarts, pending publishes renumbered.
-                debug_assert!(matches!(
-                    connected
-                        .error
-                        .as_ref()
-                        .map(|e| classify(Context::Connected, e)),
-                    Some(Action::ResumeFailed) | None
-                ));
                 let pending: Vec<Pending> = std::mem::take(&mut s.pending).into_values().collect();
                 s.msg_serial = 0;
                 for mut p in pending {

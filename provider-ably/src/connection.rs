@@ -352,6 +352,22 @@ impl Reader {
             return;
         };
         let mut s = lock(&self.shared);
+        // Serials the server skipped are treated as refused (`protocol.md`, ACK protocol).
+        let skipped: Vec<u64> = s.pending.range(..first).map(|(k, _)| *k).collect();
+        for serial in skipped {
+            if let Some(p) = s.pending.remove(&serial) {
+                let err = RealtimeError::Protocol(format!(
+                    "msgSerial {serial} was skipped by the server's acknowledgement of {first}"
+                ));
+                let unheard = match p.waiter {
+                    Some(w) => w.send(Err(err)).err(),
+                    None => Some(Err(err)),
+                };
+                if let Some(Err(e)) = unheard {
+                    self.sink.error(from_ably_name(&p.channel).ok(), e);
+                }
+            }
+        }
         for i in 0..count {
             let Some(p) = s.pending.remove(&(first + i)) else {
                 continue; // already acknowledged: ignored

@@ -481,18 +481,30 @@ impl AblyRest {
 
     /// Sends a request; on a token error with renewable token auth, renews once and retries.
     pub async fn execute(&self, req: &RestRequest) -> Result<RestResponse> {
-        match self.execute_once(req, false).await {
-            Err(RealtimeError::Unauthorized(m))
+        match self.send(req, false).await? {
+            Ok(r) => Ok(r),
+            Err(info)
                 if matches!(self.cfg.auth, RestAuth::TokenFromKey(..))
-                    && m.contains("error 4014") =>
+                    && crate::errors::is_token_error(info.code()) =>
             {
                 self.execute_once(req, true).await
             }
-            other => other,
+            Err(info) => Err(to_realtime_error(&info, None)),
         }
     }
 
     async fn execute_once(&self, req: &RestRequest, renew: bool) -> Result<RestResponse> {
+        self.send(req, renew)
+            .await?
+            .map_err(|info| to_realtime_error(&info, None))
+    }
+
+    /// One request: transport failures as the outer error, the API's error as the inner.
+    async fn send(
+        &self,
+        req: &RestRequest,
+        renew: bool,
+    ) -> Result<std::result::Result<RestResponse, ErrorInfo>> {
         let url = format!("{}{}", self.cfg.base_url(), req.url_path());
         let method = if req.method == "POST" {
             reqwest::Method::POST
@@ -543,13 +555,13 @@ impl AblyRest {
                 .unwrap_or_else(|| {
                     ErrorInfo::new(i64::from(status) * 100, i64::from(status), "HTTP error")
                 });
-            return Err(to_realtime_error(&info, None));
+            return Ok(Err(info));
         }
-        Ok(RestResponse {
+        Ok(Ok(RestResponse {
             status,
             links,
             body,
-        })
+        }))
     }
 
     async fn page(&self, req: &RestRequest) -> Result<Page> {

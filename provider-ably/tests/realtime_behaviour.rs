@@ -622,3 +622,113 @@ async fn core_presence_survives_resume_and_reenters_after_a_failed_one() {
     peer.finished(2).await;
     peer.assert_clean();
 }
+
+#[tokio::test]
+async fn skipped_serials_are_refused_and_server_detach_reattaches() {
+    let mut peer = WsPeer::start(vec![Script::synthetic(
+        Value::Null,
+        &[
+            (true, CONNECTED),
+            (false, r#"{"action":10,"channel":"c"}"#),
+            (true, r#"{"action":11,"channel":"c","flags":0,"channelSerial":"s1"}"#),
+            (false, r#"{"action":15,"channel":"c","messages":[{"name":"a","data":"1","action":0}],"msgSerial":0}"#),
+            (false, r#"{"action":15,"channel":"c","messages":[{"name":"b","data":"2","action":0}],"msgSerial":1}"#),
+            (true, r#"{"action":1,"msgSerial":1,"count":1,"res":[{"serials":["x"]}]}"#),
+            // The server detaches the channel: the client re-attaches at once, with its serial.
+            (true, r#"{"action":13,"channel":"c","error":{"code":90198,"statusCode":500,"message":"moved"}}"#),
+            (false, r#"{"action":10,"channel":"c","channelSerial":"s1"}"#),
+            (true, r#"{"action":11,"channel":"c","flags":0,"channelSerial":"s2"}"#),
+            // An unsolicited ATTACHED without RESUMED: continuity lost, reported.
+            (true, r#"{"action":11,"channel":"c","flags":0,"channelSerial":"s3"}"#),
+        ],
+        Tail::AcceptClose,
+    )])
+    .await;
+    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let (sink, mut rx) = EventSink::channel();
+    p.connect(sink).await.unwrap();
+    let ch = Channel::public("c");
+    p.subscribe(&ch, &SubscribeOptions::default())
+        .await
+        .unwrap();
+    let h0 = p
+        .publish_messages(&ch, &[AblyMessage::new("a", Payload::Text("1".into()))])
+        .unwrap();
+    let h1 = p
+        .publish_messages(&ch, &[AblyMessage::new("b", Payload::Text("2".into()))])
+        .unwrap();
+    assert_eq!(
+        bounded("h1", h1.outcome()).await.unwrap(),
+        vec![Some("x".to_owned())]
+    );
+    let err = bounded("h0", h0.outcome()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol);
+    match next_event(&mut rx).await {
+        ProviderEvent::Error { channel, error } => {
+            assert_eq!(channel, Some(ch.clone()));
+            assert!(error.to_string().contains("90003"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let rk: Value = serde_json::from_str(&p.recovery_key().unwrap()).unwrap();
+    assert_eq!(rk["channelSerials"]["c"], "s3");
+    p.close().await.unwrap();
+    peer.finished(0).await;
+    peer.assert_clean();
+}
+
+#[tokio::test]
+async fn reauthorize_sends_the_new_token_in_band() {
+    let mut peer = WsPeer::start(vec![Script::synthetic(
+        json!({"access_token": "T1"}),
+        &[
+            (true, CONNECTED),
+            (false, r#"{"action":17,"auth":{"accessToken":"T2"}}"#),
+            (true, CONNECTED),
+        ],
+        Tail::AcceptClose,
+    )])
+    .await;
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = n.clone();
+    let mut conf = cfg(peer.port, 1);
+    conf.credentials = Credentials::callback(move |_p| {
+        let i = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        async move { Ok(AuthResponse::Token(format!("T{i}"))) }
+    });
+    let mut p = AblyRealtime::new(conf);
+    let (sink, _rx) = EventSink::channel();
+    p.connect(sink).await.unwrap();
+    bounded("reauthorize", p.reauthorize()).await.unwrap();
+    p.close().await.unwrap();
+    peer.finished(0).await;
+    peer.assert_clean();
+}
+
+#[tokio::test]
+async fn an_auth_url_token_is_used_for_the_connection() {
+    let http = HttpPeer::start(
+        vec![json!({
+            "method": "GET", "path": "/auth", "query": {"clientId": "u1"}, "foreign": true,
+            "headers": {"accept": "*/*"}, "body": null,
+            "response": {"status": 200, "headers": {}, "body": {"token": "URL-TOKEN", "expires": 1}}
+        })],
+        None,
+    )
+    .await;
+    let mut peer = WsPeer::start(vec![Script::synthetic(
+        json!({"access_token": "URL-TOKEN", "clientId": "u1"}),
+        &[(true, CONNECTED)],
+        Tail::AcceptClose,
+    )])
+    .await;
+    let mut conf = cfg(peer.port, 1).client_id("u1");
+    conf.credentials = Credentials::AuthUrl(format!("http://127.0.0.1:{}/auth", http.port));
+    let mut p = AblyRealtime::new(conf);
+    let (sink, _rx) = EventSink::channel();
+    p.connect(sink).await.unwrap();
+    p.close().await.unwrap();
+    peer.finished(0).await;
+    peer.assert_clean();
+    http.assert_clean();
+}

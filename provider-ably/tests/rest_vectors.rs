@@ -341,3 +341,56 @@ async fn publisher_refuses_bare_numbers_before_sending() {
     }
     peer.assert_clean();
 }
+
+/// Token auth with a key: a token error renews the token once and retries (`RSC10`).
+#[tokio::test]
+async fn a_rest_token_error_renews_once() {
+    let token_request = |token: &str| {
+        json!({
+            "method": "POST", "path": "/keys/appId.keyId/requestToken", "query": {},
+            "headers": {"accept": "application/json", "content-type": "application/json", "x-ably-version": "6"},
+            "body": "{\"keyName\":\"appId.keyId\",\"timestamp\":1800000000000,\"nonce\":\"1234567890123456\",\"mac\":\"x\"}",
+            "response": {"status": 200, "headers": {}, "body": {"token": token}}
+        })
+    };
+    let publish = |token: &str, status: u16| {
+        let body = if status == 201 {
+            json!({"serials": ["s"]})
+        } else {
+            json!({"error": {"code": 40142, "statusCode": 401, "message": "expired"}})
+        };
+        json!({
+            "method": "POST", "path": "/channels/c/messages", "query": {},
+            "headers": {"authorization": format!("Bearer {}", B64.encode(token)), "accept": "application/json",
+                        "content-type": "application/json", "x-ably-version": "6"},
+            "body": "[{\"id\":\"i\",\"name\":\"n\",\"data\":\"d\",\"action\":0}]",
+            "response": {"status": status, "headers": {}, "body": body}
+        })
+    };
+    let peer = HttpPeer::start(
+        vec![
+            token_request("A"),
+            publish("A", 401),
+            token_request("B"),
+            publish("B", 201),
+        ],
+        Some(key().full()),
+    )
+    .await;
+    let rest = AblyRest::new(RestConfig {
+        host: "127.0.0.1".into(),
+        port: Some(peer.port),
+        tls: false,
+        auth: RestAuth::TokenFromKey(key(), TokenParams::default()),
+        client_id: None,
+        max_message_size: 65536,
+    })
+    .unwrap();
+    let mut m = RestMessage::new("n", Payload::Text("d".into()));
+    m.id = Some("i".into());
+    let r = bounded("publish", rest.publish_messages("c", &[m], &[]))
+        .await
+        .unwrap();
+    assert_eq!(r.serials, vec![Some("s".to_owned())]);
+    peer.assert_clean();
+}
