@@ -277,3 +277,56 @@ async fn a_client_subscribes_private_and_presence_channels_through_the_endpoint(
     alice.close().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn form_encoding_for_pusher_style_endpoints() {
+    use std::collections::BTreeMap;
+
+    use axum::Form;
+    use provider_selfhosted::client::AuthBody;
+
+    let seen: Arc<Mutex<Vec<BTreeMap<String, String>>>> = Arc::default();
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/auth",
+        post(move |Form(form): Form<BTreeMap<String, String>>| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap_or_else(|p| p.into_inner()).push(form);
+                Json(json!({"auth": "signed"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/auth", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let authorizer = HttpAuthorizer::new(&url)
+        .expect("authorizer")
+        .with_body(AuthBody::Form);
+    let alice = PresenceUser {
+        id: "alice".into(),
+        info: json!({"name": "Alice"}),
+    };
+    let got = within(
+        "form auth",
+        authorizer.authorize(&request("presence:room", Some(alice))),
+    )
+    .await
+    .expect("auth");
+    assert_eq!(got.str_field("auth"), Some("signed"));
+    let forms = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let expected: BTreeMap<String, String> = [
+        ("socket_id", "n.42"),
+        ("channel_name", "presence:room"),
+        ("user_id", "alice"),
+        ("user_info", r#"{"name":"Alice"}"#),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(forms, vec![expected]);
+}

@@ -9,11 +9,24 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use url::Url;
 
+/// How [`HttpAuthorizer`] encodes its request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthBody {
+    /// JSON: `{"socket_id", "channel_name", "user": {"id", "info"}}`.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`: `socket_id`, `channel_name`, and for presence
+    /// channels `user_id` and `user_info` (a JSON string) — the shape many existing Pusher-style
+    /// auth endpoints read.
+    Form,
+}
+
 /// Asks an application's auth endpoint to sign a subscription.
 ///
 /// It POSTs JSON
 /// `{"socket_id": "…", "channel_name": "private:room:1", "user": {"id": "…", "info": …}}`
-/// (`user` only for presence channels) with the headers given to
+/// (`user` only for presence channels; or the same as a form, see [`AuthBody::Form`]) with the
+/// headers given to
 /// [`HttpAuthorizer::with_header`] (a session cookie or a bearer token proving who the user
 /// is), and returns the endpoint's JSON body unchanged as the [`ChannelAuth`] — the body a
 /// backend's provider authorizer produced (`{"auth": …, "channel_data": …}` for the
@@ -29,6 +42,7 @@ pub struct HttpAuthorizer {
     headers: HeaderMap,
     http: reqwest::Client,
     timeout: Duration,
+    body: AuthBody,
 }
 
 impl std::fmt::Debug for HttpAuthorizer {
@@ -55,7 +69,14 @@ impl HttpAuthorizer {
             headers: HeaderMap::new(),
             http: reqwest::Client::new(),
             timeout: Duration::from_secs(10),
+            body: AuthBody::Json,
         })
+    }
+
+    /// How the request is encoded (default JSON).
+    pub fn with_body(mut self, body: AuthBody) -> Self {
+        self.body = body;
+        self
     }
 
     /// Adds a header sent with every request (`authorization`, `cookie`, …).
@@ -85,27 +106,41 @@ impl HttpAuthorizer {
         }
         body
     }
+
+    /// The form fields posted for `request` with [`AuthBody::Form`].
+    pub fn request_form(request: &AuthRequest) -> Vec<(&'static str, String)> {
+        let mut form = vec![
+            ("socket_id", request.socket_id.clone()),
+            ("channel_name", request.channel.to_string()),
+        ];
+        if let Some(user) = &request.user {
+            form.push(("user_id", user.id.clone()));
+            form.push(("user_info", user.info.to_string()));
+        }
+        form
+    }
 }
 
 #[async_trait]
 impl ChannelAuthorizer for HttpAuthorizer {
     async fn authorize(&self, request: &AuthRequest) -> Result<ChannelAuth> {
         let channel = request.channel.to_string();
-        let response = self
+        let post = self
             .http
             .post(self.url.clone())
             .headers(self.headers.clone())
-            .json(&Self::request_body(request))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    RealtimeError::timeout("the auth endpoint", self.timeout)
-                } else {
-                    RealtimeError::Connection(format!("auth endpoint: {e}"))
-                }
-            })?;
+            .timeout(self.timeout);
+        let post = match self.body {
+            AuthBody::Json => post.json(&Self::request_body(request)),
+            AuthBody::Form => post.form(&Self::request_form(request)),
+        };
+        let response = post.send().await.map_err(|e| {
+            if e.is_timeout() {
+                RealtimeError::timeout("the auth endpoint", self.timeout)
+            } else {
+                RealtimeError::Connection(format!("auth endpoint: {e}"))
+            }
+        })?;
         let status = response.status();
         let text = response
             .text()

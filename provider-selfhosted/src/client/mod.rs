@@ -12,7 +12,7 @@ pub mod publisher;
 pub mod sse;
 mod ws;
 
-pub use http_auth::HttpAuthorizer;
+pub use http_auth::{AuthBody, HttpAuthorizer};
 pub use provider::SelfHostedProvider;
 pub use publisher::SelfHostedPublisher;
 
