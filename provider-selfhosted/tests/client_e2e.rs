@@ -490,3 +490,68 @@ async fn heartbeats_measure_latency() {
     c.close().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn subscribe_hands_over_snapshot_and_replay_before_returning() {
+    let server = start(100).await;
+    // Three messages, the last one retained as the channel's snapshot.
+    for n in 1..=3 {
+        let mut p = publication("scores", n);
+        p.retain = n == 3;
+        server.publish(p).await.expect("publish");
+    }
+    let mut provider = SelfHostedProvider::new(&url(&server)).expect("provider");
+    let (sink, mut events) = client_support::sink();
+    within("connect", provider.connect(sink))
+        .await
+        .expect("connect");
+    let scores = Channel::public("scores");
+    let first = within(
+        "subscribe",
+        provider.subscribe(&scores, &SubscribeOptions::default()),
+    )
+    .await
+    .expect("subscribe");
+    let epoch = first.position.as_ref().and_then(|p| p.epoch.clone());
+    assert_eq!(first.position.as_ref().map(|p| p.sequence), Some(3));
+    // Already in the sink when `subscribe` returned: the snapshot, without a position.
+    match events.try_next() {
+        Some(ProviderEvent::Message(m)) => {
+            assert_eq!(m.data, json!({"n": 3}));
+            assert_eq!(m.position, None);
+        }
+        other => panic!("expected the snapshot, got {other:?}"),
+    }
+    assert!(events.try_next().is_none(), "no replay without `since`");
+
+    // Resubscribing from seq 1 replays 2 and 3 (after the snapshot), before returning.
+    within("unsubscribe", provider.unsubscribe(&scores))
+        .await
+        .expect("unsubscribe");
+    let since = realtime_core::Position { epoch, sequence: 1 };
+    let options = SubscribeOptions {
+        since: Some(since),
+        ..SubscribeOptions::default()
+    };
+    let again = within("resubscribe", provider.subscribe(&scores, &options))
+        .await
+        .expect("resubscribe");
+    assert_eq!(again.recovery, Recovery::Recovered);
+    let got: Vec<(Option<u64>, Value)> = events
+        .drain()
+        .into_iter()
+        .map(|e| match e {
+            ProviderEvent::Message(m) => (m.position.map(|p| p.sequence), m.data),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (None, json!({"n": 3})),
+            (Some(2), json!({"n": 2})),
+            (Some(3), json!({"n": 3})),
+        ]
+    );
+    server.shutdown().await;
+}
