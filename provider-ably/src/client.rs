@@ -828,10 +828,10 @@ impl RealtimeProvider for AblyRealtime {
     }
 
     /// Fetches what was published after `since` through REST history (forwards from the
-    /// position's timestamp, up to 10 pages of 1000). `complete` is false when more pages
-    /// remain.
+    /// position's timestamp, up to `history_max_pages` pages of 1000). `complete` is false
+    /// when more pages remain.
     async fn history(&mut self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
-        const MAX_PAGES: usize = 10;
+        let max_pages = self.cfg.history_max_pages.max(1);
         let name = ably_name(channel)?;
         let token = lock(&self.shared).token.clone();
         let rest = crate::auth::rest_client(&self.cfg, token.as_deref())?;
@@ -846,7 +846,7 @@ impl RealtimeProvider for AblyRealtime {
         let mut messages = Self::history_messages(channel, std::mem::take(&mut page.items))?;
         let mut pages = 1;
         while let Some(next) = page.next.clone() {
-            if pages == MAX_PAGES {
+            if pages == max_pages {
                 break;
             }
             page = rest.next_page(&first.path, &next).await?;

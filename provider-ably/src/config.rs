@@ -126,6 +126,9 @@ pub struct AblyConfig {
     /// A token error within this long after a renewal is a persistent failure: fatal instead
     /// of another renewal (default 30 s).
     pub min_renewal_interval: Duration,
+    /// History pages (of up to 1000 messages) fetched to recover a gap (default 10); more
+    /// remaining means the gap cannot be filled (`HistoryPage::complete` false).
+    pub history_max_pages: usize,
 }
 
 impl AblyConfig {
@@ -145,6 +148,7 @@ impl AblyConfig {
             channel_options: HashMap::new(),
             transport_params: Vec::new(),
             min_renewal_interval: Duration::from_secs(30),
+            history_max_pages: 10,
         }
     }
 

@@ -732,3 +732,130 @@ async fn an_auth_url_token_is_used_for_the_connection() {
     peer.assert_clean();
     http.assert_clean();
 }
+
+/// A gap longer than the history the client may fetch: the core raises `SyncRequired`.
+#[tokio::test]
+async fn core_raises_sync_required_when_history_cannot_fill_the_gap() {
+    let m0 = r#"{"action":15,"channel":"room","messages":[{"id":"m0","name":"e","data":"zero","serial":"01700000000000-000@s:000"}]}"#;
+    let mut peer = WsPeer::start(vec![
+        Script::synthetic(
+            Value::Null,
+            &[
+                (true, CONNECTED),
+                (false, r#"{"action":10,"channel":"room"}"#),
+                (true, r#"{"action":11,"channel":"room","flags":0}"#),
+                (true, m0),
+            ],
+            Tail::Drop,
+        ),
+        Script::synthetic(
+            json!({"resume": "K1"}),
+            &[
+                (true, r#"{"action":4,"connectionId":"C2","error":{"code":80008,"statusCode":400,"message":"expired"},"connectionDetails":{"connectionKey":"K2"}}"#),
+                (false, r#"{"action":10,"channel":"room"}"#),
+                (true, r#"{"action":11,"channel":"room","flags":0}"#),
+            ],
+            Tail::Hold,
+        ),
+    ])
+    .await;
+    let history = json!({
+        "method": "GET", "path": "/channels/room/messages",
+        "query": {"start": "1700000000000", "direction": "forwards", "limit": "1000"},
+        "headers": {"authorization": "Basic YXBwSWQua2V5SWQ6a2V5U2VjcmV0", "accept": "application/json", "x-ably-version": "6"},
+        "body": null,
+        "response": {"status": 200, "headers": {"link": "<./messages?cursor=2>; rel=\"next\""}, "body": [
+            {"id": "m1", "name": "e", "data": "one", "serial": "01700000000001-000@s:000"}
+        ]}
+    });
+    let http = HttpPeer::start(vec![history], None).await;
+    let mut c = cfg(peer.port, http.port);
+    c.history_max_pages = 1;
+    let client = RealtimeClient::builder(AblyRealtime::new(c))
+        .backoff(realtime_core::Backoff {
+            initial: Duration::from_millis(10),
+            jitter: Duration::from_millis(1),
+            ..realtime_core::Backoff::default()
+        })
+        .build();
+    let mut events = client.events();
+    let mut sub = client.subscribe("room").await.unwrap();
+    assert_eq!(
+        bounded("m0", sub.recv()).await.unwrap().id.as_deref(),
+        Some("m0")
+    );
+    peer.finished(0).await;
+    // What history had is still delivered; the rest is declared lost.
+    assert_eq!(
+        bounded("m1", sub.recv()).await.unwrap().id.as_deref(),
+        Some("m1")
+    );
+    let channel = bounded("SyncRequired", async {
+        loop {
+            if let Ok(ClientEvent::SyncRequired { channel }) = events.recv().await {
+                return channel;
+            }
+        }
+    })
+    .await;
+    assert_eq!(channel, Channel::public("room"));
+    client.close().await;
+    http.assert_clean();
+    peer.assert_clean();
+}
+
+/// The recorded connect-timeout scenario under the core's policy: every attempt times out
+/// after realtimeRequestTimeout and the core (not the provider) schedules the retries with its
+/// own backoff (1, 2, 4 s + jitter) instead of ably-js's `disconnectedRetryTimeout` schedule.
+#[tokio::test(start_paused = true)]
+async fn core_backoff_replaces_ably_js_retry_schedule() {
+    let v = support::vectors();
+    let sc = &v["realtime"]["connectTimeout"];
+    let urls: Vec<String> = serde_json::from_value(sc["upgradeUrls"].clone()).unwrap();
+    let scripts: Vec<Script> = urls
+        .iter()
+        .map(|u| {
+            let (path, qs) = u.split_once('?').unwrap();
+            Script {
+                upgrade: json!({"path": path, "query": support::parse_query(qs)}),
+                frames: vec![],
+                tail: Tail::AcceptClose,
+            }
+        })
+        .collect();
+    let attempts = scripts.len();
+    let mut peer = WsPeer::start(scripts).await;
+    let mut c = cfg(peer.port, 1);
+    c.realtime_request_timeout = Duration::from_millis(
+        sc["clientOptions"]["realtimeRequestTimeout"]
+            .as_u64()
+            .unwrap(),
+    );
+    let client = RealtimeClient::builder(AblyRealtime::new(c))
+        .jitter_seed(7)
+        .build();
+    let mut states = client.state_changes();
+    let connecting = client.clone();
+    let connect = tokio::spawn(async move { connecting.connect().await });
+    let mut retries = Vec::new();
+    while retries.len() < attempts - 1 {
+        bounded("a state change", states.changed()).await.unwrap();
+        if let realtime_core::ConnectionState::Reconnecting { attempt, retry_in } =
+            states.borrow_and_update().clone()
+        {
+            retries.push((attempt, retry_in));
+        }
+    }
+    for (i, (attempt, retry_in)) in retries.iter().enumerate() {
+        assert_eq!(*attempt as usize, i + 1);
+        let base = Duration::from_secs(1 << i);
+        assert!(
+            *retry_in >= base && *retry_in <= base + Duration::from_secs(1),
+            "{retry_in:?}"
+        );
+    }
+    peer.finished(attempts - 2).await;
+    client.close().await;
+    let _ = connect.await;
+    peer.assert_clean();
+}
