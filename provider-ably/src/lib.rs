@@ -21,6 +21,11 @@ pub mod protocol;
 pub mod rest;
 #[cfg(test)]
 mod testdata;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub mod token;
 
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use crate::token::{ApiKey, TokenDetails, TokenParams, TokenRequest};
 use crate::{AGENT, DEFAULT_HOST};
 
 /// How REST requests authenticate.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum RestAuth {
     /// `Authorization: Basic base64(key)`.
     Basic(ApiKey),
@@ -29,6 +29,16 @@ pub enum RestAuth {
     /// Token auth with a key (`useTokenAuth`): a token is requested with these params on first
     /// use and renewed once on a token error.
     TokenFromKey(ApiKey, TokenParams),
+}
+
+impl std::fmt::Debug for RestAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Basic(k) => write!(f, "Basic({k:?})"),
+            Self::Token(_) => f.write_str("Token(<redacted>)"),
+            Self::TokenFromKey(k, _) => write!(f, "TokenFromKey({k:?})"),
+        }
+    }
 }
 
 /// Where and how to reach the REST API.
