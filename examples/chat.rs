@@ -308,12 +308,12 @@ async fn run() -> Demo<()> {
             format!("publishes {line:?} while the server is down (#{})", m.seq),
         );
     }
+    say("server", format!("restarting on {addr} with its history"));
     let server = step(
         "restart the server",
         Server::builder().config(config).broker(broker).bind(addr),
     )
     .await?;
-    say("server", format!("restarted on {addr} with its history"));
 
     let (channel, recovered) = note("bob resubscribes", &mut bob_notes, |n| match n {
         Note::Resubscribed(channel, recovered) => Some((channel, recovered)),
