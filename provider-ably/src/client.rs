@@ -627,6 +627,7 @@ impl RealtimeProvider for AblyRealtime {
                 }
             }
             self.recover = None;
+            s.resumed = resumed;
             s.connection_id = Some(new_id.clone());
             if details.connection_key.is_some() {
                 s.connection_key = details.connection_key.clone();

@@ -49,6 +49,8 @@ pub(crate) struct ChannelState {
     pub attach_waiter: Option<oneshot::Sender<Result<u64>>>,
     pub detach_waiter: Option<oneshot::Sender<Result<()>>>,
     pub attached: bool,
+    /// Attached at some point on an earlier or the current link (cleared on DETACHED).
+    pub ever_attached: bool,
     pub presence: PresenceMap,
     /// The data this connection entered with, while the server still holds it.
     pub entered: Option<Value>,
@@ -80,6 +82,8 @@ pub(crate) struct Shared {
     pub token_stale: bool,
     /// A fatal error ended the connection: forget its state.
     pub failed: bool,
+    /// The current link resumed the previous connection.
+    pub resumed: bool,
     pub aux_tasks: Vec<JoinHandle<()>>,
 }
 
@@ -470,12 +474,15 @@ impl Reader {
         };
         let flags_value = pm.flags.unwrap_or(0);
         let mut s = lock(&self.shared);
+        let resumed_link = s.resumed;
         let ch = s.channels.entry(name.clone()).or_default();
         if pm.channel_serial.is_some() {
             ch.serial = pm.channel_serial.clone();
         }
         let was_attached = ch.attached;
+        let attached_before = ch.ever_attached;
         ch.attached = true;
+        ch.ever_attached = true;
         if !pm.has_flag(flags::RESUMED) {
             // Continuity lost: the server no longer holds our presence entry (RTP17i).
             ch.entered = None;
@@ -492,23 +499,27 @@ impl Reader {
         if let Some(change) = presence_change {
             self.sink.presence(channel.clone(), change);
         }
-        match waiter {
-            Some(w) => {
-                let _ = w.send(Ok(flags_value));
-            }
-            None if was_attached && !pm.has_flag(flags::RESUMED) => {
-                // An unsolicited ATTACHED without RESUMED: messages may have been lost (RTL12).
-                self.sink.error(
-                    Some(channel),
-                    RealtimeError::Provider {
-                        provider: crate::PROVIDER_NAME,
-                        code: pm.error.as_ref().map_or(90003, ErrorInfo::code),
-                        message: "channel continuity lost (ATTACHED without RESUMED)".into(),
-                        retryable: true,
-                    },
-                );
-            }
-            None => {}
+        // Continuity lost: an unsolicited ATTACHED without RESUMED (RTL12), or a re-attach
+        // without RESUMED on a resumed connection, where the core expects no gap.
+        let lost = !pm.has_flag(flags::RESUMED)
+            && if waiter.is_some() {
+                resumed_link && attached_before
+            } else {
+                was_attached
+            };
+        if let Some(w) = waiter {
+            let _ = w.send(Ok(flags_value));
+        }
+        if lost {
+            self.sink.error(
+                Some(channel),
+                RealtimeError::Provider {
+                    provider: crate::PROVIDER_NAME,
+                    code: pm.error.as_ref().map_or(90003, ErrorInfo::code),
+                    message: "channel continuity lost (ATTACHED without RESUMED)".into(),
+                    retryable: true,
+                },
+            );
         }
     }
 

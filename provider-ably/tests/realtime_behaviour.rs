@@ -859,3 +859,64 @@ async fn core_backoff_replaces_ably_js_retry_schedule() {
     let _ = connect.await;
     peer.assert_clean();
 }
+
+/// A resumed connection whose re-attach lacks RESUMED lost messages on that channel even
+/// though the connection held: reported (90003), since the core skips recovery on a resume.
+#[tokio::test]
+async fn continuity_loss_on_a_resumed_connection_is_reported() {
+    let mut peer = WsPeer::start(vec![
+        Script::synthetic(
+            Value::Null,
+            &[
+                (true, CONNECTED),
+                (false, r#"{"action":10,"channel":"c"}"#),
+                (
+                    true,
+                    r#"{"action":11,"channel":"c","flags":0,"channelSerial":"s1"}"#,
+                ),
+            ],
+            Tail::Drop,
+        ),
+        Script::synthetic(
+            json!({"resume": "K1"}),
+            &[
+                (true, CONNECTED),
+                (false, r#"{"action":10,"channel":"c","channelSerial":"s1"}"#),
+                (
+                    true,
+                    r#"{"action":11,"channel":"c","flags":0,"channelSerial":"s2"}"#,
+                ),
+            ],
+            Tail::AcceptClose,
+        ),
+    ])
+    .await;
+    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let ch = Channel::public("c");
+    let (sink, mut rx) = EventSink::channel();
+    p.connect(sink).await.unwrap();
+    p.subscribe(&ch, &SubscribeOptions::default())
+        .await
+        .unwrap();
+    peer.finished(0).await;
+    assert!(matches!(
+        next_event(&mut rx).await,
+        ProviderEvent::Closed(_)
+    ));
+    p.disconnect().await.unwrap();
+    let (sink, mut rx) = EventSink::channel();
+    assert!(p.connect(sink).await.unwrap().resumed);
+    p.subscribe(&ch, &SubscribeOptions::default())
+        .await
+        .unwrap();
+    match next_event(&mut rx).await {
+        ProviderEvent::Error { channel, error } => {
+            assert_eq!(channel, Some(ch));
+            assert!(error.to_string().contains("90003"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    p.close().await.unwrap();
+    peer.finished(1).await;
+    peer.assert_clean();
+}
