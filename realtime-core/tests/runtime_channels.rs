@@ -571,3 +571,49 @@ async fn a_slow_subscriber_is_reported_not_silently_skipped() {
     );
     assert_eq!(seqs(&recv_n(&mut sub, 2).await), [1, 2]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_presence_listener_first_gets_the_current_members() {
+    let (client, script) = client(|b| b);
+    let room = ch("presence:room");
+    client
+        .presence_enter("presence:room", json!({"me": true}))
+        .await
+        .unwrap();
+    script.emit_presence(
+        &room,
+        PresenceChange::Snapshot(vec![
+            PresenceMember::new("alice", json!({"me": true})),
+            PresenceMember::new("bob", json!(null)),
+        ]),
+    );
+    settle().await;
+    let mut late = client.presence_events("presence:room").await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let e = tokio::time::timeout(BOUND, late.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        got.push((e.action, e.member.id));
+    }
+    assert_eq!(
+        got,
+        [
+            (PresenceAction::Joined, "alice".to_string()),
+            (PresenceAction::Joined, "bob".to_string())
+        ]
+    );
+    script.emit_presence(
+        &room,
+        PresenceChange::Left(PresenceMember::new("bob", json!(null))),
+    );
+    let e = tokio::time::timeout(BOUND, late.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (e.action, e.member.id.as_str()),
+        (PresenceAction::Left, "bob")
+    );
+}

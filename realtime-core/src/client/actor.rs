@@ -985,6 +985,16 @@ impl Actor {
             return;
         }
         let entry = self.entry_for(&channel);
+        if let ListenerSink::Presence(tx) = &sink {
+            // A late listener first learns who is already there, as joins.
+            for member in entry.roster.members() {
+                let _ = tx.try_send(PresenceEvent {
+                    channel: channel.clone(),
+                    action: crate::PresenceAction::Joined,
+                    member,
+                });
+            }
+        }
         entry.listeners.push(Listener {
             id,
             sink,
