@@ -284,13 +284,11 @@ impl AblyRealtime {
             None
         };
         let fut = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector);
-        match timeout(self.request_timeout(), fut).await {
+        let limit = self.cfg.websocket_connect_timeout;
+        match timeout(limit, fut).await {
             Ok(Ok((ws, _))) => Ok(ws),
             Ok(Err(e)) => Err(RealtimeError::Connection(format!("ably websocket: {e}"))),
-            Err(_) => Err(RealtimeError::timeout(
-                "ably websocket handshake",
-                self.request_timeout(),
-            )),
+            Err(_) => Err(RealtimeError::timeout("ably websocket handshake", limit)),
         }
     }
 

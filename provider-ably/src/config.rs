@@ -119,6 +119,9 @@ pub struct AblyConfig {
     /// CONNECTED, ATTACH, DETACH, CLOSE and ping waits (default 10 s); also added to
     /// `maxIdleInterval` for idle detection.
     pub realtime_request_timeout: Duration,
+    /// The longest the WebSocket handshake may take (ably-js `webSocketConnectTimeout`,
+    /// default 10 s); CONNECTED is then awaited for `realtime_request_timeout`.
+    pub websocket_connect_timeout: Duration,
     /// Options per Ably channel name.
     pub channel_options: HashMap<String, ChannelOptions>,
     /// Extra query parameters for the connection (`transportParams`).
@@ -145,6 +148,7 @@ impl AblyConfig {
             echo: true,
             recover: None,
             realtime_request_timeout: Duration::from_secs(10),
+            websocket_connect_timeout: Duration::from_secs(10),
             channel_options: HashMap::new(),
             transport_params: Vec::new(),
             min_renewal_interval: Duration::from_secs(30),
