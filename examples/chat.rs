@@ -235,11 +235,17 @@ async fn run() -> Demo<()> {
     if members.len() != 2 {
         return Err(format!("expected 2 members, saw {}", members.len()));
     }
+    // A presence stream starts with the members already there (alice herself), as joins.
     let joined = step("alice sees bob join", async {
-        alice_presence
-            .recv()
-            .await
-            .ok_or_else(|| "the presence stream ended".to_owned())
+        loop {
+            let event = alice_presence
+                .recv()
+                .await
+                .ok_or_else(|| "the presence stream ended".to_owned())?;
+            if event.member.id != "alice" {
+                return Ok::<_, String>(event);
+            }
+        }
     })
     .await?;
     if joined.action != PresenceAction::Joined || joined.member.id != "bob" {
