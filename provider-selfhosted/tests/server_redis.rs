@@ -35,6 +35,11 @@ fn free_port() -> u16 {
 
 /// Starts redis-server, or returns `None` (outside CI) when it is not installed.
 async fn redis_server() -> Option<RedisServer> {
+    redis_server_on(free_port()).await
+}
+
+/// Starts redis-server on `port`, or returns `None` (outside CI) when it is not installed.
+async fn redis_server_on(port: u16) -> Option<RedisServer> {
     let installed = Command::new("redis-server")
         .arg("--version")
         .stdout(Stdio::null())
@@ -50,7 +55,6 @@ async fn redis_server() -> Option<RedisServer> {
         );
         return None;
     }
-    let port = free_port();
     let mut child = Command::new("redis-server")
         .args([
             "--port",
@@ -209,4 +213,60 @@ async fn an_unreachable_redis_is_a_clear_startup_error() {
         .await
         .expect_err("no redis there");
     assert!(err.to_string().contains("redis"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_resubscribe_when_redis_comes_back() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let port: u16 = redis
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let a = node(&redis.url).await;
+    let b = node(&redis.url).await;
+    let mut on_b = WsClient::connect(b.local_addr()).await;
+    on_b.subscribe("room").await;
+    assert_eq!(b.metrics().snapshot().engine_connects, 1);
+
+    // Redis goes away and comes back (empty) on the same port.
+    drop(redis);
+    let _redis = redis_server_on(port).await.expect("redis-server again");
+    for node in [&a, &b] {
+        node.metrics()
+            .wait_for(WAIT, |m| m.engine_connects >= 2)
+            .await
+            .expect("the node re-subscribed");
+    }
+    // The publishing connection reconnects on its own; its first command may still fail.
+    let mut published = false;
+    for _ in 0..20 {
+        let (s, _) = publish(
+            a.local_addr(),
+            json!({"channel": "room", "event": "e", "data": "back"}),
+        )
+        .await;
+        if s == 200 {
+            published = true;
+            break;
+        }
+        assert_eq!(s, 503, "a failed engine publish is 503 unavailable");
+    }
+    assert!(published, "publishing works again");
+    let m = on_b.expect("message").await;
+    assert_eq!(m["data"], "back");
+    let text = http()
+        .get(format!("http://{}/metrics", b.local_addr()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("realtime_engine_connects_total 2"), "{text}");
+    a.shutdown().await;
+    b.shutdown().await;
 }

@@ -153,6 +153,7 @@ struct PatternState {
 #[derive(Default)]
 struct State {
     conns: HashMap<ConnId, Conn>,
+    socket_ids: HashSet<Arc<str>>,
     channels: HashMap<String, ChannelState>,
     patterns: HashMap<String, PatternState>,
 }
@@ -310,8 +311,13 @@ impl Broker {
     /// Registers a connection, with a bounded send queue of `send_queue` frames.
     pub fn register(&self) -> Registration {
         let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
-        let socket_id = format!("{}.{}", self.inner.node, conn);
-        self.register_inner(conn, socket_id, &mut self.lock())
+        let mut state = self.lock();
+        let mut socket_id = format!("{}.{}", self.inner.node, conn);
+        // A client-chosen SSE socket id may have taken the generated one: never share an id.
+        while state.socket_ids.contains(socket_id.as_str()) {
+            socket_id = format!("{}.{}.{:08x}", self.inner.node, conn, fastrand::u32(..));
+        }
+        self.register_inner(conn, socket_id, &mut state)
     }
 
     /// Registers a connection under a socket id the client chose (SSE with signed private
@@ -329,7 +335,7 @@ impl Broker {
             ));
         }
         let mut state = self.lock();
-        if state.conns.values().any(|c| &*c.socket_id == socket_id) {
+        if state.socket_ids.contains(socket_id) {
             return Err(Refusal::new(code::CONFLICT, "socket_id is in use"));
         }
         let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -339,10 +345,12 @@ impl Broker {
     fn register_inner(&self, conn: ConnId, socket_id: String, state: &mut State) -> Registration {
         let (tx, rx) = mpsc::channel(self.inner.config.send_queue.max(1));
         let kick = Arc::new(Kick::default());
+        let id: Arc<str> = Arc::from(socket_id.as_str());
+        state.socket_ids.insert(id.clone());
         state.conns.insert(
             conn,
             Conn {
-                socket_id: Arc::from(socket_id.as_str()),
+                socket_id: id,
                 tx,
                 kick: kick.clone(),
                 kicked: false,
@@ -372,7 +380,9 @@ impl Broker {
         for key in keys {
             state.remove_sub(conn_id, &key, &self.inner.metrics);
         }
-        state.conns.remove(&conn_id);
+        if let Some(conn) = state.conns.remove(&conn_id) {
+            state.socket_ids.remove(&conn.socket_id);
+        }
         drop(state);
         self.inner.metrics.connection_closed();
     }
@@ -1086,6 +1096,28 @@ mod tests {
             })
             .collect();
         assert_eq!(actions, vec![PresenceAction::Join, PresenceAction::Leave]);
+    }
+
+    #[test]
+    fn socket_ids_are_never_shared() {
+        let b = Broker::default();
+        let next = format!(
+            "{}.{}",
+            b.inner.node,
+            b.inner.next_conn.load(Ordering::Relaxed) + 1
+        );
+        let sse = b.register_as(&next).unwrap();
+        assert_eq!(sse.socket_id, next);
+        let ws = b.register();
+        assert_ne!(ws.socket_id, next, "the generated id skips the taken one");
+        let again = b.register_as(&next).unwrap_err();
+        assert_eq!(again.code, code::CONFLICT);
+        b.unregister(sse.conn);
+        assert!(
+            b.register_as(&next).is_ok(),
+            "free again once its owner left"
+        );
+        assert_eq!(b.register_as("bad id!").unwrap_err().code, code::MALFORMED);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct Metrics {
     slow_consumer_disconnects: AtomicU64,
     queue_high_water: AtomicU64,
     errors_sent: AtomicU64,
+    engine_connects: AtomicU64,
     disconnects: Mutex<BTreeMap<u16, u64>>,
     changed: Notify,
 }
@@ -46,6 +47,8 @@ pub struct MetricsSnapshot {
     pub queue_high_water: u64,
     /// Error frames sent.
     pub errors_sent: u64,
+    /// Times the scale-out engine (Redis pub/sub) connected or reconnected.
+    pub engine_connects: u64,
     /// Server-initiated disconnects by close code.
     pub disconnects: BTreeMap<u16, u64>,
 }
@@ -106,6 +109,10 @@ impl Metrics {
         self.changed.notify_waiters();
     }
 
+    pub(crate) fn engine_connected(&self) {
+        self.bump(&self.engine_connects, 1);
+    }
+
     /// Wakes waiters after a batch of relaxed updates.
     pub(crate) fn notify(&self) {
         self.changed.notify_waiters();
@@ -123,6 +130,7 @@ impl Metrics {
             slow_consumer_disconnects: self.slow_consumer_disconnects.load(Ordering::Relaxed),
             queue_high_water: self.queue_high_water.load(Ordering::Relaxed),
             errors_sent: self.errors_sent.load(Ordering::Relaxed),
+            engine_connects: self.engine_connects.load(Ordering::Relaxed),
             disconnects: self
                 .disconnects
                 .lock()
@@ -215,6 +223,12 @@ impl Metrics {
             "counter",
             "Error frames sent.",
             s.errors_sent,
+        );
+        metric(
+            "realtime_engine_connects_total",
+            "counter",
+            "Times the scale-out engine's pub/sub connected or reconnected.",
+            s.engine_connects,
         );
         let _ = writeln!(
             out,

@@ -10,6 +10,8 @@
 //! Node-local: history (each node keeps what it received since it started), snapshots
 //! (likewise), presence members and connection counters.
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
@@ -47,10 +49,11 @@ struct Envelope {
     retain: bool,
 }
 
-/// A connection to Redis for publishing; a background task applies what other nodes publish.
+/// A connection to Redis for publishing (reconnects on its own); a background task applies
+/// what other nodes publish and re-subscribes when the pub/sub connection drops.
 #[derive(Clone)]
 pub struct RedisEngine {
-    conn: redis::aio::MultiplexedConnection,
+    conn: redis::aio::ConnectionManager,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -78,6 +81,74 @@ fn decode(payload: &[u8]) -> Option<(MessageFrame, Option<String>, bool)> {
     Some((frame, env.exclude, env.retain))
 }
 
+async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSub, String> {
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .map_err(|e| format!("cannot open pub/sub: {e}"))?;
+    pubsub
+        .subscribe(FANOUT_CHANNEL)
+        .await
+        .map_err(|e| format!("cannot subscribe: {e}"))?;
+    Ok(pubsub)
+}
+
+/// Applies what arrives on the fan-out channel until shutdown, re-subscribing (with a capped
+/// exponential delay) whenever the pub/sub connection drops.
+async fn receive(
+    client: redis::Client,
+    first: redis::aio::PubSub,
+    broker: Broker,
+    shutdown: CancellationToken,
+) {
+    const FIRST_DELAY: Duration = Duration::from_millis(100);
+    const MAX_DELAY: Duration = Duration::from_secs(5);
+    let mut next = Some(first);
+    let mut delay = FIRST_DELAY;
+    loop {
+        let pubsub = match next.take() {
+            Some(p) => p,
+            None => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                match subscribe(&client).await {
+                    Ok(p) => {
+                        tracing::info!("redis pub/sub reconnected");
+                        broker.metrics().engine_connected();
+                        delay = FIRST_DELAY;
+                        p
+                    }
+                    Err(e) => {
+                        tracing::warn!("redis pub/sub: {e}; retrying in {delay:?}");
+                        delay = (delay * 2).min(MAX_DELAY);
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut stream = pubsub.into_on_message();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                msg = stream.next() => match msg {
+                    Some(msg) => match decode(msg.get_payload_bytes()) {
+                        Some((frame, exclude, retain)) => broker.apply_remote(frame, exclude, retain),
+                        None => tracing::warn!("ignoring an unreadable message on {FANOUT_CHANNEL}"),
+                    },
+                    None => {
+                        tracing::error!(
+                            "redis pub/sub connection lost: reconnecting (messages from other nodes published meanwhile are missed; clients recover them on resubscribe where history has them)"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl RedisEngine {
     /// Connects, subscribes to the fan-out channel and starts applying what arrives to
     /// `broker` until `shutdown`.
@@ -87,40 +158,34 @@ impl RedisEngine {
         shutdown: CancellationToken,
     ) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad redis url: {e}"))?;
-        let mut conn = client
-            .get_multiplexed_async_connection()
+        // Fail fast when Redis is not there at all (the manager below would retry).
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
+            Err(_) => return Err("cannot connect: timed out after 5s".into()),
+        }
+        // Reconnects after a drop: a few quick attempts per failed command, bounded in time.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(3)
+            .set_factor(100)
+            .set_max_delay(1_000)
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(5));
+        let mut conn = redis::aio::ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|e| format!("cannot connect: {e}"))?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
             .map_err(|e| format!("ping failed: {e}"))?;
-        let mut pubsub = client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| format!("cannot open pub/sub: {e}"))?;
-        pubsub
-            .subscribe(FANOUT_CHANNEL)
-            .await
-            .map_err(|e| format!("cannot subscribe: {e}"))?;
-        tokio::spawn(async move {
-            let mut stream = pubsub.into_on_message();
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    msg = stream.next() => match msg {
-                        Some(msg) => match decode(msg.get_payload_bytes()) {
-                            Some((frame, exclude, retain)) => broker.apply_remote(frame, exclude, retain),
-                            None => tracing::warn!("ignoring an unreadable message on {FANOUT_CHANNEL}"),
-                        },
-                        None => {
-                            tracing::error!("redis pub/sub connection lost: this node no longer receives other nodes' messages");
-                            break;
-                        }
-                    }
-                }
-            }
-        });
+        let pubsub = subscribe(&client).await?;
+        broker.metrics().engine_connected();
+        tokio::spawn(receive(client, pubsub, broker, shutdown));
         Ok(Self { conn })
     }
 
