@@ -3,9 +3,31 @@
 //! One realtime API over Pusher, Ably, Supabase Realtime and a self-hosted server. This facade
 //! re-exports [`realtime_core`] and, behind one cargo feature each (all on by default), the
 //! provider crates.
+//!
+//! It also turns configuration into a working provider, whichever it names:
+//!
+//! - [`config::ProviderConfig`]: the provider and its settings, from a TOML/JSON file or from
+//!   the environment variables each provider's users know (`REALTIME_PROVIDER`,
+//!   `PUSHER_KEY`, `ABLY_API_KEY`, `SUPABASE_URL`, `REALTIME_URL`, …);
+//! - [`client()`], [`publisher()`], [`authorizer()`]: a [`RealtimeClient`], a [`Publisher`] and
+//!   a [`ChannelAuthorizer`] for it (a client only ever sees the public settings);
+//! - [`auth_endpoint`] (feature `auth-endpoint`): the axum channel auth endpoint;
+//! - [`cli`] (feature `cli`): the `realtime` command-line client.
 #![warn(missing_docs)]
 
 pub use realtime_core::*;
+
+#[cfg(feature = "auth-endpoint")]
+pub mod auth_endpoint;
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod config;
+mod factory;
+
+pub use config::ProviderConfig;
+pub use factory::{
+    authorizer, client, client_builder, provider, publisher, trusted_client_builder,
+};
 
 /// The Pusher Channels provider (feature `pusher`).
 #[cfg(feature = "pusher")]

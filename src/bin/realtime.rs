@@ -1,0 +1,5 @@
+//! The `realtime` command-line client; see [`realtime::cli`].
+
+fn main() -> std::process::ExitCode {
+    realtime::cli::main()
+}

@@ -1,0 +1,317 @@
+//! [`ProviderConfig`]: which provider to use and how to reach it, from a TOML or JSON file or
+//! from environment variables with the names each provider's users already know.
+//!
+//! # Public and secret settings
+//!
+//! Every setting is either **public** (safe in a browser, a desktop app or a CLI handed to end
+//! users) or a **server secret** (only ever on the backend). Building a client
+//! ([`crate::client`], [`crate::provider`]) uses only the public parts, whatever the
+//! configuration holds: see [`ProviderConfig::client_side`].
+//!
+//! | provider | public (client) | server secret (publisher, authorizer) |
+//! |---|---|---|
+//! | `pusher` | `PUSHER_KEY`, `PUSHER_CLUSTER`, `PUSHER_HOST`, `PUSHER_PORT`, `PUSHER_TLS`, `PUSHER_APP_ID` | `PUSHER_SECRET`, `PUSHER_ENCRYPTION_MASTER_KEY_BASE64` |
+//! | `ably` | `ABLY_CLIENT_KEY` (a key restricted for clients) or `ABLY_AUTH_URL` (a token endpoint), `ABLY_HOST`, `ABLY_PORT`, `ABLY_TLS` | `ABLY_API_KEY` |
+//! | `supabase` | `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_REALTIME_URL` | `SUPABASE_SERVICE_ROLE_KEY`, `SUPABASE_JWT_SECRET` |
+//! | `selfhosted` | `REALTIME_URL` | `REALTIME_SECRET` |
+//!
+//! Common to all (public): `REALTIME_PROVIDER` (`pusher`, `ably`, `supabase`, `selfhosted`),
+//! `REALTIME_AUTH_ENDPOINT` (the application's channel auth endpoint a client asks to sign
+//! private and presence subscriptions) and `REALTIME_CLIENT_ID` (the user id a client presents).
+//!
+//! In a file the same settings are snake_case fields of a table tagged by `provider`:
+//!
+//! ```
+//! use realtime::config::ProviderConfig;
+//! let cfg = ProviderConfig::from_toml_str(r#"
+//!     provider = "pusher"
+//!     app_id = "1234567"
+//!     key = "app-key"
+//!     secret = "app-secret"
+//!     host = "127.0.0.1"
+//!     port = 6001
+//!     tls = false
+//! "#)?;
+//! assert_eq!(cfg.provider_name(), "pusher");
+//! assert!(!format!("{cfg:?}").contains("app-secret"));
+//! # Ok::<(), realtime::RealtimeError>(())
+//! ```
+
+mod env;
+mod secret;
+
+use std::path::Path;
+
+use realtime_core::{RealtimeError, Result};
+use serde::Deserialize;
+
+pub use env::{EnvSource, ProcessEnv};
+pub use secret::Secret;
+
+/// Which provider, and its settings. Deserializes from a table tagged by `provider`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
+pub enum ProviderConfig {
+    /// Pusher Channels or a Pusher-compatible server (sockudo, soketi, Reverb).
+    Pusher(PusherSettings),
+    /// Ably.
+    Ably(AblySettings),
+    /// Supabase Realtime.
+    Supabase(SupabaseSettings),
+    /// The self-hosted `realtime-server`.
+    #[serde(rename = "selfhosted", alias = "self-hosted")]
+    SelfHosted(SelfHostedSettings),
+}
+
+/// Pusher settings (`PUSHER_*`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PusherSettings {
+    /// `PUSHER_APP_ID` (public; needed by the publisher's HTTP API paths).
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// `PUSHER_KEY` (public).
+    pub key: String,
+    /// `PUSHER_SECRET` (server secret).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// `PUSHER_CLUSTER`, e.g. `eu` (public). Either this or `host`.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// `PUSHER_HOST`: a Pusher-compatible server's host (public). Overrides the cluster.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `PUSHER_PORT` (public; default 443 with TLS, 80 without).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `PUSHER_TLS` (public; default true).
+    #[serde(default)]
+    pub tls: Option<bool>,
+    /// `PUSHER_ENCRYPTION_MASTER_KEY_BASE64`: for end-to-end encrypted channels (server secret).
+    #[serde(default)]
+    pub encryption_master_key_base64: Option<Secret>,
+    /// `REALTIME_AUTH_ENDPOINT` (public).
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `REALTIME_CLIENT_ID` (public).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// Ably settings (`ABLY_*`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AblySettings {
+    /// `ABLY_API_KEY`, `appId.keyId:secret` (server secret: publisher and token requests).
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// `ABLY_CLIENT_KEY`: a key restricted for client use (public by the app's choice; still
+    /// redacted in logs).
+    #[serde(default)]
+    pub client_key: Option<Secret>,
+    /// `ABLY_AUTH_URL`: the app's token endpoint a client fetches tokens from (public).
+    #[serde(default)]
+    pub auth_url: Option<String>,
+    /// `ABLY_HOST`: REST and realtime host (public; default Ably's).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `ABLY_PORT` (public).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `ABLY_TLS` (public; default true).
+    #[serde(default)]
+    pub tls: Option<bool>,
+    /// `REALTIME_AUTH_ENDPOINT` (public).
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `REALTIME_CLIENT_ID` (public).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// Supabase settings (`SUPABASE_*`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupabaseSettings {
+    /// `SUPABASE_URL`, `https://<ref>.supabase.co` (public).
+    pub url: String,
+    /// `SUPABASE_ANON_KEY` (public: it ships in every client; redacted in logs anyway).
+    #[serde(default)]
+    pub anon_key: Option<Secret>,
+    /// `SUPABASE_SERVICE_ROLE_KEY` (server secret: the publisher).
+    #[serde(default)]
+    pub service_role_key: Option<Secret>,
+    /// `SUPABASE_JWT_SECRET` (server secret: the authorizer).
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    /// `SUPABASE_REALTIME_URL`: an explicit realtime endpoint (`ws://host:4000/socket`) for a
+    /// server reached directly (public).
+    #[serde(default)]
+    pub realtime_url: Option<String>,
+    /// `REALTIME_AUTH_ENDPOINT` (public).
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `REALTIME_CLIENT_ID` (public).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// Self-hosted server settings (`REALTIME_URL`, `REALTIME_SECRET`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfHostedSettings {
+    /// `REALTIME_URL`, `http://host:port` (public).
+    pub url: String,
+    /// `REALTIME_SECRET` (server secret).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// `REALTIME_AUTH_ENDPOINT` (public).
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `REALTIME_CLIENT_ID` (public).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// The provider names `REALTIME_PROVIDER` accepts.
+pub const PROVIDERS: [&str; 4] = ["pusher", "ably", "supabase", "selfhosted"];
+
+impl ProviderConfig {
+    /// The provider's short name (`pusher`, `ably`, `supabase`, `selfhosted`).
+    pub fn provider_name(&self) -> &'static str {
+        match self {
+            Self::Pusher(_) => "pusher",
+            Self::Ably(_) => "ably",
+            Self::Supabase(_) => "supabase",
+            Self::SelfHosted(_) => "selfhosted",
+        }
+    }
+
+    /// Reads the configuration from environment variables, through `env` (a map in tests,
+    /// [`ProcessEnv`] in programs). `REALTIME_PROVIDER` picks the provider.
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self> {
+        let name = env::required(env, "REALTIME_PROVIDER")?;
+        Self::from_env_for(&name, env)
+    }
+
+    /// Reads the settings of provider `name` from environment variables (ignoring
+    /// `REALTIME_PROVIDER`; for a `--provider` flag).
+    pub fn from_env_for(name: &str, env: &dyn EnvSource) -> Result<Self> {
+        env::load(name, env)
+    }
+
+    /// Parses a TOML document.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        toml::from_str(text)
+            .map_err(|e| RealtimeError::Config(format!("TOML configuration: {}", e.message())))
+    }
+
+    /// Parses a JSON document.
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        serde_json::from_str(text)
+            .map_err(|e| RealtimeError::Config(format!("JSON configuration: {e}")))
+    }
+
+    /// Reads a file: JSON when its name ends in `.json`, TOML otherwise.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            RealtimeError::Config(format!("configuration file `{}`: {e}", path.display()))
+        })?;
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            Self::from_json_str(&text)
+        } else {
+            Self::from_toml_str(&text)
+        };
+        parsed.map_err(|e| match e {
+            RealtimeError::Config(m) => {
+                RealtimeError::Config(format!("configuration file `{}`: {m}", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// The same configuration without any server secret: what a client may hold.
+    ///
+    /// ```
+    /// use realtime::config::{MapEnv, ProviderConfig};
+    /// let env = MapEnv::from([
+    ///     ("REALTIME_PROVIDER", "selfhosted"),
+    ///     ("REALTIME_URL", "http://127.0.0.1:8080"),
+    ///     ("REALTIME_SECRET", "s3cret"),
+    /// ]);
+    /// let cfg = ProviderConfig::from_env(&env)?;
+    /// assert!(cfg.has_server_secret());
+    /// assert!(!cfg.client_side().has_server_secret());
+    /// # Ok::<(), realtime::RealtimeError>(())
+    /// ```
+    pub fn client_side(&self) -> Self {
+        match self {
+            Self::Pusher(p) => Self::Pusher(PusherSettings {
+                secret: None,
+                encryption_master_key_base64: None,
+                ..p.clone()
+            }),
+            Self::Ably(a) => Self::Ably(AblySettings {
+                api_key: None,
+                ..a.clone()
+            }),
+            Self::Supabase(s) => Self::Supabase(SupabaseSettings {
+                service_role_key: None,
+                jwt_secret: None,
+                ..s.clone()
+            }),
+            Self::SelfHosted(s) => Self::SelfHosted(SelfHostedSettings {
+                secret: None,
+                ..s.clone()
+            }),
+        }
+    }
+
+    /// Whether any server secret is present.
+    pub fn has_server_secret(&self) -> bool {
+        match self {
+            Self::Pusher(p) => p.secret.is_some() || p.encryption_master_key_base64.is_some(),
+            Self::Ably(a) => a.api_key.is_some(),
+            Self::Supabase(s) => s.service_role_key.is_some() || s.jwt_secret.is_some(),
+            Self::SelfHosted(s) => s.secret.is_some(),
+        }
+    }
+
+    /// The application's channel auth endpoint, if configured (`REALTIME_AUTH_ENDPOINT`).
+    pub fn auth_endpoint(&self) -> Option<&str> {
+        match self {
+            Self::Pusher(p) => p.auth_endpoint.as_deref(),
+            Self::Ably(a) => a.auth_endpoint.as_deref(),
+            Self::Supabase(s) => s.auth_endpoint.as_deref(),
+            Self::SelfHosted(s) => s.auth_endpoint.as_deref(),
+        }
+    }
+
+    /// The client id, if configured (`REALTIME_CLIENT_ID`).
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Pusher(p) => p.client_id.as_deref(),
+            Self::Ably(a) => a.client_id.as_deref(),
+            Self::Supabase(s) => s.client_id.as_deref(),
+            Self::SelfHosted(s) => s.client_id.as_deref(),
+        }
+    }
+
+    /// Sets the client id (builder style).
+    pub fn with_client_id(mut self, id: impl Into<String>) -> Self {
+        let id = Some(id.into());
+        match &mut self {
+            Self::Pusher(p) => p.client_id = id,
+            Self::Ably(a) => a.client_id = id,
+            Self::Supabase(s) => s.client_id = id,
+            Self::SelfHosted(s) => s.client_id = id,
+        }
+        self
+    }
+}
+
+pub use env::MapEnv;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> MapEnv {
+    pairs
+        .iter()
+        .fold(MapEnv::default(), |e, (k, v)| e.set(*k, *v))
+}
+
+fn config_error(r: Result<ProviderConfig>) -> String {
+    match r {
+        Err(RealtimeError::Config(m)) => m,
+        other => panic!("expected a Config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn pusher_from_env_with_host_overrides() {
+    let cfg = ProviderConfig::from_env(&env(&[
+        ("REALTIME_PROVIDER", "pusher"),
+        ("PUSHER_APP_ID", "1234567"),
+        ("PUSHER_KEY", "test-key"),
+        ("PUSHER_SECRET", "test-secret"),
+        ("PUSHER_HOST", "127.0.0.1"),
+        ("PUSHER_PORT", "6001"),
+        ("PUSHER_TLS", "false"),
+    ]))
+    .unwrap();
+    let ProviderConfig::Pusher(p) = &cfg else {
+        panic!("{cfg:?}")
+    };
+    assert_eq!(p.key, "test-key");
+    assert_eq!(p.app_id.as_deref(), Some("1234567"));
+    assert_eq!(p.host.as_deref(), Some("127.0.0.1"));
+    assert_eq!(p.port, Some(6001));
+    assert_eq!(p.tls, Some(false));
+    assert_eq!(p.secret.as_ref().map(Secret::expose), Some("test-secret"));
+    assert!(cfg.has_server_secret());
+}
+
+#[test]
+fn every_provider_loads_from_its_variables() {
+    let all = env(&[
+        ("PUSHER_KEY", "k"),
+        ("PUSHER_CLUSTER", "eu"),
+        ("ABLY_API_KEY", "app.key:secret"),
+        ("SUPABASE_URL", "https://abc.supabase.co"),
+        ("SUPABASE_ANON_KEY", "anon"),
+        ("REALTIME_URL", "http://127.0.0.1:8080"),
+    ]);
+    for name in PROVIDERS {
+        let cfg = ProviderConfig::from_env(&all.clone().set("REALTIME_PROVIDER", name)).unwrap();
+        assert_eq!(cfg.provider_name(), name);
+    }
+    let cfg = ProviderConfig::from_env_for("ably", &all).unwrap();
+    assert_eq!(cfg.provider_name(), "ably");
+}
+
+#[test]
+fn missing_settings_name_the_variable() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[], "REALTIME_PROVIDER"),
+        (&[("REALTIME_PROVIDER", "pusher")], "PUSHER_KEY"),
+        (
+            &[("REALTIME_PROVIDER", "pusher"), ("PUSHER_KEY", "k")],
+            "PUSHER_CLUSTER",
+        ),
+        (&[("REALTIME_PROVIDER", "supabase")], "SUPABASE_URL"),
+        (&[("REALTIME_PROVIDER", "selfhosted")], "REALTIME_URL"),
+        (
+            &[("REALTIME_PROVIDER", "selfhosted"), ("REALTIME_URL", "   ")],
+            "REALTIME_URL",
+        ),
+    ];
+    for (vars, name) in cases {
+        let msg = config_error(ProviderConfig::from_env(&env(vars)));
+        assert!(msg.contains(name), "{msg:?} should name {name}");
+    }
+}
+
+#[test]
+fn malformed_settings_name_the_variable() {
+    let base = [
+        ("REALTIME_PROVIDER", "pusher"),
+        ("PUSHER_KEY", "k"),
+        ("PUSHER_HOST", "localhost"),
+    ];
+    let cases = [
+        ("PUSHER_PORT", "sixty", "PUSHER_PORT"),
+        ("PUSHER_PORT", "70000", "PUSHER_PORT"),
+        ("PUSHER_PORT", "0", "PUSHER_PORT"),
+        ("PUSHER_TLS", "maybe", "PUSHER_TLS"),
+        (
+            "REALTIME_AUTH_ENDPOINT",
+            "not a url",
+            "REALTIME_AUTH_ENDPOINT",
+        ),
+    ];
+    for (var, value, named) in cases {
+        let e = env(&base).set(var, value);
+        let msg = config_error(ProviderConfig::from_env(&e));
+        assert!(msg.contains(named), "{msg:?} should name {named}");
+    }
+    let msg = config_error(ProviderConfig::from_env(&env(&[(
+        "REALTIME_PROVIDER",
+        "soketi",
+    )])));
+    assert!(
+        msg.contains("REALTIME_PROVIDER") && msg.contains("soketi"),
+        "{msg}"
+    );
+    let msg = config_error(ProviderConfig::from_env(&env(&[
+        ("REALTIME_PROVIDER", "selfhosted"),
+        ("REALTIME_URL", "localhost:8080"),
+    ])));
+    assert!(msg.contains("REALTIME_URL"), "{msg}");
+}
+
+#[test]
+fn toml_and_json_files_parse_the_same_settings() {
+    let toml = ProviderConfig::from_toml_str(
+        r#"
+        provider = "selfhosted"
+        url = "http://127.0.0.1:8080"
+        secret = "s3cret"
+        client_id = "alice"
+        "#,
+    )
+    .unwrap();
+    let json = ProviderConfig::from_json_str(
+        r#"{"provider":"selfhosted","url":"http://127.0.0.1:8080","secret":"s3cret","client_id":"alice"}"#,
+    )
+    .unwrap();
+    assert_eq!(toml, json);
+    assert_eq!(toml.client_id(), Some("alice"));
+    let dir = std::env::temp_dir().join(format!("realtime-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("c.json");
+    std::fs::write(
+        &path,
+        r#"{"provider":"selfhosted","url":"http://127.0.0.1:8080","secret":"s3cret","client_id":"alice"}"#,
+    )
+    .unwrap();
+    assert_eq!(ProviderConfig::from_file(&path).unwrap(), json);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_files_are_config_errors_naming_the_field() {
+    let unknown = config_error(ProviderConfig::from_toml_str(
+        "provider = \"pusher\"\nkey = \"k\"\nsecert = \"typo\"\n",
+    ));
+    assert!(unknown.contains("secert"), "{unknown}");
+    let bad_port = config_error(ProviderConfig::from_toml_str(
+        "provider = \"pusher\"\nkey = \"k\"\nport = \"x\"\n",
+    ));
+    assert!(
+        bad_port.contains("port") || bad_port.contains("u16"),
+        "{bad_port}"
+    );
+    let missing = config_error(ProviderConfig::from_json_str(r#"{"provider":"pusher"}"#));
+    assert!(missing.contains("key"), "{missing}");
+    let tag = config_error(ProviderConfig::from_json_str(r#"{"provider":"nope"}"#));
+    assert!(tag.contains("nope"), "{tag}");
+    let file = config_error(ProviderConfig::from_file("/nonexistent/realtime.toml"));
+    assert!(file.contains("/nonexistent/realtime.toml"), "{file}");
+}
+
+#[test]
+fn secrets_are_redacted_in_debug() {
+    let cfg = ProviderConfig::from_env(&env(&[
+        ("REALTIME_PROVIDER", "supabase"),
+        ("SUPABASE_URL", "https://abc.supabase.co"),
+        ("SUPABASE_ANON_KEY", "anon-key-value"),
+        ("SUPABASE_SERVICE_ROLE_KEY", "service-role-value"),
+        ("SUPABASE_JWT_SECRET", "jwt-secret-value"),
+    ]))
+    .unwrap();
+    let shown = format!("{cfg:?}");
+    for secret in ["anon-key-value", "service-role-value", "jwt-secret-value"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(shown.contains("https://abc.supabase.co"), "{shown}");
+}
+
+#[test]
+fn client_side_drops_every_server_secret() {
+    let full = env(&[
+        ("PUSHER_APP_ID", "1"),
+        ("PUSHER_KEY", "k"),
+        ("PUSHER_SECRET", "pusher-secret"),
+        ("PUSHER_CLUSTER", "eu"),
+        (
+            "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        ),
+        ("ABLY_API_KEY", "app.key:ably-secret"),
+        ("ABLY_CLIENT_KEY", "app.client:restricted"),
+        ("SUPABASE_URL", "https://abc.supabase.co"),
+        ("SUPABASE_ANON_KEY", "anon"),
+        ("SUPABASE_SERVICE_ROLE_KEY", "service"),
+        ("SUPABASE_JWT_SECRET", "jwt"),
+        ("REALTIME_URL", "http://127.0.0.1:8080"),
+        ("REALTIME_SECRET", "selfhosted-secret"),
+    ]);
+    for name in PROVIDERS {
+        let cfg = ProviderConfig::from_env_for(name, &full).unwrap();
+        assert!(cfg.has_server_secret(), "{name}");
+        let public = cfg.client_side();
+        assert!(!public.has_server_secret(), "{name}: {public:?}");
+        assert_eq!(public.provider_name(), name);
+    }
+    let ProviderConfig::Ably(a) = ProviderConfig::from_env_for("ably", &full)
+        .unwrap()
+        .client_side()
+    else {
+        panic!("ably")
+    };
+    assert!(a.api_key.is_none());
+    assert_eq!(
+        a.client_key.as_ref().map(Secret::expose),
+        Some("app.client:restricted")
+    );
+}

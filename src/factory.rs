@@ -1,0 +1,129 @@
+//! From a [`ProviderConfig`] to a working client, publisher or authorizer, whichever provider
+//! it names. Each provider sits behind its cargo feature; a disabled one is a `Config` error.
+//!
+//! - [`provider`], [`client_builder`], [`client`]: the client side, built from the
+//!   configuration's **public** parts only ([`ProviderConfig::client_side`]); with
+//!   `REALTIME_AUTH_ENDPOINT` set, private and presence channels are signed by that endpoint.
+//! - [`publisher`], [`authorizer`]: the server side, which needs the server secret.
+//! - [`trusted_client_builder`]: a client for a process that holds the secret anyway (a backend,
+//!   an operator's CLI, a test): the provider still gets only the public parts, and
+//!   subscriptions are signed in this process by [`authorizer`].
+
+use std::sync::Arc;
+
+use realtime_core::{
+    ChannelAuthorizer, ClientBuilder, Publisher, RealtimeClient, RealtimeError, RealtimeProvider,
+    Result,
+};
+
+use crate::config::ProviderConfig;
+
+#[cfg(feature = "ably")]
+pub(crate) mod ably;
+mod build;
+#[cfg(feature = "pusher")]
+pub(crate) mod pusher;
+#[cfg(feature = "selfhosted")]
+pub(crate) mod selfhosted;
+#[cfg(feature = "supabase")]
+pub(crate) mod supabase;
+
+pub(crate) use build::{build_authorizer, build_provider, build_publisher};
+
+/// The client-side provider for `cfg`, built from its public parts only.
+///
+/// ```
+/// use realtime::config::{MapEnv, ProviderConfig};
+/// let env = MapEnv::from([("REALTIME_PROVIDER", "pusher"), ("PUSHER_KEY", "k"), ("PUSHER_CLUSTER", "eu")]);
+/// let provider = realtime::provider(&ProviderConfig::from_env(&env)?)?;
+/// assert_eq!(provider.name(), "pusher");
+/// # Ok::<(), realtime::RealtimeError>(())
+/// ```
+pub fn provider(cfg: &ProviderConfig) -> Result<Box<dyn RealtimeProvider>> {
+    build_provider(&cfg.client_side(), None)
+}
+
+/// A [`ClientBuilder`] for `cfg` (public parts only), with the client id and, when
+/// `REALTIME_AUTH_ENDPOINT` is set, an authorizer calling that endpoint. Adjust the runtime's
+/// policies on it, then `build()`.
+pub fn client_builder(cfg: &ProviderConfig) -> Result<ClientBuilder> {
+    let public = cfg.client_side();
+    let mut builder = RealtimeClient::builder_boxed(build_provider(&public, None)?);
+    builder = apply_common(builder, &public);
+    if let Some(url) = public.auth_endpoint() {
+        builder = builder.authorizer(http_authorizer(url)?);
+    }
+    Ok(builder)
+}
+
+/// A [`RealtimeClient`] for `cfg`, with the runtime's default policies.
+pub fn client(cfg: &ProviderConfig) -> Result<RealtimeClient> {
+    Ok(client_builder(cfg)?.build())
+}
+
+/// A client for a trusted process holding the server secret. The provider gets only the
+/// public settings; private and presence subscriptions are signed here by [`authorizer`]
+/// (unless `REALTIME_AUTH_ENDPOINT` is set), and an Ably client configured with only
+/// `ABLY_API_KEY` authenticates with token requests signed here (the key never travels).
+pub fn trusted_client_builder(cfg: &ProviderConfig) -> Result<ClientBuilder> {
+    let public = cfg.client_side();
+    let provider = build_provider(&public, Some(cfg))?;
+    let mut builder = apply_common(RealtimeClient::builder_boxed(provider), &public);
+    if let Some(url) = public.auth_endpoint() {
+        builder = builder.authorizer(http_authorizer(url)?);
+    } else if cfg.has_server_secret() {
+        builder = builder.authorizer(Arc::from(authorizer(cfg)?));
+    }
+    Ok(builder)
+}
+
+/// The backend publisher for `cfg` (needs the server secret).
+pub fn publisher(cfg: &ProviderConfig) -> Result<Box<dyn Publisher>> {
+    build_publisher(cfg)
+}
+
+/// The backend channel authorizer for `cfg` (needs the server secret): what an auth endpoint
+/// answers with.
+pub fn authorizer(cfg: &ProviderConfig) -> Result<Box<dyn ChannelAuthorizer>> {
+    build_authorizer(cfg)
+}
+
+fn apply_common(mut builder: ClientBuilder, public: &ProviderConfig) -> ClientBuilder {
+    if let Some(id) = public.client_id() {
+        builder = builder.client_id(id);
+    }
+    if matches!(public, ProviderConfig::Pusher(_)) {
+        // Pusher carries client events only under `client-…` names.
+        builder = builder.typing(realtime_core::TypingPolicy {
+            event: "client-typing".into(),
+            ..Default::default()
+        });
+    }
+    builder
+}
+
+#[cfg(feature = "selfhosted")]
+fn http_authorizer(url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
+    let auth = provider_selfhosted::client::HttpAuthorizer::new(url).map_err(|e| {
+        RealtimeError::Config(format!("REALTIME_AUTH_ENDPOINT: {}", strip_config(&e)))
+    })?;
+    Ok(Arc::new(auth))
+}
+
+#[cfg(not(feature = "selfhosted"))]
+fn http_authorizer(_url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
+    Err(RealtimeError::Config(
+        "REALTIME_AUTH_ENDPOINT needs the `selfhosted` feature (its HTTP authorizer)".into(),
+    ))
+}
+
+/// The message of a `Config` error without the `configuration error: ` prefix.
+pub(crate) fn strip_config(e: &RealtimeError) -> String {
+    match e {
+        RealtimeError::Config(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
