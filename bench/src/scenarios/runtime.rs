@@ -1,0 +1,361 @@
+//! Scenario 4, client runtime overhead: one subscriber on our server, received three ways —
+//! a raw socket (the lean client), `SelfHostedProvider` used directly (its event sink), and
+//! `RealtimeClient` over the same provider (a `Subscription`). Throughput: a burst drained
+//! as fast as the path can; latency: a paced stream. Rounds are interleaved and the medians
+//! reported.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use provider_selfhosted::client::SelfHostedProvider;
+use realtime_core::{
+    Channel, ClientConfig, EventSink, Message, ProviderEvent, RealtimeClient, RealtimeProvider,
+    SubscribeOptions,
+};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use super::{Plan, SUBSCRIBE_TIMEOUT, drain, publish_paced};
+use crate::payload;
+use crate::peer::{Launch, Peer, PeerKind, PeerOptions, Publisher};
+use crate::stats::median;
+use crate::sys;
+use crate::wsclient::{self, RecvCtx};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Messages of the throughput burst.
+    pub burst: u64,
+    /// Messages per second of the latency run.
+    pub rate: f64,
+    /// Seconds of the latency run.
+    pub latency_secs: f64,
+    /// Interleaved rounds.
+    pub rounds: usize,
+    /// Payload bytes.
+    pub payload: usize,
+    /// Longest wait for a burst to drain.
+    pub drain_secs: f64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            burst: 50_000,
+            rate: 2_000.0,
+            latency_secs: 4.0,
+            rounds: 3,
+            payload: 64,
+            drain_secs: 20.0,
+        }
+    }
+}
+
+/// One path's medians.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeRow {
+    /// `raw socket`, `provider directly` or `RealtimeClient`.
+    pub path: String,
+    /// Burst throughput, messages per second (median of rounds).
+    pub msgs_per_sec: f64,
+    /// Paced latency p50 (median of rounds).
+    pub p50_ms: f64,
+    /// Paced latency p99 (median of rounds).
+    pub p99_ms: f64,
+    /// Paced latency max (median of rounds).
+    pub max_ms: f64,
+    /// Messages not received (all rounds, both runs).
+    pub lost: u64,
+    /// Messages received twice (all rounds).
+    pub duplicates: u64,
+    /// Every round's throughput.
+    pub rounds_msgs_per_sec: Vec<f64>,
+    /// Every round's p99.
+    pub rounds_p99_ms: Vec<f64>,
+}
+
+/// Everything scenario 4 measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeResult {
+    /// The machine.
+    pub machine: sys::Machine,
+    /// Burst size.
+    pub burst: u64,
+    /// Paced rate.
+    pub rate: f64,
+    /// Paced seconds.
+    pub latency_secs: f64,
+    /// Rounds.
+    pub rounds: usize,
+    /// One row per path.
+    pub rows: Vec<RuntimeRow>,
+}
+
+/// The three ways to receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The lean client.
+    Raw,
+    /// `SelfHostedProvider` and its event sink.
+    Provider,
+    /// `RealtimeClient`.
+    Client,
+}
+
+impl Path {
+    /// Its display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Raw => "raw socket",
+            Path::Provider => "provider directly",
+            Path::Client => "RealtimeClient",
+        }
+    }
+}
+
+const CHANNEL: &str = "rt";
+
+/// Records a message received through the provider or the client.
+fn record(ctx: &RecvCtx, last: &mut Option<u64>, m: &Message) {
+    let Some(s) = m.data.as_str() else { return };
+    let Some((t, seq)) = payload::parse(s.as_bytes()) else {
+        return;
+    };
+    let now = payload::now_ns();
+    if seq >= ctx.count_from.load(Ordering::Relaxed) {
+        ctx.recorder.record_ns(now.saturating_sub(t));
+        ctx.received.fetch_add(1, Ordering::Relaxed);
+        ctx.last_ns.fetch_max(now, Ordering::Relaxed);
+    }
+    if last.is_some_and(|l| seq <= l) {
+        ctx.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+    *last = Some(seq);
+}
+
+struct Running {
+    task: JoinHandle<()>,
+    client: Option<RealtimeClient>,
+}
+
+async fn start(path: Path, peer: &Peer, ctx: Arc<RecvCtx>) -> Result<Running> {
+    let url = format!("http://{}", peer.addr);
+    match path {
+        Path::Raw => {
+            let conn = wsclient::open(&peer.target(), CHANNEL, None, SUBSCRIBE_TIMEOUT).await?;
+            let task = tokio::spawn(wsclient::receive(conn, peer.target().proto, ctx));
+            Ok(Running { task, client: None })
+        }
+        Path::Provider => {
+            let mut provider = SelfHostedProvider::new(&url).map_err(|e| anyhow!("{e}"))?;
+            let (sink, mut rx) = EventSink::channel();
+            provider
+                .connect(sink)
+                .await
+                .map_err(|e| anyhow!("connect: {e}"))?;
+            let channel = Channel::parse(CHANNEL).map_err(|e| anyhow!("{e}"))?;
+            provider
+                .subscribe(&channel, &SubscribeOptions::default())
+                .await
+                .map_err(|e| anyhow!("subscribe: {e}"))?;
+            let task = tokio::spawn(async move {
+                let mut last = None;
+                loop {
+                    tokio::select! {
+                        _ = ctx.cancel.cancelled() => break,
+                        ev = rx.recv() => match ev {
+                            Some((_, ProviderEvent::Message(m))) => record(&ctx, &mut last, &m),
+                            Some(_) => {}
+                            None => break,
+                        }
+                    }
+                }
+                let _ = provider.disconnect().await;
+            });
+            Ok(Running { task, client: None })
+        }
+        Path::Client => {
+            let provider = SelfHostedProvider::new(&url).map_err(|e| anyhow!("{e}"))?;
+            let config = ClientConfig {
+                subscriber_buffer: 1 << 17,
+                ..ClientConfig::default()
+            };
+            let client = RealtimeClient::builder(provider).config(config).build();
+            client
+                .connect()
+                .await
+                .map_err(|e| anyhow!("connect: {e}"))?;
+            let mut sub = client
+                .subscribe(CHANNEL)
+                .await
+                .map_err(|e| anyhow!("subscribe: {e}"))?;
+            let task = tokio::spawn(async move {
+                let mut last = None;
+                loop {
+                    tokio::select! {
+                        _ = ctx.cancel.cancelled() => break,
+                        m = sub.recv() => match m {
+                            Some(m) => record(&ctx, &mut last, &m),
+                            None => break,
+                        }
+                    }
+                }
+            });
+            Ok(Running {
+                task,
+                client: Some(client),
+            })
+        }
+    }
+}
+
+async fn stop(r: Running, ctx: &RecvCtx) {
+    ctx.cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), r.task).await;
+    if let Some(c) = r.client {
+        let _ = tokio::time::timeout(Duration::from_secs(5), c.close()).await;
+    }
+}
+
+/// Publishes `n` messages from `first_seq` in batches of 100, as fast as the server takes
+/// them, on its own thread; returns when the first batch was sent.
+async fn publish_burst(
+    addr: std::net::SocketAddr,
+    first_seq: u64,
+    n: u64,
+    size: usize,
+) -> Result<u64> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-burst".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let result = match rt {
+                Ok(rt) => rt.block_on(async move {
+                    let mut p = Publisher::connect(PeerKind::Ours, addr).await?;
+                    let start = payload::now_ns();
+                    let mut seq = first_seq;
+                    while seq < first_seq + n {
+                        let end = (seq + 100).min(first_seq + n);
+                        let batch: Vec<String> =
+                            (seq..end).map(|s| payload::make(s, size)).collect();
+                        p.publish_batch(CHANNEL, &batch).await?;
+                        seq = end;
+                    }
+                    anyhow::Ok(start)
+                }),
+                Err(e) => Err(e.into()),
+            };
+            let _ = tx.send(result);
+        })?;
+    rx.await?
+}
+
+/// Runs scenario 4 against our server.
+pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> {
+    let machine = sys::Machine::now();
+    let opts = PeerOptions {
+        send_queue: (cfg.burst as usize).saturating_mul(2).max(1000),
+    };
+    let peer = Peer::start(PeerKind::Ours, launch, opts)
+        .await
+        .context("starting our server")?;
+    let paths = [Path::Raw, Path::Provider, Path::Client];
+    let mut tput: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut lat: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); 3];
+    let mut lost = [0u64; 3];
+    let mut dups = [0u64; 3];
+    let mut seq = 0u64;
+    let result: Result<()> = async {
+        for round in 0..cfg.rounds {
+            for (i, &path) in paths.iter().enumerate() {
+                let ctx = RecvCtx::new();
+                ctx.reset(seq);
+                let running = start(path, &peer, ctx.clone()).await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                // Throughput.
+                let first = seq;
+                seq += cfg.burst;
+                let t0 = publish_burst(peer.addr, first, cfg.burst, cfg.payload).await?;
+                drain(&ctx, cfg.burst, Duration::from_secs_f64(cfg.drain_secs)).await;
+                let got = ctx.received.load(Ordering::SeqCst);
+                let span = ctx.last_ns.load(Ordering::SeqCst).saturating_sub(t0) as f64 / 1e9;
+                let mps = if span > 0.0 { got as f64 / span } else { 0.0 };
+                lost[i] += cfg.burst.saturating_sub(got);
+                dups[i] += ctx.duplicates.load(Ordering::SeqCst);
+                tput[i].push(mps);
+                // Latency.
+                let warm = (cfg.rate * 0.5).ceil() as u64;
+                let counted = (cfg.rate * cfg.latency_secs).ceil() as u64;
+                let first = seq;
+                seq += warm + counted;
+                ctx.reset(first + warm);
+                let p = publish_paced(Plan {
+                    kind: PeerKind::Ours,
+                    addr: peer.addr,
+                    rate: cfg.rate,
+                    total: warm + counted,
+                    first_seq: first,
+                    count_from: first + warm,
+                    channels: Arc::new(vec![CHANNEL.to_owned()]),
+                    payload: cfg.payload,
+                    concurrency: 1,
+                })
+                .await?;
+                let expected = counted.min(p.ok.saturating_sub(warm));
+                drain(&ctx, expected, Duration::from_secs(3)).await;
+                let got = ctx.received.load(Ordering::SeqCst);
+                lost[i] += expected.saturating_sub(got);
+                dups[i] += ctx.duplicates.load(Ordering::SeqCst);
+                let s = ctx.recorder.summary();
+                lat[i].push((s.p50_ms, s.p99_ms, s.max_ms));
+                eprintln!(
+                    "runtime: round {round} {:>18}: {:>8.0} msgs/s, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                    path.name(),
+                    mps,
+                    s.p50_ms,
+                    s.p99_ms,
+                    s.max_ms
+                );
+                stop(running, &ctx).await;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    peer.stop().await;
+    result?;
+    let rows = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let p50: Vec<f64> = lat[i].iter().map(|x| x.0).collect();
+            let p99: Vec<f64> = lat[i].iter().map(|x| x.1).collect();
+            let max: Vec<f64> = lat[i].iter().map(|x| x.2).collect();
+            RuntimeRow {
+                path: p.name().to_owned(),
+                msgs_per_sec: median(&tput[i]),
+                p50_ms: median(&p50),
+                p99_ms: median(&p99),
+                max_ms: median(&max),
+                lost: lost[i],
+                duplicates: dups[i],
+                rounds_msgs_per_sec: tput[i].clone(),
+                rounds_p99_ms: p99,
+            }
+        })
+        .collect();
+    Ok(RuntimeResult {
+        machine,
+        burst: cfg.burst,
+        rate: cfg.rate,
+        latency_secs: cfg.latency_secs,
+        rounds: cfg.rounds,
+        rows,
+    })
+}
