@@ -511,15 +511,16 @@ impl Reader {
             let _ = w.send(Ok(flags_value));
         }
         if lost {
-            self.sink.error(
-                Some(channel),
-                RealtimeError::Provider {
+            // The core recovers the gap from history, or raises `SyncRequired`.
+            self.sink.emit(ProviderEvent::ContinuityLost {
+                channel,
+                reason: RealtimeError::Provider {
                     provider: crate::PROVIDER_NAME,
                     code: pm.error.as_ref().map_or(90003, ErrorInfo::code),
                     message: "channel continuity lost (ATTACHED without RESUMED)".into(),
                     retryable: true,
                 },
-            );
+            });
         }
     }
 

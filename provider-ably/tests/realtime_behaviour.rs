@@ -638,7 +638,7 @@ async fn skipped_serials_are_refused_and_server_detach_reattaches() {
             (true, r#"{"action":13,"channel":"c","error":{"code":90198,"statusCode":500,"message":"moved"}}"#),
             (false, r#"{"action":10,"channel":"c","channelSerial":"s1"}"#),
             (true, r#"{"action":11,"channel":"c","flags":0,"channelSerial":"s2"}"#),
-            // An unsolicited ATTACHED without RESUMED: continuity lost, reported.
+            // An unsolicited ATTACHED without RESUMED: continuity lost, reported to the core.
             (true, r#"{"action":11,"channel":"c","flags":0,"channelSerial":"s3"}"#),
         ],
         Tail::AcceptClose,
@@ -664,9 +664,9 @@ async fn skipped_serials_are_refused_and_server_detach_reattaches() {
     let err = bounded("h0", h0.outcome()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol);
     match next_event(&mut rx).await {
-        ProviderEvent::Error { channel, error } => {
-            assert_eq!(channel, Some(ch.clone()));
-            assert!(error.to_string().contains("90003"), "{error}");
+        ProviderEvent::ContinuityLost { channel, reason } => {
+            assert_eq!(channel, ch.clone());
+            assert!(reason.to_string().contains("90003"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
@@ -861,7 +861,7 @@ async fn core_backoff_replaces_ably_js_retry_schedule() {
 }
 
 /// A resumed connection whose re-attach lacks RESUMED lost messages on that channel even
-/// though the connection held: reported (90003), since the core skips recovery on a resume.
+/// though the connection held: reported as `ContinuityLost` (90003), so the core recovers it.
 #[tokio::test]
 async fn continuity_loss_on_a_resumed_connection_is_reported() {
     let mut peer = WsPeer::start(vec![
@@ -910,9 +910,9 @@ async fn continuity_loss_on_a_resumed_connection_is_reported() {
         .await
         .unwrap();
     match next_event(&mut rx).await {
-        ProviderEvent::Error { channel, error } => {
-            assert_eq!(channel, Some(ch));
-            assert!(error.to_string().contains("90003"), "{error}");
+        ProviderEvent::ContinuityLost { channel, reason } => {
+            assert_eq!(channel, ch);
+            assert!(reason.to_string().contains("90003"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

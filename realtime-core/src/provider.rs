@@ -192,6 +192,15 @@ pub enum ProviderEvent {
         /// Why.
         error: RealtimeError,
     },
+    /// A channel stayed attached but its stream has a gap: messages may have been missed
+    /// (Ably's re-attach without RESUMED on a resumed connection, say). The core recovers the
+    /// channel from history since the last position it saw, or raises `SyncRequired`.
+    ContinuityLost {
+        /// The channel.
+        channel: Channel,
+        /// What the provider saw.
+        reason: RealtimeError,
+    },
     /// An error outside any call (a payload that failed to decrypt, an unknown frame).
     Error {
         /// The channel concerned, if any.

@@ -617,3 +617,60 @@ async fn a_late_presence_listener_first_gets_the_current_members() {
         (PresenceAction::Left, "bob")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn continuity_lost_on_a_live_channel_is_recovered_or_resynced() {
+    let (provider, script) = realtime_core::testing::ScriptedProvider::new();
+    script.set_recovery(RecoveryMode::History);
+    let client = RealtimeClient::new(provider);
+    let mut events = client.events();
+    let news = ch("news");
+    let mut sub = client.subscribe("news").await.unwrap();
+    script.server_publish(&news, "post", json!(1));
+    recv_n(&mut sub, 1).await;
+
+    // 2 and 3 are published while the link is down; the next connection claims a resume, so
+    // the core skips recovery…
+    script.drop_link(CloseReason::retry(None, "blip"));
+    wait_state(&client, |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    script.server_publish(&news, "post", json!(2));
+    script.server_publish(&news, "post", json!(3));
+    script.set_session_hints(None, None, true);
+    wait_state(&client, ConnectionState::is_connected).await;
+    wait_until("resubscribed", || {
+        subscribe_calls(&script.calls()).len() == 2
+    })
+    .await;
+    settle().await;
+    assert!(
+        sub.rx_is_empty_for_test(),
+        "nothing recovered on a claimed resume"
+    );
+
+    // …until the provider reports that this channel's stream has a gap.
+    script.emit(realtime_core::ProviderEvent::ContinuityLost {
+        channel: news.clone(),
+        reason: RealtimeError::Protocol("attached without RESUMED".into()),
+    });
+    assert_eq!(seqs(&recv_n(&mut sub, 2).await), [2, 3]);
+    assert!(script.calls().contains(&Call::History(
+        news.clone(),
+        realtime_core::Position::new(1)
+    )));
+
+    // A gap beyond the history window asks the application to resync.
+    script.truncate_history(&news, 10);
+    script.emit(realtime_core::ProviderEvent::ContinuityLost {
+        channel: news.clone(),
+        reason: RealtimeError::Protocol("gap".into()),
+    });
+    wait_event(&mut events, |e| {
+        *e == ClientEvent::SyncRequired {
+            channel: news.clone(),
+        }
+    })
+    .await;
+}

@@ -627,6 +627,25 @@ impl Actor {
         }
     }
 
+    /// A live channel lost messages: recover them from the last position seen, or tell the
+    /// application to resynchronize.
+    async fn on_continuity_lost(&mut self, channel: &Channel, reason: RealtimeError) {
+        let live = self.channels.get(channel).is_some_and(|e| e.established);
+        if !live || self.session.is_none() {
+            return;
+        }
+        warn!(%channel, %reason, "continuity lost");
+        let recovered = match self.positions.get(channel).cloned() {
+            Some(since) => self.recover(channel, &since, Recovery::NotAttempted).await,
+            None => false,
+        };
+        if self.session.is_some() && !recovered {
+            self.emit(ClientEvent::SyncRequired {
+                channel: channel.clone(),
+            });
+        }
+    }
+
     /// Drops a channel the provider or the authorizer refused: its streams end, its waiters
     /// get the error, and the application is told.
     fn fail_channel(&mut self, channel: &Channel, error: RealtimeError) {
@@ -772,6 +791,9 @@ impl Actor {
             }
             ProviderEvent::SubscriptionLost { channel, error } if current => {
                 self.fail_channel(&channel, error)
+            }
+            ProviderEvent::ContinuityLost { channel, reason } if current => {
+                self.on_continuity_lost(&channel, reason).await
             }
             ProviderEvent::Error { channel, error } => {
                 self.emit(ClientEvent::Error { channel, error })
