@@ -1,6 +1,8 @@
 //! `realtime presence <channel> [--data json]`
 
-use realtime_core::{ChannelKind, RealtimeError, Result};
+use std::collections::HashMap;
+
+use realtime_core::{ChannelKind, PresenceAction, RealtimeError, Result};
 use serde_json::{Value, json};
 
 use super::{channel, client, ctrl_c};
@@ -26,11 +28,21 @@ pub(super) async fn run(cfg: &ProviderConfig, name: &str, data: Option<&str>) ->
             client.presence_enter(ch.clone(), data).await?;
             let mut events = client.presence_events(ch.clone()).await?;
             note(&format!("joined {ch}"));
+            let mut known = HashMap::new();
             for member in client.presence_members(ch.clone()).await? {
                 json_line(&json!({"channel": ch, "action": "member", "member": member}))?;
+                known.insert(member.id, member.data);
             }
             while let Some(event) = events.recv().await {
-                json_line(&event)?;
+                let member = &event.member;
+                let news = match event.action {
+                    PresenceAction::Left => known.remove(&member.id).is_some(),
+                    _ => known.insert(member.id.clone(), member.data.clone()).as_ref()
+                        != Some(&member.data),
+                };
+                if news {
+                    json_line(&event)?;
+                }
             }
             note("the presence stream ended");
             Ok(())

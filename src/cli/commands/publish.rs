@@ -19,7 +19,14 @@ pub(super) async fn run(
     if through_client {
         let client = client(cfg)?;
         let outcome = tokio::select! {
-            r = client.publish(ch.clone(), event, data) => r,
+            r = async {
+                // Private and presence channels take client publishes only from subscribers.
+                let _held = match ch.kind().requires_auth() {
+                    true => Some(client.subscribe(ch.clone()).await?),
+                    false => None,
+                };
+                client.publish(ch.clone(), event, data).await
+            } => r,
             e = watch_states(&client) => Err(e),
         };
         client.close().await;

@@ -1,0 +1,280 @@
+//! The `realtime` binary as a process, against a self-hosted server running in this test's
+//! process on loopback. Every wait is bounded; nothing sleeps.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use realtime::Channel;
+use realtime::selfhosted::server::{Server, ServerHandle, auth::verify_subscription};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::time::timeout;
+
+const BIN: &str = env!("CARGO_BIN_EXE_realtime");
+const SECRET: &str = "cli-test-secret";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn server() -> ServerHandle {
+    Server::builder()
+        .secret(SECRET)
+        .allow_public_publish(true)
+        .bind("127.0.0.1:0")
+        .await
+        .expect("server binds")
+}
+
+fn command(server: &ServerHandle, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("REALTIME_PROVIDER", "selfhosted")
+        .env("REALTIME_URL", format!("http://{}", server.local_addr()))
+        .env("REALTIME_SECRET", SECRET)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// A running `realtime` process with its output read line by line.
+struct Running {
+    child: Child,
+    out: Lines<BufReader<ChildStdout>>,
+    err: Lines<BufReader<ChildStderr>>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("spawns");
+        let out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let err = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        Self { child, out, err }
+    }
+
+    /// The next stdout line, as JSON.
+    async fn json(&mut self) -> Value {
+        let line = timeout(WAIT, self.out.next_line())
+            .await
+            .expect("a line in time")
+            .expect("readable")
+            .expect("stdout still open");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"))
+    }
+
+    /// Reads stderr until a line contains `needle`; returns the lines read.
+    async fn stderr_until(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let found = timeout(WAIT, async {
+            while let Some(line) = self.err.next_line().await.expect("readable") {
+                let hit = line.contains(needle);
+                seen.push(line);
+                if hit {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(found, Ok(true), "no `{needle}` on stderr; saw {seen:?}");
+        seen
+    }
+
+    /// Sends SIGINT (ctrl-c) and waits for a clean exit.
+    async fn interrupt(mut self) {
+        let pid = self.child.id().expect("running");
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = timeout(WAIT, self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("waitable");
+        assert!(exit.success(), "ctrl-c should leave cleanly: {exit:?}");
+    }
+}
+
+/// Runs a command to completion: (status code, stdout, stderr).
+async fn run(cmd: Command) -> (Option<i32>, String, String) {
+    let mut cmd = cmd;
+    let out = timeout(WAIT, cmd.output())
+        .await
+        .expect("finishes in time")
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_prints_what_publish_sends_then_ctrl_c_leaves_cleanly() {
+    let srv = server().await;
+    let mut listen = Running::spawn(command(&srv, &["listen", "news", "private:orders"]));
+    let states = listen.stderr_until("subscribed to private:orders").await;
+    assert!(states.iter().any(|l| l == "state: connected"), "{states:?}");
+
+    let (code, _, err) = run(command(&srv, &["publish", "news", "greet", r#"{"a":1}"#])).await;
+    assert_eq!(code, Some(0), "{err}");
+    let m = listen.json().await;
+    assert_eq!(
+        (&m["channel"], &m["event"], &m["data"]),
+        (&json!("news"), &json!("greet"), &json!({"a": 1}))
+    );
+
+    let args = [
+        "publish",
+        "private:orders",
+        "created",
+        r#"{"id":7}"#,
+        "--client",
+    ];
+    let (code, _, err) = run(command(&srv, &args)).await;
+    assert_eq!(code, Some(0), "{err}");
+    let m = listen.json().await;
+    assert_eq!(m["channel"], "private:orders");
+    assert_eq!(m["data"], json!({"id": 7}));
+    listen.interrupt().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_reports_the_reconnect_on_stderr_and_resubscribes() {
+    let srv = server().await;
+    let mut listen = Running::spawn(command(&srv, &["listen", "ticker"]));
+    listen.stderr_until("subscribed to ticker").await;
+    let srv = srv.restart().await.expect("restarts");
+    let seen = listen.stderr_until("state: connected").await;
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("state: reconnecting (attempt 1) in")),
+        "{seen:?}"
+    );
+    let (code, _, err) = run(command(&srv, &["publish", "ticker", "tick", "1"])).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(listen.json().await["data"], json!(1));
+    listen.interrupt().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_prints_the_signature_the_server_accepts() {
+    let srv = server().await;
+    let (code, out, err) = run(command(&srv, &["auth", "n.42", "private:orders"])).await;
+    assert_eq!(code, Some(0), "{err}");
+    let body: Value = serde_json::from_str(out.trim()).expect("JSON");
+    let ch = Channel::private("orders");
+    assert!(verify_subscription(SECRET, "n.42", &ch, body["auth"].as_str(), None).is_ok());
+    assert!(verify_subscription(SECRET, "n.43", &ch, body["auth"].as_str(), None).is_err());
+
+    let args = [
+        "auth",
+        "n.42",
+        "presence:room",
+        "--user-data",
+        r#"{"id":"alice","info":{"name":"Alice"}}"#,
+    ];
+    let (code, out, err) = run(command(&srv, &args)).await;
+    assert_eq!(code, Some(0), "{err}");
+    let body: Value = serde_json::from_str(out.trim()).expect("JSON");
+    let ch = Channel::presence("room");
+    let member = verify_subscription(
+        SECRET,
+        "n.42",
+        &ch,
+        body["auth"].as_str(),
+        body["channel_data"].as_str(),
+    )
+    .expect("verifies");
+    assert_eq!(member, Some(("alice".into(), json!({"name": "Alice"}))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_prints_members_joins_and_leaves() {
+    let srv = server().await;
+    let data = r#"{"name":"Alice"}"#;
+    let args = [
+        "--client-id",
+        "alice",
+        "presence",
+        "presence:room",
+        "--data",
+        data,
+    ];
+    let mut alice = Running::spawn(command(&srv, &args));
+    let me = alice.json().await;
+    assert_eq!(me["action"], "member");
+    assert_eq!(me["member"]["id"], "alice");
+    let args = ["--client-id", "bob", "presence", "presence:room"];
+    let mut bob = Running::spawn(command(&srv, &args));
+    bob.stderr_until("joined presence:room").await;
+    let joined = alice.json().await;
+    assert_eq!(
+        (&joined["action"], &joined["member"]["id"]),
+        (&json!("joined"), &json!("bob"))
+    );
+    bob.interrupt().await;
+    let left = alice.json().await;
+    assert_eq!(
+        (&left["action"], &left["member"]["id"]),
+        (&json!("left"), &json!("bob"))
+    );
+    alice.interrupt().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_prints_the_retained_messages_in_order() {
+    let srv = server().await;
+    for n in 1..=3 {
+        let (code, _, err) = run(command(&srv, &["publish", "log", "line", &n.to_string()])).await;
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let (code, out, err) = run(command(&srv, &["history", "log"])).await;
+    assert_eq!(code, Some(0), "{err}");
+    let data: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["data"].clone())
+        .collect();
+    assert_eq!(data, [json!(1), json!(2), json!(3)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_errors_exit_non_zero_with_one_line() {
+    let srv = server().await;
+    let mut no_url = command(&srv, &["listen", "news"]);
+    no_url.env_remove("REALTIME_URL");
+    let mut bad_provider = command(&srv, &["--provider", "soketi", "listen", "news"]);
+    bad_provider.env_remove("REALTIME_PROVIDER");
+    let cases = [
+        (no_url, "REALTIME_URL"),
+        (bad_provider, "soketi"),
+        (
+            command(
+                &srv,
+                &["--config", "/nonexistent/realtime.toml", "listen", "x"],
+            ),
+            "/nonexistent/realtime.toml",
+        ),
+        (
+            command(&srv, &["publish", "news", "e", "{not json"]),
+            "JSON",
+        ),
+        (command(&srv, &["listen", "bad channel"]), "invalid channel"),
+        (command(&srv, &["presence", "news"]), "presence"),
+    ];
+    for (cmd, needle) in cases {
+        let (code, out, err) = run(cmd).await;
+        assert_eq!(code, Some(1), "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.lines().count(), 1, "{err:?}");
+        assert!(
+            err.starts_with("realtime: ") && err.contains(needle),
+            "{err:?}"
+        );
+    }
+    // Usage errors are clap's: status 2.
+    let (code, _, _) = run(command(&srv, &["listen"])).await;
+    assert_eq!(code, Some(2));
+}
