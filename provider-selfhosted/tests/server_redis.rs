@@ -270,3 +270,67 @@ async fn nodes_resubscribe_when_redis_comes_back() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_recovers_from_the_history_in_redis() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let a = node(&redis.url).await;
+    let mut on_a = WsClient::connect(a.local_addr()).await;
+    let sub = on_a.subscribe("feed").await;
+    let epoch = sub["position"]["epoch"].as_str().unwrap().to_owned();
+    assert_eq!(sub["position"]["sequence"], 0);
+    for n in 1..=5 {
+        publish(
+            a.local_addr(),
+            json!({"channel": "feed", "event": "e", "data": n}),
+        )
+        .await;
+    }
+    for n in 1..=5 {
+        let m = on_a.expect("message").await;
+        assert_eq!(
+            (m["seq"].as_u64(), m["epoch"].as_str()),
+            (Some(n), Some(epoch.as_str()))
+        );
+    }
+
+    // Node B starts after all that: its history comes from Redis.
+    let b = node(&redis.url).await;
+    let mut on_b = WsClient::connect(b.local_addr()).await;
+    on_b.send(
+        json!({"type": "subscribe", "channel": "feed", "since": {"epoch": epoch, "sequence": 2}}),
+    )
+    .await;
+    let sub = on_b.expect("subscribed").await;
+    assert_eq!(sub["recovered"], true, "{sub}");
+    assert_eq!(sub["position"], json!({"epoch": epoch, "sequence": 5}));
+    let data: Vec<i64> = sub["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].as_i64().unwrap())
+        .collect();
+    assert_eq!(data, vec![3, 4, 5]);
+    // Live from there, once.
+    publish(
+        a.local_addr(),
+        json!({"channel": "feed", "event": "e", "data": 6}),
+    )
+    .await;
+    let m = on_b.expect("message").await;
+    assert_eq!((m["seq"].as_u64(), m["data"].as_i64()), (Some(6), Some(6)));
+    assert!(on_b.sync().await.is_empty(), "no duplicate");
+    assert_eq!(on_a.expect("message").await["seq"], 6);
+    let (_, h) = get_json(b.local_addr(), "/channels/feed/history").await;
+    assert_eq!(h["messages"].as_array().map(Vec::len), Some(6));
+
+    // A channel nobody published on yet: both nodes report the same epoch.
+    let ea = on_a.subscribe("quiet").await["position"].clone();
+    let eb = on_b.subscribe("quiet").await["position"].clone();
+    assert_eq!(ea, eb);
+    assert_eq!(ea["sequence"], 0);
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::clock::{Clock, unix_ms};
 use super::connection::{Encoded, Kick, Outbound};
-use super::history::{Recovery, Stream};
+use super::history::{Adopted, Recovery, Stream};
 use super::metrics::Metrics;
 use super::presence::{ConnId, PresenceChange, PresenceSet};
 use crate::protocol::{Limits, MessageFrame, ServerFrame, close, code};
@@ -108,6 +108,19 @@ pub struct SubscribeOptions {
     pub user: Option<(String, Value)>,
     /// Replay after this position.
     pub since: Option<Position>,
+    /// The scale-out engine's copy of the channel's stream, to seed the local one with.
+    pub remote: Option<RemoteStream>,
+}
+
+/// A channel's stream as the scale-out engine holds it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteStream {
+    /// The stream's epoch.
+    pub epoch: String,
+    /// The last sequence assigned.
+    pub last_seq: u64,
+    /// The retained messages, oldest first.
+    pub messages: Vec<MessageFrame>,
 }
 
 /// A channel's counts, for `GET /channels/{name}`.
@@ -492,6 +505,15 @@ impl Broker {
                 subs: BTreeSet::new(),
                 presence: PresenceSet::default(),
             });
+        if let Some(remote) = opts.remote {
+            ch.stream.seed(
+                now,
+                unix_ms(),
+                &remote.epoch,
+                remote.last_seq,
+                remote.messages,
+            );
+        }
         ch.subs.insert(conn_id);
         let mut change = None;
         if let Some((user_id, info)) = &opts.user {
@@ -594,7 +616,9 @@ impl Broker {
             ts: unix_ms(),
             sender: p.sender,
         };
-        self.store_and_fan_out(state, &key, &p.channel, now, frame, p.exclude, p.retain)
+        self.store_and_fan_out(
+            state, &key, &p.channel, now, frame, p.exclude, p.retain, true,
+        )
     }
 
     /// Applies a message sequenced elsewhere (another node, through the scale-out engine):
@@ -611,8 +635,13 @@ impl Broker {
         let mut guard = self.lock();
         let state = &mut *guard;
         let ch = self.channel_entry(state, &key);
-        ch.stream.adopt(&frame.epoch, frame.seq);
-        self.store_and_fan_out(state, &key, &channel, now, frame, exclude, retain);
+        let exact = match ch.stream.adopt(&frame.epoch, frame.seq) {
+            Adopted::Next | Adopted::Reset => true,
+            // Seeded from the engine while in flight: exact subscribers have it (or are past
+            // it); pattern subscribers never saw it.
+            Adopted::Duplicate => false,
+        };
+        self.store_and_fan_out(state, &key, &channel, now, frame, exclude, retain, exact);
     }
 
     fn channel_entry<'a>(&self, state: &'a mut State, key: &str) -> &'a mut ChannelState {
@@ -638,22 +667,28 @@ impl Broker {
         frame: MessageFrame,
         exclude: Option<String>,
         retain: bool,
+        exact: bool,
     ) -> MessageFrame {
         let metrics = &self.inner.metrics;
         metrics.message_in();
         let shared = Arc::new(frame.clone());
         let mut targets: BTreeSet<ConnId> = BTreeSet::new();
+        let mut exact_subs: BTreeSet<ConnId> = BTreeSet::new();
         if let Some(ch) = state.channels.get_mut(key) {
-            ch.stream.push(now, shared.clone());
-            if retain {
-                ch.snapshot = Some(shared);
+            if exact {
+                ch.stream.push(now, shared.clone());
+                if retain {
+                    ch.snapshot = Some(shared);
+                }
+                targets.extend(ch.subs.iter().copied());
+            } else {
+                exact_subs.extend(ch.subs.iter().copied());
             }
-            targets.extend(ch.subs.iter().copied());
         }
         if channel.kind() == ChannelKind::Public {
             for p in state.patterns.values() {
                 if p.pattern.matches(channel) {
-                    targets.extend(p.subs.iter().copied());
+                    targets.extend(p.subs.iter().filter(|c| !exact_subs.contains(c)).copied());
                 }
             }
         }
@@ -1096,6 +1131,66 @@ mod tests {
             })
             .collect();
         assert_eq!(actions, vec![PresenceAction::Join, PresenceAction::Leave]);
+    }
+
+    #[test]
+    fn seeded_messages_arriving_late_reach_pattern_subscribers_only() {
+        let b = Broker::default();
+        let mut pattern = b.register();
+        b.subscribe(
+            pattern.conn,
+            &ch("feed.#"),
+            "feed.#",
+            SubscribeOptions::default(),
+        )
+        .unwrap();
+        let remote_msg = |seq: u64| MessageFrame {
+            channel: "feed.a".into(),
+            event: "e".into(),
+            data: json!(seq),
+            id: format!("R-{seq}"),
+            seq,
+            epoch: "R".into(),
+            ts: unix_ms(),
+            sender: None,
+        };
+        // Message 2 is in Redis history and still in flight to this node when the first exact
+        // subscriber seeds the channel.
+        let mut exact = b.register();
+        let opts = SubscribeOptions {
+            since: Some(Position {
+                epoch: Some("R".into()),
+                sequence: 1,
+            }),
+            remote: Some(RemoteStream {
+                epoch: "R".into(),
+                last_seq: 2,
+                messages: vec![remote_msg(1), remote_msg(2)],
+            }),
+            ..Default::default()
+        };
+        b.subscribe(exact.conn, &ch("feed.a"), "feed.a", opts)
+            .unwrap();
+        match &drain(&mut exact.rx)[0] {
+            ServerFrame::Subscribed {
+                recovered,
+                messages,
+                ..
+            } => {
+                assert_eq!(*recovered, Some(true));
+                assert_eq!(messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [2]);
+            }
+            other => panic!("{other:?}"),
+        }
+        b.apply_remote(remote_msg(2), None, false);
+        b.apply_remote(remote_msg(3), None, false);
+        assert_eq!(messages(&drain(&mut exact.rx)), vec![("feed.a".into(), 3)]);
+        assert_eq!(
+            messages(&drain(&mut pattern.rx)),
+            vec![("feed.a".into(), 2), ("feed.a".into(), 3)]
+        );
+        let (_, history) = b.history(&ch("feed.a"), 0, 10);
+        assert_eq!(history.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
     }
 
     #[test]

@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::SelfHostedAuthorizer;
-pub use broker::{Broker, BrokerConfig, Publication, Refusal};
+pub use broker::{Broker, BrokerConfig, Publication, Refusal, RemoteStream};
 pub use clock::Clock;
 pub use config::ServerConfig;
 pub use metrics::{Metrics, MetricsSnapshot};
@@ -78,6 +78,25 @@ impl Engine {
         match self {
             Engine::Memory => Ok(broker.publish(p)),
             Engine::Redis(r) => r.publish(p).await,
+        }
+    }
+
+    /// The engine's copy of a concrete channel's stream, to seed a subscription with (`None`
+    /// in memory, for patterns, or when the engine cannot be read: the local stream serves).
+    pub(crate) async fn remote_stream(
+        &self,
+        channel: &realtime_core::Channel,
+    ) -> Option<broker::RemoteStream> {
+        match self {
+            Engine::Memory => None,
+            Engine::Redis(_) if channel.is_wildcard() => None,
+            Engine::Redis(r) => match r.stream(channel).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!("reading {channel} from redis: {e}; using local history");
+                    None
+                }
+            },
         }
     }
 }

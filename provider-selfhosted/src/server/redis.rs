@@ -1,14 +1,21 @@
 //! The Redis scale-out engine (`--redis-url`).
 //!
 //! A publish runs one Lua script on Redis that assigns the channel's epoch (created once,
-//! `SET` if absent) and next sequence (`INCR`), then `PUBLISH`es the sequenced message on one
-//! Redis pub/sub channel that every node subscribes to. Every node, the publishing one
-//! included, applies what it receives to its local broker (history, snapshot, fan-out), so
-//! sequences and epochs agree across nodes and a client can move between nodes.
+//! `SET` if absent) and next sequence (`INCR`), appends the sequenced message to the channel's
+//! history list (trimmed to the history size, expiring with the history TTL), then
+//! `PUBLISH`es it on one Redis pub/sub channel that every node subscribes to. Every node, the
+//! publishing one included, applies what it receives to its local broker (history, snapshot,
+//! fan-out), so sequences and epochs agree across nodes.
 //!
-//! Shared through Redis: message fan-out, per-channel sequence numbers and epochs.
-//! Node-local: history (each node keeps what it received since it started), snapshots
-//! (likewise), presence members and connection counters.
+//! A subscription to a concrete channel first reads the channel's stream from Redis (epoch,
+//! last sequence, history) and seeds the local stream with it: a node started after some
+//! messages can replay them, and every node reports the same epoch even before the first
+//! message. Messages that were in flight to the node while it seeded are recognised as
+//! duplicates by their sequence.
+//!
+//! Shared through Redis: fan-out, sequences and epochs, history. Node-local: snapshots set with
+//! `PUT …/snapshot` (retained publishes are applied on every node), presence members and the
+//! counters.
 
 use std::time::Duration;
 
@@ -17,23 +24,57 @@ use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::broker::{Broker, Publication};
+use realtime_core::Channel;
+
+use super::broker::{Broker, Publication, RemoteStream};
 use super::clock::unix_ms;
 use crate::protocol::MessageFrame;
 
 /// The Redis pub/sub channel every node listens on.
 pub const FANOUT_CHANNEL: &str = "realtime:fanout";
 
-const SCRIPT: &str = r#"
+/// Publishes: the channel's epoch (created once), the next sequence, the history list
+/// (trimmed to the history size, expiring with the history TTL) and the fan-out.
+/// KEYS: epoch, seq, history. ARGV: new epoch, envelope JSON, fan-out channel, history size,
+/// history TTL in ms.
+const PUBLISH_SCRIPT: &str = r#"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
 end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[3], epoch .. '\n' .. seq .. '\n' .. ARGV[2])
+local payload = epoch .. '\n' .. seq .. '\n' .. ARGV[2]
+local size = tonumber(ARGV[4])
+if size > 0 then
+  redis.call('RPUSH', KEYS[3], payload)
+  redis.call('LTRIM', KEYS[3], -size, -1)
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
+redis.call('PUBLISH', ARGV[3], payload)
 return {epoch, seq}
 "#;
+
+/// Reads a channel's stream: its epoch (created if the channel never had one, so that every
+/// node reports the same), last sequence and history. KEYS: epoch, seq, history. ARGV: new
+/// epoch.
+const STREAM_SCRIPT: &str = r#"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+local seq = redis.call('GET', KEYS[2]) or '0'
+return {epoch, seq, redis.call('LRANGE', KEYS[3], 0, -1)}
+"#;
+
+fn keys(channel: &str) -> [String; 3] {
+    [
+        format!("realtime:{{{channel}}}:epoch"),
+        format!("realtime:{{{channel}}}:seq"),
+        format!("realtime:{{{channel}}}:history"),
+    ]
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
@@ -54,6 +95,8 @@ struct Envelope {
 #[derive(Clone)]
 pub struct RedisEngine {
     conn: redis::aio::ConnectionManager,
+    history_size: usize,
+    history_ttl: Duration,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -185,8 +228,14 @@ impl RedisEngine {
             .map_err(|e| format!("ping failed: {e}"))?;
         let pubsub = subscribe(&client).await?;
         broker.metrics().engine_connected();
+        let history_size = broker.config().history_size;
+        let history_ttl = broker.config().history_ttl;
         tokio::spawn(receive(client, pubsub, broker, shutdown));
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            history_size,
+            history_ttl,
+        })
     }
 
     /// Sequences the message in Redis and publishes it to every node. Returns the message as
@@ -204,14 +253,19 @@ impl RedisEngine {
         };
         let json = serde_json::to_string(&env).map_err(|e| e.to_string())?;
         let mut conn = self.conn.clone();
+        let [epoch_key, seq_key, history_key] = keys(&channel);
+        let ttl_ms = u64::try_from(self.history_ttl.as_millis()).unwrap_or(u64::MAX);
         let (epoch, seq): (String, u64) = redis::cmd("EVAL")
-            .arg(SCRIPT)
-            .arg(2)
-            .arg(format!("realtime:{{{channel}}}:epoch"))
-            .arg(format!("realtime:{{{channel}}}:seq"))
+            .arg(PUBLISH_SCRIPT)
+            .arg(3)
+            .arg(epoch_key)
+            .arg(seq_key)
+            .arg(history_key)
             .arg(super::history::new_epoch())
             .arg(&json)
             .arg(FANOUT_CHANNEL)
+            .arg(self.history_size)
+            .arg(ttl_ms.max(1))
             .query_async(&mut conn)
             .await
             .map_err(|e| format!("redis publish failed: {e}"))?;
@@ -227,14 +281,40 @@ impl RedisEngine {
         })
     }
 
+    /// The channel's stream as Redis holds it: epoch, last sequence, history (oldest first).
+    pub async fn stream(&self, channel: &Channel) -> Result<RemoteStream, String> {
+        let name = channel.to_string();
+        let [epoch_key, seq_key, history_key] = keys(&name);
+        let mut conn = self.conn.clone();
+        let (epoch, seq, entries): (String, String, Vec<Vec<u8>>) = redis::cmd("EVAL")
+            .arg(STREAM_SCRIPT)
+            .arg(3)
+            .arg(epoch_key)
+            .arg(seq_key)
+            .arg(history_key)
+            .arg(super::history::new_epoch())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("redis read failed: {e}"))?;
+        let last_seq = seq
+            .parse()
+            .map_err(|_| format!("redis holds a bad sequence {seq:?} for {name}"))?;
+        let messages = entries
+            .iter()
+            .filter_map(|e| decode(e).map(|(frame, _, _)| frame))
+            .filter(|m| m.channel == name)
+            .collect();
+        Ok(RemoteStream {
+            epoch,
+            last_seq,
+            messages,
+        })
+    }
+
     /// Deletes the keys of a channel's stream (tests and operators).
     pub async fn reset_channel(&self, channel: &str) -> Result<(), String> {
         let mut conn = self.conn.clone();
-        let keys = [
-            format!("realtime:{{{channel}}}:epoch"),
-            format!("realtime:{{{channel}}}:seq"),
-        ];
-        conn.del::<_, ()>(&keys[..])
+        conn.del::<_, ()>(&keys(channel)[..])
             .await
             .map_err(|e| e.to_string())
     }

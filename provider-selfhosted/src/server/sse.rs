@@ -269,6 +269,7 @@ pub(crate) async fn handler(
             reference: None,
             user: None,
             since,
+            remote: app.engine.remote_stream(&channel).await,
         };
         if let Err(r) = app.broker.subscribe(reg.conn, &channel, &name, opts) {
             return error_response(StatusCode::BAD_REQUEST, r.code, &r.message);

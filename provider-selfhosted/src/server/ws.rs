@@ -334,6 +334,7 @@ impl Session {
                     reference: reference.clone(),
                     user,
                     since,
+                    remote: self.app.engine.remote_stream(&channel).await,
                 };
                 if let Err(r) = self.app.broker.subscribe(self.conn, &channel, &name, opts) {
                     self.refuse(reference, r, &name);
