@@ -1,0 +1,441 @@
+//! The scenarios, written once against the facade's `client`/`publisher`/`authorizer`.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use realtime::{
+    Channel, ClientEvent, ConnectionState, EventSink, Message, OutboundMessage, PresenceAction,
+    PresenceStream, ProviderEvent, Publisher, RealtimeClient, SubscribeOptions, Subscription,
+};
+use serde_json::{Value, json};
+
+use super::peers::Peer;
+
+/// How long any one step may take (a sockudo restart plus the first backoff fits easily).
+const WAIT: Duration = Duration::from_secs(30);
+
+type Outcome = Result<Verdict, String>;
+
+/// What a scenario concluded.
+pub enum Verdict {
+    Passed,
+    Skipped(String),
+}
+
+/// What a provider's run concluded.
+pub struct Report {
+    pub provider: &'static str,
+    pub passed: usize,
+    pub skipped: Vec<(&'static str, String)>,
+    pub failures: Vec<(&'static str, String)>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "conformance of `{}`: {} passed",
+            self.provider, self.passed
+        )?;
+        for (name, why) in &self.skipped {
+            writeln!(f, "  SKIP {}/{name}: {why}", self.provider)?;
+        }
+        for (name, why) in &self.failures {
+            writeln!(f, "  FAIL {}/{name}: {why}", self.provider)?;
+        }
+        Ok(())
+    }
+}
+
+async fn within<T>(what: &str, f: impl Future<Output = T>) -> Result<T, String> {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .map_err(|_| format!("{what}: nothing within {WAIT:?}"))
+}
+
+async fn next(what: &str, sub: &mut Subscription) -> Result<Message, String> {
+    within(what, sub.recv())
+        .await?
+        .ok_or_else(|| format!("{what}: the subscription ended"))
+}
+
+/// The next presence event for `id` with `action`, skipping others (own join, snapshots).
+async fn presence(
+    stream: &mut PresenceStream,
+    action: PresenceAction,
+    id: &str,
+) -> Result<Value, String> {
+    let what = format!("{action:?} of {id}");
+    within(&what, async {
+        while let Some(e) = stream.recv().await {
+            if e.action == action && e.member.id == id {
+                return Ok(e.member.data);
+            }
+        }
+        Err(format!("{what}: the presence stream ended"))
+    })
+    .await?
+}
+
+fn ch(name: &str) -> Channel {
+    Channel::parse(name).expect("a valid channel name")
+}
+
+fn e<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
+    move |err| format!("{what}: {err}")
+}
+
+fn trusted(peer: &dyn Peer, client_id: &str) -> Result<RealtimeClient, String> {
+    let cfg = peer.config().with_client_id(client_id);
+    Ok(realtime::trusted_client_builder(&cfg)
+        .map_err(e("client"))?
+        .build())
+}
+
+fn publisher(peer: &dyn Peer) -> Result<Box<dyn Publisher>, String> {
+    realtime::publisher(&peer.config()).map_err(e("publisher"))
+}
+
+async fn publish(p: &dyn Publisher, channel: &str, event: &str, data: Value) -> Result<(), String> {
+    p.publish(&OutboundMessage::new(ch(channel), event, data))
+        .await
+        .map_err(e("publish"))
+}
+
+// ---- the scenarios ----------------------------------------------------------------------
+
+async fn subscribe_receive(peer: &mut dyn Peer) -> Outcome {
+    let client = trusted(peer, "reader")?;
+    let mut sub = client
+        .subscribe("conf-news")
+        .await
+        .map_err(e("subscribe"))?;
+    publish(
+        &*publisher(peer)?,
+        "conf-news",
+        "headline",
+        json!({"text": "hi"}),
+    )
+    .await?;
+    let m = next("the message", &mut sub).await?;
+    client.close().await;
+    if m.channel != ch("conf-news") || m.event != "headline" || m.data != json!({"text": "hi"}) {
+        return Err(format!("received {m:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+async fn publish_order(peer: &mut dyn Peer) -> Outcome {
+    let client = trusted(peer, "reader")?;
+    let mut sub = client
+        .subscribe("conf-order")
+        .await
+        .map_err(e("subscribe"))?;
+    let p = publisher(peer)?;
+    for n in 0..10 {
+        publish(&*p, "conf-order", "tick", json!(n)).await?;
+    }
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(next("the next tick", &mut sub).await?.data);
+    }
+    client.close().await;
+    let expected: Vec<Value> = (0..10).map(|n| json!(n)).collect();
+    if got != expected {
+        return Err(format!("order {got:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+async fn private_needs_auth(peer: &mut dyn Peer) -> Outcome {
+    const PRIVATE: &str = "private:conf-secret";
+    // No authorizer at all: the client (public settings only) cannot subscribe.
+    let bare = realtime::client(&peer.config()).map_err(e("client"))?;
+    let refused = within("the unsigned subscribe", bare.subscribe(PRIVATE)).await?;
+    bare.close().await;
+    if refused.is_ok() {
+        return Err("subscribed to a private channel without any authorization".into());
+    }
+    // Signed with the wrong secret: the server refuses.
+    let wrong = realtime::authorizer(&peer.config_with_wrong_secret()).map_err(e("authorizer"))?;
+    let forged = realtime::client_builder(&peer.config())
+        .map_err(e("client"))?
+        .authorizer(Arc::from(wrong))
+        .build();
+    let refused = within("the forged subscribe", forged.subscribe(PRIVATE)).await?;
+    forged.close().await;
+    match refused {
+        Ok(_) => return Err("the server accepted a signature made with the wrong secret".into()),
+        Err(err)
+            if !matches!(
+                err.kind(),
+                realtime::ErrorKind::Unauthorized
+                    | realtime::ErrorKind::Forbidden
+                    | realtime::ErrorKind::Provider
+            ) =>
+        {
+            return Err(format!(
+                "the forged subscribe failed, but not as a refusal: {err}"
+            ));
+        }
+        Err(_) => {}
+    }
+    // Signed by the configured authorizer: accepted, and messages arrive.
+    let client = trusted(peer, "insider")?;
+    let mut sub = client
+        .subscribe(PRIVATE)
+        .await
+        .map_err(e("signed subscribe"))?;
+    publish(&*publisher(peer)?, PRIVATE, "secret", json!(42)).await?;
+    let m = next("the private message", &mut sub).await?;
+    client.close().await;
+    if m.data != json!(42) {
+        return Err(format!("received {m:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+/// Alice and Bob in one presence room: each sees the other arrive, and Alice sees Bob leave.
+async fn presence_join_leave(peer: &mut dyn Peer) -> Outcome {
+    const ROOM: &str = "presence:conf-room";
+    let alice = trusted(peer, "alice")?;
+    if !alice.capabilities().presence {
+        alice.close().await;
+        return Ok(Verdict::Skipped("capabilities().presence is false".into()));
+    }
+    alice
+        .presence_enter(ROOM, json!({"v": 1}))
+        .await
+        .map_err(e("alice enters"))?;
+    let mut events = alice
+        .presence_events(ROOM)
+        .await
+        .map_err(e("presence events"))?;
+    let bob = trusted(peer, "bob")?;
+    bob.presence_enter(ROOM, json!({"v": 1}))
+        .await
+        .map_err(e("bob enters"))?;
+    let joined = presence(&mut events, PresenceAction::Joined, "bob").await?;
+    if joined != json!({"v": 1}) {
+        return Err(format!("bob joined with {joined}"));
+    }
+    let members = bob.presence_members(ROOM).await.map_err(e("members"))?;
+    let mut ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    ids.sort_unstable();
+    if ids != ["alice", "bob"] {
+        return Err(format!("bob sees the members {ids:?}"));
+    }
+    bob.presence_leave(ROOM).await.map_err(e("bob leaves"))?;
+    presence(&mut events, PresenceAction::Left, "bob").await?;
+    bob.close().await;
+    alice.close().await;
+    Ok(Verdict::Passed)
+}
+
+/// Bob changes his member data without leaving; Alice sees the update.
+async fn presence_update(peer: &mut dyn Peer) -> Outcome {
+    const ROOM: &str = "presence:conf-update";
+    let alice = trusted(peer, "alice")?;
+    let caps = alice.capabilities().clone();
+    if !caps.presence || !caps.presence_update {
+        alice.close().await;
+        return Ok(Verdict::Skipped(format!(
+            "capabilities() say presence: {}, presence_update: {}",
+            caps.presence, caps.presence_update
+        )));
+    }
+    alice
+        .presence_enter(ROOM, json!({"v": 1}))
+        .await
+        .map_err(e("alice enters"))?;
+    let mut events = alice
+        .presence_events(ROOM)
+        .await
+        .map_err(e("presence events"))?;
+    let bob = trusted(peer, "bob")?;
+    bob.presence_enter(ROOM, json!({"v": 1}))
+        .await
+        .map_err(e("bob enters"))?;
+    presence(&mut events, PresenceAction::Joined, "bob").await?;
+    bob.presence_update(ROOM, json!({"v": 2}))
+        .await
+        .map_err(e("bob updates"))?;
+    let updated = presence(&mut events, PresenceAction::Updated, "bob").await?;
+    bob.close().await;
+    alice.close().await;
+    if updated != json!({"v": 2}) {
+        return Err(format!("bob updated to {updated}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+async fn reconnect_resubscribes(peer: &mut dyn Peer) -> Outcome {
+    let client = trusted(peer, "survivor")?;
+    let mut sub = client
+        .subscribe("conf-reconnect")
+        .await
+        .map_err(e("subscribe"))?;
+    let mut events = client.events();
+    peer.restart().await;
+    let mut reconnecting = false;
+    within("the resubscribe", async {
+        loop {
+            match events.recv().await {
+                Ok(ClientEvent::StateChanged(ConnectionState::Reconnecting { .. })) => {
+                    reconnecting = true
+                }
+                Ok(ClientEvent::Resubscribed { channel, .. })
+                    if channel == ch("conf-reconnect") =>
+                {
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(err) => return Err(format!("events: {err}")),
+            }
+        }
+    })
+    .await??;
+    if !reconnecting {
+        return Err("resubscribed without passing through Reconnecting".into());
+    }
+    publish(
+        &*publisher(peer)?,
+        "conf-reconnect",
+        "after",
+        json!("restart"),
+    )
+    .await?;
+    let m = next("the message after the restart", &mut sub).await?;
+    client.close().await;
+    if m.data != json!("restart") {
+        return Err(format!("received {m:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+async fn offline_queue_flushes(peer: &mut dyn Peer) -> Outcome {
+    // Client publishes need a private channel and a `client-` event on Pusher; the other
+    // providers accept both, so the scenario uses them everywhere.
+    const QUEUE: &str = "private:conf-queue";
+    let reader = trusted(peer, "reader")?;
+    if !reader.capabilities().client_publish {
+        reader.close().await;
+        return Ok(Verdict::Skipped(
+            "capabilities().client_publish is false".into(),
+        ));
+    }
+    let mut sub = reader
+        .subscribe(QUEUE)
+        .await
+        .map_err(e("reader subscribes"))?;
+    let writer = trusted(peer, "writer")?;
+    let _held = writer
+        .subscribe(QUEUE)
+        .await
+        .map_err(e("writer subscribes"))?;
+    writer.disconnect().await;
+    if writer.state() != ConnectionState::Disconnected {
+        return Err(format!(
+            "after disconnect() the state is {:?}",
+            writer.state()
+        ));
+    }
+    for n in 1..=3 {
+        writer
+            .publish_nowait(QUEUE, "client-note", json!(n))
+            .map_err(e("queue a publish"))?;
+    }
+    writer.connect().await.map_err(e("reconnect"))?;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(next("a flushed publish", &mut sub).await?.data);
+    }
+    writer.close().await;
+    reader.close().await;
+    if got != [json!(1), json!(2), json!(3)] {
+        return Err(format!("flushed {got:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+/// At the provider level, where delivery can be observed after unsubscribing: a message on
+/// the left channel must not arrive before a later marker on a channel still subscribed.
+async fn unsubscribe_stops_delivery(peer: &mut dyn Peer) -> Outcome {
+    let mut provider = realtime::provider(&peer.config()).map_err(e("provider"))?;
+    let (sink, mut events) = EventSink::channel();
+    within("connect", provider.connect(sink))
+        .await?
+        .map_err(e("connect"))?;
+    let plain = SubscribeOptions::default();
+    let (gone, kept) = (ch("conf-unsub"), ch("conf-unsub-marker"));
+    within("subscribe", provider.subscribe(&gone, &plain))
+        .await?
+        .map_err(e("subscribe"))?;
+    within("subscribe", provider.subscribe(&kept, &plain))
+        .await?
+        .map_err(e("subscribe"))?;
+    let p = publisher(peer)?;
+    let mut wait_for = async |channel: &Channel, data: Value| -> Result<Vec<Message>, String> {
+        within("a message", async {
+            let mut before = Vec::new();
+            while let Some((_, event)) = events.recv().await {
+                if let ProviderEvent::Message(m) = event {
+                    if &m.channel == channel && m.data == data {
+                        return Ok(before);
+                    }
+                    before.push(m);
+                }
+            }
+            Err("the provider's sink closed".to_owned())
+        })
+        .await?
+    };
+    publish(&*p, "conf-unsub", "x", json!("before")).await?;
+    wait_for(&gone, json!("before")).await?;
+    within("unsubscribe", provider.unsubscribe(&gone))
+        .await?
+        .map_err(e("unsubscribe"))?;
+    publish(&*p, "conf-unsub", "x", json!("after")).await?;
+    publish(&*p, "conf-unsub-marker", "x", json!("marker")).await?;
+    let leaked = wait_for(&kept, json!("marker")).await?;
+    let _ = provider.disconnect().await;
+    if let Some(m) = leaked.iter().find(|m| m.channel == gone) {
+        return Err(format!("delivered after unsubscribing: {m:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+/// Runs every scenario against `peer`.
+pub async fn run_all(peer: &mut dyn Peer) -> Report {
+    let mut report = Report {
+        provider: peer.name(),
+        passed: 0,
+        skipped: Vec::new(),
+        failures: Vec::new(),
+    };
+    macro_rules! scenario {
+        ($name:ident) => {{
+            let outcome = $name(peer).await;
+            let name = stringify!($name);
+            match outcome {
+                Ok(Verdict::Passed) => report.passed += 1,
+                Ok(Verdict::Skipped(why)) => {
+                    println!("SKIP {}/{name}: {why}", report.provider);
+                    report.skipped.push((name, why));
+                }
+                Err(why) => report.failures.push((name, why)),
+            }
+        }};
+    }
+    scenario!(subscribe_receive);
+    scenario!(publish_order);
+    scenario!(private_needs_auth);
+    scenario!(presence_join_leave);
+    scenario!(presence_update);
+    scenario!(offline_queue_flushes);
+    scenario!(unsubscribe_stops_delivery);
+    scenario!(reconnect_resubscribes);
+    report
+}
