@@ -334,3 +334,38 @@ async fn a_node_started_later_recovers_from_the_history_in_redis() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_shared_between_nodes() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let a = node(&redis.url).await;
+    let (s, _) = publish(
+        a.local_addr(),
+        json!({"channel": "state", "event": "s", "data": {"v": 1}, "retain": true}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A node started afterwards has it.
+    let b = node(&redis.url).await;
+    let mut on_b = WsClient::connect(b.local_addr()).await;
+    let sub = on_b.subscribe("state").await;
+    assert_eq!(sub["snapshot"]["data"], json!({"v": 1}));
+    assert_eq!(sub["snapshot"]["seq"], 1);
+    // PUT on node B is seen on node A, and is not delivered as a message.
+    let resp = http()
+        .put(format!("http://{}/channels/state/snapshot", b.local_addr()))
+        .bearer_auth(SECRET)
+        .json(&json!({"event": "s", "data": {"v": 2}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut on_a = WsClient::connect(a.local_addr()).await;
+    let sub = on_a.subscribe("state").await;
+    assert_eq!(sub["snapshot"]["data"], json!({"v": 2}));
+    assert!(on_b.sync().await.is_empty(), "a snapshot is not a message");
+    a.shutdown().await;
+    b.shutdown().await;
+}

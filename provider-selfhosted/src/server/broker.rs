@@ -121,6 +121,16 @@ pub struct RemoteStream {
     pub last_seq: u64,
     /// The retained messages, oldest first.
     pub messages: Vec<MessageFrame>,
+    /// The channel's snapshot.
+    pub snapshot: Option<MessageFrame>,
+}
+
+/// Whether snapshot `new` may replace `old` (the same stream, not older).
+fn newer_snapshot(old: Option<&MessageFrame>, new: &MessageFrame) -> bool {
+    match old {
+        None => true,
+        Some(old) => old.epoch != new.epoch || (new.seq, new.ts) >= (old.seq, old.ts),
+    }
 }
 
 /// A channel's counts, for `GET /channels/{name}`.
@@ -506,6 +516,12 @@ impl Broker {
                 presence: PresenceSet::default(),
             });
         if let Some(remote) = opts.remote {
+            if let Some(snap) = remote.snapshot
+                && snap.epoch == remote.epoch
+                && newer_snapshot(ch.snapshot.as_deref(), &snap)
+            {
+                ch.snapshot = Some(Arc::new(snap));
+            }
             ch.stream.seed(
                 now,
                 unix_ms(),
@@ -724,6 +740,22 @@ impl Broker {
         };
         ch.snapshot = Some(Arc::new(frame.clone()));
         frame
+    }
+
+    /// Stores a snapshot made elsewhere (another node, through the scale-out engine), unless
+    /// a newer one is already here.
+    pub fn store_snapshot(&self, frame: MessageFrame) {
+        let Ok(channel) = Channel::parse(&frame.channel) else {
+            return;
+        };
+        if channel.is_wildcard() {
+            return;
+        }
+        let mut guard = self.lock();
+        let ch = self.channel_entry(&mut guard, &channel.to_string());
+        if newer_snapshot(ch.snapshot.as_deref(), &frame) {
+            ch.snapshot = Some(Arc::new(frame));
+        }
     }
 
     /// The presence user a connection subscribed as on a channel.
@@ -1166,6 +1198,7 @@ mod tests {
                 epoch: "R".into(),
                 last_seq: 2,
                 messages: vec![remote_msg(1), remote_msg(2)],
+                snapshot: None,
             }),
             ..Default::default()
         };

@@ -281,8 +281,14 @@ async fn snapshot(
         return error_response(StatusCode::PAYLOAD_TOO_LARGE, code::PAYLOAD_TOO_LARGE, &msg);
     }
     let event = req.event.unwrap_or_else(|| "snapshot".into());
-    let frame = app.broker.set_snapshot(&channel, event, req.data);
-    Json(json!({"snapshot": frame})).into_response()
+    match app
+        .engine
+        .set_snapshot(&app.broker, &channel, event, req.data)
+        .await
+    {
+        Ok(frame) => Json(json!({"snapshot": frame})).into_response(),
+        Err(e) => error_response(StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE, &e),
+    }
 }
 
 async fn channel_info(

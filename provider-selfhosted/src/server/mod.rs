@@ -81,6 +81,20 @@ impl Engine {
         }
     }
 
+    /// Stores a channel's snapshot without publishing it (on every node with Redis).
+    pub(crate) async fn set_snapshot(
+        &self,
+        broker: &Broker,
+        channel: &realtime_core::Channel,
+        event: String,
+        data: serde_json::Value,
+    ) -> Result<MessageFrame, String> {
+        match self {
+            Engine::Memory => Ok(broker.set_snapshot(channel, event, data)),
+            Engine::Redis(r) => r.set_snapshot(channel, event, data).await,
+        }
+    }
+
     /// The engine's copy of a concrete channel's stream, to seed a subscription with (`None`
     /// in memory, for patterns, or when the engine cannot be read: the local stream serves).
     pub(crate) async fn remote_stream(

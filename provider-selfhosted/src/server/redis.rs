@@ -13,9 +13,8 @@
 //! message. Messages that were in flight to the node while it seeded are recognised as
 //! duplicates by their sequence.
 //!
-//! Shared through Redis: fan-out, sequences and epochs, history. Node-local: snapshots set with
-//! `PUT …/snapshot` (retained publishes are applied on every node), presence members and the
-//! counters.
+//! Shared through Redis: fan-out, sequences and epochs, history, snapshots. Node-local:
+//! presence members and the counters.
 
 use std::time::Duration;
 
@@ -35,8 +34,8 @@ pub const FANOUT_CHANNEL: &str = "realtime:fanout";
 
 /// Publishes: the channel's epoch (created once), the next sequence, the history list
 /// (trimmed to the history size, expiring with the history TTL) and the fan-out.
-/// KEYS: epoch, seq, history. ARGV: new epoch, envelope JSON, fan-out channel, history size,
-/// history TTL in ms.
+/// KEYS: epoch, seq, history, snapshot. ARGV: new epoch, envelope JSON, fan-out channel,
+/// history size, history TTL in ms, retain (`1`/`0`).
 const PUBLISH_SCRIPT: &str = r#"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -45,6 +44,9 @@ if not epoch then
 end
 local seq = redis.call('INCR', KEYS[2])
 local payload = epoch .. '\n' .. seq .. '\n' .. ARGV[2]
+if ARGV[6] == '1' then
+  redis.call('SET', KEYS[4], payload)
+end
 local size = tonumber(ARGV[4])
 if size > 0 then
   redis.call('RPUSH', KEYS[3], payload)
@@ -56,8 +58,8 @@ return {epoch, seq}
 "#;
 
 /// Reads a channel's stream: its epoch (created if the channel never had one, so that every
-/// node reports the same), last sequence and history. KEYS: epoch, seq, history. ARGV: new
-/// epoch.
+/// node reports the same), last sequence, history and snapshot. KEYS: epoch, seq, history,
+/// snapshot. ARGV: new epoch.
 const STREAM_SCRIPT: &str = r#"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -65,14 +67,30 @@ if not epoch then
   redis.call('SET', KEYS[1], epoch)
 end
 local seq = redis.call('GET', KEYS[2]) or '0'
-return {epoch, seq, redis.call('LRANGE', KEYS[3], 0, -1)}
+return {epoch, seq, redis.call('LRANGE', KEYS[3], 0, -1), redis.call('GET', KEYS[4])}
 "#;
 
-fn keys(channel: &str) -> [String; 3] {
+/// `PUT …/snapshot`: stores the snapshot at the channel's current position and tells every
+/// node. KEYS: epoch, seq, snapshot. ARGV: new epoch, envelope JSON, fan-out channel.
+const SNAPSHOT_SCRIPT: &str = r#"
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[1], epoch)
+end
+local seq = redis.call('GET', KEYS[2]) or '0'
+local payload = epoch .. '\n' .. seq .. '\n' .. ARGV[2]
+redis.call('SET', KEYS[3], payload)
+redis.call('PUBLISH', ARGV[3], payload)
+return {epoch, seq}
+"#;
+
+fn keys(channel: &str) -> [String; 4] {
     [
         format!("realtime:{{{channel}}}:epoch"),
         format!("realtime:{{{channel}}}:seq"),
         format!("realtime:{{{channel}}}:history"),
+        format!("realtime:{{{channel}}}:snapshot"),
     ]
 }
 
@@ -88,6 +106,18 @@ struct Envelope {
     exclude: Option<String>,
     #[serde(default)]
     retain: bool,
+    /// `PUT …/snapshot`: store as the snapshot, do not deliver.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    snapshot_only: bool,
+}
+
+/// A message read back from Redis.
+#[derive(Debug)]
+struct Decoded {
+    frame: MessageFrame,
+    exclude: Option<String>,
+    retain: bool,
+    snapshot_only: bool,
 }
 
 /// A connection to Redis for publishing (reconnects on its own); a background task applies
@@ -105,23 +135,33 @@ impl std::fmt::Debug for RedisEngine {
     }
 }
 
-fn decode(payload: &[u8]) -> Option<(MessageFrame, Option<String>, bool)> {
+fn decode(payload: &[u8]) -> Option<Decoded> {
     let text = std::str::from_utf8(payload).ok()?;
     let mut parts = text.splitn(3, '\n');
     let epoch = parts.next()?.to_owned();
     let seq: u64 = parts.next()?.parse().ok()?;
     let env: Envelope = serde_json::from_str(parts.next()?).ok()?;
+    let id = if env.snapshot_only {
+        format!("snapshot-{epoch}-{seq}")
+    } else {
+        format!("{epoch}-{seq}")
+    };
     let frame = MessageFrame {
         channel: env.channel,
         event: env.event,
         data: env.data,
-        id: format!("{epoch}-{seq}"),
+        id,
         seq,
         epoch,
         ts: env.ts,
         sender: env.sender,
     };
-    Some((frame, env.exclude, env.retain))
+    Some(Decoded {
+        frame,
+        exclude: env.exclude,
+        retain: env.retain,
+        snapshot_only: env.snapshot_only,
+    })
 }
 
 async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSub, String> {
@@ -177,7 +217,8 @@ async fn receive(
                 _ = shutdown.cancelled() => return,
                 msg = stream.next() => match msg {
                     Some(msg) => match decode(msg.get_payload_bytes()) {
-                        Some((frame, exclude, retain)) => broker.apply_remote(frame, exclude, retain),
+                        Some(d) if d.snapshot_only => broker.store_snapshot(d.frame),
+                        Some(d) => broker.apply_remote(d.frame, d.exclude, d.retain),
                         None => tracing::warn!("ignoring an unreadable message on {FANOUT_CHANNEL}"),
                     },
                     None => {
@@ -250,22 +291,25 @@ impl RedisEngine {
             sender: p.sender,
             exclude: p.exclude,
             retain: p.retain,
+            snapshot_only: false,
         };
         let json = serde_json::to_string(&env).map_err(|e| e.to_string())?;
         let mut conn = self.conn.clone();
-        let [epoch_key, seq_key, history_key] = keys(&channel);
+        let [epoch_key, seq_key, history_key, snapshot_key] = keys(&channel);
         let ttl_ms = u64::try_from(self.history_ttl.as_millis()).unwrap_or(u64::MAX);
         let (epoch, seq): (String, u64) = redis::cmd("EVAL")
             .arg(PUBLISH_SCRIPT)
-            .arg(3)
+            .arg(4)
             .arg(epoch_key)
             .arg(seq_key)
             .arg(history_key)
+            .arg(snapshot_key)
             .arg(super::history::new_epoch())
             .arg(&json)
             .arg(FANOUT_CHANNEL)
             .arg(self.history_size)
             .arg(ttl_ms.max(1))
+            .arg(if env.retain { "1" } else { "0" })
             .query_async(&mut conn)
             .await
             .map_err(|e| format!("redis publish failed: {e}"))?;
@@ -284,30 +328,85 @@ impl RedisEngine {
     /// The channel's stream as Redis holds it: epoch, last sequence, history (oldest first).
     pub async fn stream(&self, channel: &Channel) -> Result<RemoteStream, String> {
         let name = channel.to_string();
-        let [epoch_key, seq_key, history_key] = keys(&name);
+        let [epoch_key, seq_key, history_key, snapshot_key] = keys(&name);
         let mut conn = self.conn.clone();
-        let (epoch, seq, entries): (String, String, Vec<Vec<u8>>) = redis::cmd("EVAL")
-            .arg(STREAM_SCRIPT)
-            .arg(3)
-            .arg(epoch_key)
-            .arg(seq_key)
-            .arg(history_key)
-            .arg(super::history::new_epoch())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| format!("redis read failed: {e}"))?;
+        let (epoch, seq, entries, snapshot): (String, String, Vec<Vec<u8>>, Option<Vec<u8>>) =
+            redis::cmd("EVAL")
+                .arg(STREAM_SCRIPT)
+                .arg(4)
+                .arg(epoch_key)
+                .arg(seq_key)
+                .arg(history_key)
+                .arg(snapshot_key)
+                .arg(super::history::new_epoch())
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| format!("redis read failed: {e}"))?;
         let last_seq = seq
             .parse()
             .map_err(|_| format!("redis holds a bad sequence {seq:?} for {name}"))?;
         let messages = entries
             .iter()
-            .filter_map(|e| decode(e).map(|(frame, _, _)| frame))
+            .filter_map(|e| decode(e).map(|d| d.frame))
             .filter(|m| m.channel == name)
             .collect();
+        let snapshot = snapshot
+            .and_then(|s| decode(&s).map(|d| d.frame))
+            .filter(|m| m.channel == name);
         Ok(RemoteStream {
             epoch,
             last_seq,
             messages,
+            snapshot,
+        })
+    }
+
+    /// Stores a snapshot at the channel's current position on every node, without
+    /// delivering it.
+    pub async fn set_snapshot(
+        &self,
+        channel: &Channel,
+        event: String,
+        data: serde_json::Value,
+    ) -> Result<MessageFrame, String> {
+        let name = channel.to_string();
+        let env = Envelope {
+            channel: name.clone(),
+            event,
+            data,
+            ts: unix_ms(),
+            sender: None,
+            exclude: None,
+            retain: false,
+            snapshot_only: true,
+        };
+        let json = serde_json::to_string(&env).map_err(|e| e.to_string())?;
+        let [epoch_key, seq_key, _, snapshot_key] = keys(&name);
+        let mut conn = self.conn.clone();
+        let (epoch, seq): (String, String) = redis::cmd("EVAL")
+            .arg(SNAPSHOT_SCRIPT)
+            .arg(3)
+            .arg(epoch_key)
+            .arg(seq_key)
+            .arg(snapshot_key)
+            .arg(super::history::new_epoch())
+            .arg(&json)
+            .arg(FANOUT_CHANNEL)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("redis snapshot failed: {e}"))?;
+        let seq: u64 = seq
+            .parse()
+            .map_err(|_| format!("redis holds a bad sequence {seq:?} for {name}"))?;
+        Ok(MessageFrame {
+            channel: name,
+            event: env.event,
+            data: env.data,
+            id: format!("snapshot-{epoch}-{seq}"),
+            seq,
+            epoch,
+            ts: env.ts,
+            sender: None,
         })
     }
 
@@ -328,13 +427,19 @@ mod tests {
     fn decode_reads_the_script_payload() {
         let env = r#"{"channel":"room","event":"e","data":[1,2.5,{}],"ts":7,"retain":true}"#;
         let payload = format!("ab12\n42\n{env}");
-        let (frame, exclude, retain) = decode(payload.as_bytes()).unwrap();
+        let d = decode(payload.as_bytes()).unwrap();
         assert_eq!(
-            (frame.seq, frame.epoch.as_str(), frame.id.as_str()),
+            (d.frame.seq, d.frame.epoch.as_str(), d.frame.id.as_str()),
             (42, "ab12", "ab12-42")
         );
-        assert_eq!(frame.data, serde_json::json!([1, 2.5, {}]));
-        assert_eq!((exclude, retain), (None, true));
+        assert_eq!(d.frame.data, serde_json::json!([1, 2.5, {}]));
+        assert_eq!((d.exclude, d.retain, d.snapshot_only), (None, true, false));
+        let snap = r#"{"channel":"room","event":"s","data":1,"ts":7,"snapshot_only":true}"#;
+        let d = decode(format!("ab12\n42\n{snap}").as_bytes()).unwrap();
+        assert_eq!(
+            (d.snapshot_only, d.frame.id.as_str()),
+            (true, "snapshot-ab12-42")
+        );
         assert!(decode(b"no newline").is_none());
     }
 }
