@@ -160,6 +160,29 @@ async fn listen_reports_the_reconnect_on_stderr_and_resubscribes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_counts_down_while_the_server_is_gone() {
+    let srv = server().await;
+    let addr = srv.local_addr();
+    let mut listen = Running::spawn(command(&srv, &["listen", "ticker"]));
+    listen.stderr_until("subscribed to ticker").await;
+    srv.shutdown().await;
+    // Attempts fail while nothing listens, so the backoff grows past a second and the
+    // countdown shows.
+    listen.stderr_until("reconnecting in ").await;
+    let srv = Server::builder()
+        .secret(SECRET)
+        .allow_public_publish(true)
+        .bind(addr)
+        .await
+        .expect("binds the same address again");
+    listen.stderr_until("state: connected").await;
+    let (code, _, err) = run(command(&srv, &["publish", "ticker", "tick", "2"])).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(listen.json().await["data"], json!(2));
+    listen.interrupt().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_prints_the_signature_the_server_accepts() {
     let srv = server().await;
     let (code, out, err) = run(command(&srv, &["auth", "n.42", "private:orders"])).await;
