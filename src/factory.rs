@@ -118,6 +118,10 @@ fn http_authorizer(_url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
 }
 
 /// The message of a `Config` error without the `configuration error: ` prefix.
+#[cfg_attr(
+    not(any(feature = "pusher", feature = "supabase", feature = "selfhosted")),
+    allow(dead_code)
+)]
 pub(crate) fn strip_config(e: &RealtimeError) -> String {
     match e {
         RealtimeError::Config(m) => m.clone(),
@@ -125,5 +129,11 @@ pub(crate) fn strip_config(e: &RealtimeError) -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(
+    test,
+    feature = "pusher",
+    feature = "ably",
+    feature = "supabase",
+    feature = "selfhosted"
+))]
 mod tests;

@@ -83,3 +83,51 @@ pub fn load_config(cli: &Cli, env: &dyn EnvSource) -> Result<ProviderConfig> {
         None => cfg,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MapEnv;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::parse_from(std::iter::once("realtime").chain(args.iter().copied()))
+    }
+
+    fn env() -> MapEnv {
+        MapEnv::from([
+            ("REALTIME_PROVIDER", "selfhosted"),
+            ("REALTIME_URL", "http://127.0.0.1:8080"),
+            ("PUSHER_KEY", "k"),
+            ("PUSHER_CLUSTER", "eu"),
+        ])
+    }
+
+    #[test]
+    fn the_provider_comes_from_the_flag_then_the_environment() {
+        let cfg = load_config(&cli(&["listen", "x"]), &env()).unwrap();
+        assert_eq!(cfg.provider_name(), "selfhosted");
+        let cfg = load_config(&cli(&["--provider", "pusher", "listen", "x"]), &env()).unwrap();
+        assert_eq!(cfg.provider_name(), "pusher");
+        let cfg = load_config(&cli(&["--client-id", "bob", "listen", "x"]), &env()).unwrap();
+        assert_eq!(cfg.client_id(), Some("bob"));
+    }
+
+    #[test]
+    fn a_file_wins_and_a_contradicting_flag_is_refused() {
+        let dir = std::env::temp_dir().join(format!("realtime-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "provider = \"pusher\"\nkey = \"k\"\ncluster = \"eu\"\n",
+        )
+        .unwrap();
+        let file = path.to_string_lossy().into_owned();
+        let cfg = load_config(&cli(&["--config", &file, "listen", "x"]), &env()).unwrap();
+        assert_eq!(cfg.provider_name(), "pusher");
+        let args = ["--config", &file, "--provider", "ably", "listen", "x"];
+        let err = load_config(&cli(&args), &env()).unwrap_err();
+        assert!(err.to_string().contains("--provider ably"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
