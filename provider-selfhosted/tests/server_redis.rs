@@ -369,3 +369,132 @@ async fn snapshots_are_shared_between_nodes() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_nodes_and_a_user_on_two_nodes_is_one_member() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let a = node(&redis.url).await;
+    let b = node(&redis.url).await;
+    let room = "presence:room:x";
+    let mut watcher = WsClient::connect(a.local_addr()).await;
+    watcher.subscribe_presence(room, "w", json!(null)).await;
+
+    let mut u_on_b = WsClient::connect(b.local_addr()).await;
+    let sub = u_on_b.subscribe_presence(room, "u", json!({"n": 1})).await;
+    let ids: Vec<&str> = sub["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["u", "w"], "node B sees node A's member");
+    let join = watcher.expect("presence").await;
+    assert_eq!(
+        (join["action"].as_str(), join["member"]["id"].as_str()),
+        (Some("join"), Some("u"))
+    );
+
+    // The same user on node A as well: still one member, no second join.
+    let mut u_on_a = WsClient::connect(a.local_addr()).await;
+    let sub = u_on_a.subscribe_presence(room, "u", json!({"n": 1})).await;
+    assert_eq!(sub["members"].as_array().map(Vec::len), Some(2));
+    // An update on node B reaches node A.
+    u_on_b
+        .send(json!({"type": "presence_update", "channel": room, "data": {"n": 2}}))
+        .await;
+    u_on_b.expect("ack").await;
+    let up = watcher.expect("presence").await;
+    assert_eq!(
+        (up["action"].as_str(), up["member"]["data"]["n"].as_i64()),
+        (Some("update"), Some(2))
+    );
+    // Node B's connection goes: u stays (its node A connection remains).
+    drop(u_on_b);
+    b.metrics()
+        .wait_for(WAIT, |m| m.connections == 0)
+        .await
+        .expect("node B saw the disconnect");
+    // A later change from node B arrives after that leave (one ordered stream): the watcher's
+    // next presence frame is v's join, not a leave of u.
+    let mut v_on_b = WsClient::connect(b.local_addr()).await;
+    v_on_b.subscribe_presence(room, "v", json!(null)).await;
+    let next = watcher.expect("presence").await;
+    assert_eq!(
+        (next["action"].as_str(), next["member"]["id"].as_str()),
+        (Some("join"), Some("v"))
+    );
+    let members = a.broker().members(&room.parse().unwrap());
+    assert_eq!(members.len(), 3, "w, u (on node A) and v: {members:?}");
+    // u's last connection goes: now u leaves, on both nodes.
+    drop(u_on_a);
+    let leave = watcher.expect("presence").await;
+    assert_eq!(
+        (leave["action"].as_str(), leave["member"]["id"].as_str()),
+        (Some("leave"), Some("u"))
+    );
+    let leave_on_b = v_on_b.expect("presence").await;
+    assert_eq!(
+        (
+            leave_on_b["action"].as_str(),
+            leave_on_b["member"]["id"].as_str()
+        ),
+        (Some("leave"), Some("u"))
+    );
+    let (_, p) = get_json(b.local_addr(), &format!("/channels/{room}/presence")).await;
+    let ids: Vec<&str> = p["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["v", "w"]);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_nodes_members_leave_when_its_liveness_expires() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let liveness = |b: provider_selfhosted::server::ServerBuilder| {
+        b.redis_url(&redis.url).node_liveness(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_millis(400),
+        )
+    };
+    let a = start_with(liveness(builder())).await;
+    let b = start_with(liveness(builder())).await;
+    let room = "presence:room:y";
+    let mut watcher = WsClient::connect(a.local_addr()).await;
+    watcher.subscribe_presence(room, "w", json!(null)).await;
+    let mut on_b = WsClient::connect(b.local_addr()).await;
+    on_b.subscribe_presence(room, "ghost", json!(null)).await;
+    let join = watcher.expect("presence").await;
+    assert_eq!(join["member"]["id"], "ghost");
+
+    // Node B dies without telling anyone: node A removes its member once B's key expires.
+    b.abort().await;
+    let leave = watcher.expect("presence").await;
+    assert_eq!(
+        (leave["action"].as_str(), leave["member"]["id"].as_str()),
+        (Some("leave"), Some("ghost"))
+    );
+    let members = a.broker().members(&room.parse().unwrap());
+    assert_eq!(members.len(), 1);
+    // And a node subscribing now does not see the ghost.
+    let c = start_with(liveness(builder())).await;
+    let mut on_c = WsClient::connect(c.local_addr()).await;
+    let sub = on_c.subscribe_presence(room, "z", json!(null)).await;
+    let ids: Vec<&str> = sub["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["w", "z"]);
+    a.shutdown().await;
+    c.shutdown().await;
+}

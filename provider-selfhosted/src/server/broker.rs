@@ -123,6 +123,8 @@ pub struct RemoteStream {
     pub messages: Vec<MessageFrame>,
     /// The channel's snapshot.
     pub snapshot: Option<MessageFrame>,
+    /// Presence channels: the members' connections on live nodes.
+    pub presence: Option<Vec<RemoteMember>>,
 }
 
 /// Whether snapshot `new` may replace `old` (the same stream, not older).
@@ -131,6 +133,49 @@ fn newer_snapshot(old: Option<&MessageFrame>, new: &MessageFrame) -> bool {
         None => true,
         Some(old) => old.epoch != new.epoch || (new.seq, new.ts) >= (old.seq, old.ts),
     }
+}
+
+/// A presence change of one connection, as the scale-out engine carries it between nodes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PresenceOp {
+    /// The presence channel (canonical name).
+    pub channel: String,
+    /// The connection's socket id.
+    pub socket_id: String,
+    /// The node the connection is on.
+    pub node: String,
+    /// What happened.
+    pub op: PresenceOpKind,
+    /// The user.
+    pub user_id: String,
+    /// The member data (enter, update).
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// The kind of a [`PresenceOp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceOpKind {
+    /// The connection entered as the user.
+    Enter,
+    /// The connection changed the member's data.
+    Update,
+    /// The connection left.
+    Leave,
+}
+
+/// One connection's presence entry on another node, as the scale-out engine holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteMember {
+    /// The connection's socket id.
+    pub socket_id: String,
+    /// The node it is on.
+    pub node: String,
+    /// The user.
+    pub user_id: String,
+    /// The member data.
+    pub data: Value,
 }
 
 /// A channel's counts, for `GET /channels/{name}`.
@@ -166,6 +211,10 @@ struct ChannelState {
     snapshot: Option<Arc<MessageFrame>>,
     subs: BTreeSet<ConnId>,
     presence: PresenceSet,
+    /// Connections on other nodes in `presence`: socket id -> (local id, user id).
+    remote: HashMap<String, (ConnId, String)>,
+    /// Whether `presence` holds the other nodes' members (scale-out engine).
+    presence_seeded: bool,
 }
 
 struct PatternState {
@@ -175,6 +224,8 @@ struct PatternState {
 
 #[derive(Default)]
 struct State {
+    node: String,
+    presence_sink: Option<mpsc::Sender<PresenceOp>>,
     conns: HashMap<ConnId, Conn>,
     socket_ids: HashSet<Arc<str>>,
     channels: HashMap<String, ChannelState>,
@@ -268,6 +319,33 @@ impl State {
         }
     }
 
+    /// Tells the scale-out engine (if any) about a local connection's presence change.
+    fn emit(
+        &self,
+        conn_id: ConnId,
+        channel: &str,
+        op: PresenceOpKind,
+        user_id: &str,
+        data: Value,
+        metrics: &Metrics,
+    ) {
+        let (Some(sink), Some(conn)) = (&self.presence_sink, self.conns.get(&conn_id)) else {
+            return;
+        };
+        let op = PresenceOp {
+            channel: channel.to_owned(),
+            socket_id: conn.socket_id.to_string(),
+            node: self.node.clone(),
+            op,
+            user_id: user_id.to_owned(),
+            data,
+        };
+        if let Err(e) = sink.try_send(op) {
+            metrics.drop_frame();
+            tracing::warn!("presence change not shared with other nodes: {e}");
+        }
+    }
+
     fn remove_sub(&mut self, conn_id: ConnId, key: &str, metrics: &Metrics) -> bool {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
             return false;
@@ -276,6 +354,16 @@ impl State {
             return false;
         }
         let user = conn.users.remove(key);
+        if let Some((user_id, _)) = &user {
+            self.emit(
+                conn_id,
+                key,
+                PresenceOpKind::Leave,
+                user_id,
+                Value::Null,
+                metrics,
+            );
+        }
         if let Some(p) = self.patterns.get_mut(key) {
             p.subs.remove(&conn_id);
             if p.subs.is_empty() {
@@ -297,14 +385,85 @@ impl State {
 impl Broker {
     /// A broker with these settings.
     pub fn new(config: BrokerConfig) -> Self {
+        let node = format!("{:08x}", fastrand::u32(..));
         Self {
             inner: Arc::new(Inner {
                 config,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    node: node.clone(),
+                    ..State::default()
+                }),
                 metrics: Arc::new(Metrics::default()),
                 next_conn: AtomicU64::new(1),
-                node: format!("{:08x}", fastrand::u32(..)),
+                node,
             }),
+        }
+    }
+
+    /// This broker's node id (the prefix of its socket ids).
+    pub fn node_id(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Where local presence changes go for other nodes (the scale-out engine); `None` stops.
+    pub fn set_presence_sink(&self, sink: Option<mpsc::Sender<PresenceOp>>) {
+        self.lock().presence_sink = sink;
+    }
+
+    /// Applies another node's presence change to a channel this node follows, telling the
+    /// local subscribers about member joins, updates and leaves.
+    pub fn apply_presence_op(&self, op: PresenceOp) {
+        if op.node == self.inner.node {
+            return;
+        }
+        let Ok(channel) = Channel::parse(&op.channel) else {
+            return;
+        };
+        if channel.kind() != ChannelKind::Presence {
+            return;
+        }
+        let key = channel.to_string();
+        let metrics = &self.inner.metrics;
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let Some(ch) = state.channels.get_mut(&key).filter(|c| c.presence_seeded) else {
+            return;
+        };
+        let mut changes = Vec::new();
+        match op.op {
+            PresenceOpKind::Enter => {
+                let cid = match ch.remote.get(&op.socket_id).cloned() {
+                    Some((cid, old)) if old == op.user_id => cid,
+                    Some((cid, old)) => {
+                        changes.extend(ch.presence.leave(cid, &old));
+                        ch.remote
+                            .insert(op.socket_id.clone(), (cid, op.user_id.clone()));
+                        cid
+                    }
+                    None => {
+                        let cid = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+                        ch.remote
+                            .insert(op.socket_id.clone(), (cid, op.user_id.clone()));
+                        cid
+                    }
+                };
+                changes.extend(ch.presence.enter(cid, &op.user_id, op.data));
+            }
+            PresenceOpKind::Update => {
+                if let Some((cid, user)) = ch.remote.get(&op.socket_id)
+                    && *user == op.user_id
+                {
+                    changes.extend(ch.presence.update(*cid, &op.user_id, op.data));
+                }
+            }
+            PresenceOpKind::Leave => {
+                if let Some((cid, user)) = ch.remote.remove(&op.socket_id) {
+                    changes.extend(ch.presence.leave(cid, &user));
+                }
+            }
+        }
+        for change in changes {
+            state.broadcast_presence(&key, change, None, metrics);
         }
     }
 
@@ -514,8 +673,25 @@ impl Broker {
                 snapshot: None,
                 subs: BTreeSet::new(),
                 presence: PresenceSet::default(),
+                remote: HashMap::new(),
+                presence_seeded: false,
             });
+        let mut seeded_changes = Vec::new();
         if let Some(remote) = opts.remote {
+            if let Some(members) = remote.presence
+                && !ch.presence_seeded
+            {
+                ch.presence_seeded = true;
+                for m in members.into_iter().filter(|m| m.node != self.inner.node) {
+                    let cid = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+                    if let Some((old_cid, old_user)) =
+                        ch.remote.insert(m.socket_id, (cid, m.user_id.clone()))
+                    {
+                        seeded_changes.extend(ch.presence.leave(old_cid, &old_user));
+                    }
+                    seeded_changes.extend(ch.presence.enter(cid, &m.user_id, m.data));
+                }
+            }
             if let Some(snap) = remote.snapshot
                 && snap.epoch == remote.epoch
                 && newer_snapshot(ch.snapshot.as_deref(), &snap)
@@ -530,6 +706,12 @@ impl Broker {
                 remote.messages,
             );
         }
+        for change in seeded_changes {
+            state.broadcast_presence(&key, change, None, metrics);
+        }
+        let Some(ch) = state.channels.get_mut(&key) else {
+            return Err(Refusal::new(code::INVALID_CHANNEL, "channel vanished"));
+        };
         ch.subs.insert(conn_id);
         let mut change = None;
         if let Some((user_id, info)) = &opts.user {
@@ -547,6 +729,14 @@ impl Broker {
             if let Some(ch) = state.channels.get_mut(&key) {
                 change = ch.presence.enter(conn_id, user_id, info.clone());
             }
+            state.emit(
+                conn_id,
+                &key,
+                PresenceOpKind::Enter,
+                user_id,
+                info.clone(),
+                metrics,
+            );
         }
         if let Some(change) = change {
             state.broadcast_presence(&key, change, Some(conn_id), metrics);
@@ -670,6 +860,8 @@ impl Broker {
                 snapshot: None,
                 subs: BTreeSet::new(),
                 presence: PresenceSet::default(),
+                remote: HashMap::new(),
+                presence_seeded: false,
             })
     }
 
@@ -767,12 +959,19 @@ impl Broker {
             .and_then(|c| c.users.get(&key).cloned())
     }
 
-    fn with_presence<T>(
+    /// Runs a presence operation for the user the connection signed in as; `f` returns the
+    /// change to broadcast and the data to tell other nodes (as a `kind` op).
+    fn with_presence(
         &self,
         conn_id: ConnId,
         channel: &Channel,
-        f: impl FnOnce(&mut PresenceSet, &str, &Value) -> Result<(Option<PresenceChange>, T), Refusal>,
-    ) -> Result<T, Refusal> {
+        kind: PresenceOpKind,
+        f: impl FnOnce(
+            &mut PresenceSet,
+            &str,
+            &Value,
+        ) -> Result<(Option<PresenceChange>, Value), Refusal>,
+    ) -> Result<(), Refusal> {
         if channel.kind() != ChannelKind::Presence {
             return Err(Refusal::new(
                 code::FORBIDDEN,
@@ -780,6 +979,7 @@ impl Broker {
             ));
         }
         let key = channel.to_string();
+        let metrics = &self.inner.metrics;
         let mut guard = self.lock();
         let state = &mut *guard;
         let Some((user_id, info)) = state
@@ -796,11 +996,12 @@ impl Broker {
         let Some(ch) = state.channels.get_mut(&key) else {
             return Err(Refusal::new(code::NOT_SUBSCRIBED, "the channel is gone"));
         };
-        let (change, out) = f(&mut ch.presence, &user_id, &info)?;
+        let (change, data) = f(&mut ch.presence, &user_id, &info)?;
         if let Some(change) = change {
-            state.broadcast_presence(&key, change, Some(conn_id), &self.inner.metrics);
+            state.broadcast_presence(&key, change, Some(conn_id), metrics);
         }
-        Ok(out)
+        state.emit(conn_id, &key, kind, &user_id, data, metrics);
+        Ok(())
     }
 
     /// Enters the presence set as the signed user, with `data` (or the signed user info when
@@ -811,10 +1012,15 @@ impl Broker {
         channel: &Channel,
         data: Value,
     ) -> Result<(), Refusal> {
-        self.with_presence(conn_id, channel, |set, user, info| {
-            let data = if data.is_null() { info.clone() } else { data };
-            Ok((set.enter(conn_id, user, data), ()))
-        })
+        self.with_presence(
+            conn_id,
+            channel,
+            PresenceOpKind::Enter,
+            |set, user, info| {
+                let data = if data.is_null() { info.clone() } else { data };
+                Ok((set.enter(conn_id, user, data.clone()), data))
+            },
+        )
     }
 
     /// Changes the member's data; the connection must have entered.
@@ -824,21 +1030,21 @@ impl Broker {
         channel: &Channel,
         data: Value,
     ) -> Result<(), Refusal> {
-        self.with_presence(conn_id, channel, |set, user, _| {
+        self.with_presence(conn_id, channel, PresenceOpKind::Update, |set, user, _| {
             if !set.is_entered(conn_id, user) {
                 return Err(Refusal::new(
                     code::FORBIDDEN,
                     "not a member: send presence_enter first",
                 ));
             }
-            Ok((set.update(conn_id, user, data), ()))
+            Ok((set.update(conn_id, user, data.clone()), data))
         })
     }
 
     /// Leaves the presence set, staying subscribed.
     pub fn presence_leave(&self, conn_id: ConnId, channel: &Channel) -> Result<(), Refusal> {
-        self.with_presence(conn_id, channel, |set, user, _| {
-            Ok((set.leave(conn_id, user), ()))
+        self.with_presence(conn_id, channel, PresenceOpKind::Leave, |set, user, _| {
+            Ok((set.leave(conn_id, user), Value::Null))
         })
     }
 
@@ -1199,6 +1405,7 @@ mod tests {
                 last_seq: 2,
                 messages: vec![remote_msg(1), remote_msg(2)],
                 snapshot: None,
+                presence: None,
             }),
             ..Default::default()
         };
@@ -1224,6 +1431,77 @@ mod tests {
         );
         let (_, history) = b.history(&ch("feed.a"), 0, 10);
         assert_eq!(history.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn remote_presence_is_seeded_then_followed() {
+        let b = Broker::default();
+        let room = ch("presence:r");
+        let op = |socket: &str, node: &str, kind: PresenceOpKind, user: &str| PresenceOp {
+            channel: "presence:r".into(),
+            socket_id: socket.into(),
+            node: node.into(),
+            op: kind,
+            user_id: user.into(),
+            data: json!({"u": user}),
+        };
+        // Not followed yet: remote changes are ignored (the seed will bring them).
+        b.apply_presence_op(op("x.1", "x", PresenceOpKind::Enter, "early"));
+        let (tx, mut ops) = mpsc::channel(16);
+        b.set_presence_sink(Some(tx));
+        let mut me = b.register();
+        let opts = SubscribeOptions {
+            user: Some(("me".into(), json!(null))),
+            remote: Some(RemoteStream {
+                epoch: "R".into(),
+                presence: Some(vec![RemoteMember {
+                    socket_id: "x.1".into(),
+                    node: "x".into(),
+                    user_id: "alice".into(),
+                    data: json!({"u": "alice"}),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        b.subscribe(me.conn, &room, "presence:r", opts).unwrap();
+        let ids: Vec<String> = b.members(&room).into_iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec!["alice", "me"]);
+        // The local enter went to the sink, for other nodes.
+        let sent = ops.try_recv().unwrap();
+        assert_eq!(
+            (sent.op, sent.user_id.as_str(), sent.node.as_str()),
+            (PresenceOpKind::Enter, "me", b.node_id())
+        );
+        drain(&mut me.rx);
+        // A second connection of alice on another node: no join; her first leaves: no leave.
+        b.apply_presence_op(op("y.1", "y", PresenceOpKind::Enter, "alice"));
+        b.apply_presence_op(op("x.1", "x", PresenceOpKind::Leave, "alice"));
+        assert!(drain(&mut me.rx).is_empty());
+        b.apply_presence_op(op("y.1", "y", PresenceOpKind::Leave, "alice"));
+        b.apply_presence_op(op("z.1", "z", PresenceOpKind::Enter, "bob"));
+        // This node's own changes coming back are ignored.
+        b.apply_presence_op(op("own.1", b.node_id(), PresenceOpKind::Enter, "echo"));
+        let actions: Vec<(PresenceAction, String)> = drain(&mut me.rx)
+            .into_iter()
+            .filter_map(|f| match f {
+                ServerFrame::Presence { action, member, .. } => Some((action, member.id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            actions,
+            vec![
+                (PresenceAction::Leave, "alice".into()),
+                (PresenceAction::Join, "bob".into())
+            ]
+        );
+        b.unregister(me.conn);
+        let sent = ops.try_recv().unwrap();
+        assert_eq!(
+            (sent.op, sent.user_id.as_str()),
+            (PresenceOpKind::Leave, "me")
+        );
     }
 
     #[test]

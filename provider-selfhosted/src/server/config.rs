@@ -45,6 +45,11 @@ pub struct ServerConfig {
     pub close_timeout: Duration,
     /// How long a graceful shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
+    /// With Redis: how often a node refreshes its liveness key.
+    pub node_heartbeat: Duration,
+    /// With Redis: how long a node's liveness key lives; the presence members of a node
+    /// whose key expired are removed by the others.
+    pub node_ttl: Duration,
     /// Redis URL for the scale-out engine (`None`: in-memory, single node).
     pub redis_url: Option<String>,
     /// The clock for rate limits and history TTLs.
@@ -88,6 +93,8 @@ impl Default for ServerConfig {
             sse_keep_alive: Duration::from_secs(15),
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            node_heartbeat: Duration::from_secs(10),
+            node_ttl: Duration::from_secs(30),
             redis_url: None,
             clock: Clock::system(),
         }

@@ -121,6 +121,10 @@ pub(crate) struct AppState {
     pub(crate) broker: Broker,
     pub(crate) engine: Engine,
     pub(crate) shutdown: CancellationToken,
+    /// Ends the scale-out engine gracefully, once connections are gone.
+    pub(crate) engine_stop: CancellationToken,
+    /// Ends the scale-out engine at once (a simulated crash).
+    pub(crate) engine_kill: CancellationToken,
     pub(crate) tracker: connection::Tracker,
 }
 
@@ -227,6 +231,14 @@ impl ServerBuilder {
         self
     }
 
+    /// With Redis: how often a node proves it is alive, and after how long without proof its
+    /// presence members are removed (default 10 s and 30 s).
+    pub fn node_liveness(mut self, heartbeat: Duration, ttl: Duration) -> Self {
+        self.config.node_heartbeat = heartbeat;
+        self.config.node_ttl = ttl;
+        self
+    }
+
     /// Use the Redis engine (scale-out across nodes).
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.config.redis_url = Some(url.into());
@@ -274,12 +286,20 @@ impl ServerBuilder {
             })
         });
         let shutdown = CancellationToken::new();
+        let engine_stop = CancellationToken::new();
+        let engine_kill = CancellationToken::new();
         let engine = match &config.redis_url {
             None => Engine::Memory,
             Some(url) => Engine::Redis(
-                redis::RedisEngine::start(url, broker.clone(), shutdown.clone())
-                    .await
-                    .map_err(ServerError::Redis)?,
+                redis::RedisEngine::start(
+                    url,
+                    broker.clone(),
+                    (config.node_heartbeat, config.node_ttl),
+                    engine_stop.clone(),
+                    engine_kill.clone(),
+                )
+                .await
+                .map_err(ServerError::Redis)?,
             ),
         };
         let listener = TcpListener::bind(addr).await?;
@@ -289,6 +309,8 @@ impl ServerBuilder {
             broker: broker.clone(),
             engine,
             shutdown: shutdown.clone(),
+            engine_stop,
+            engine_kill,
             tracker: connection::Tracker::default(),
         });
         let app = http::router(state.clone());
@@ -373,6 +395,19 @@ impl ServerHandle {
         if tokio::time::timeout(timeout, &mut serve).await.is_err() {
             serve.abort();
         }
+        self.state.engine_stop.cancel();
+        if let Engine::Redis(r) = &self.state.engine {
+            r.stopped(timeout).await;
+        }
+    }
+
+    /// Stops at once without a word to the scale-out engine, as a crash would look to other
+    /// nodes (their presence lists drop this node's members when its liveness key expires);
+    /// clients are still closed. For tests.
+    pub async fn abort(self) {
+        self.state.broker.set_presence_sink(None);
+        self.state.engine_kill.cancel();
+        self.shutdown().await;
     }
 
     /// Shuts down and starts again on the same address with the same broker and settings,

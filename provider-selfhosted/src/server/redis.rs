@@ -13,9 +13,15 @@
 //! message. Messages that were in flight to the node while it seeded are recognised as
 //! duplicates by their sequence.
 //!
-//! Shared through Redis: fan-out, sequences and epochs, history, snapshots. Node-local:
-//! presence members and the counters.
+//! Presence: every local connection's enter/update/leave is written to the channel's Redis
+//! hash and broadcast on [`PRESENCE_CHANNEL`]; nodes keep the other nodes' connections in their
+//! member sets (seeded from the hash on subscribe), so a user is one member across nodes. A
+//! liveness key per node lets the others remove a crashed node's members.
+//!
+//! Shared through Redis: fan-out, sequences and epochs, history, snapshots, presence.
+//! Node-local: occupancy counts and metrics.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -23,14 +29,246 @@ use redis::AsyncCommands as _;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use realtime_core::Channel;
+use realtime_core::{Channel, ChannelKind};
+use tokio::sync::mpsc;
 
-use super::broker::{Broker, Publication, RemoteStream};
+use super::broker::{Broker, PresenceOp, PresenceOpKind, Publication, RemoteMember, RemoteStream};
 use super::clock::unix_ms;
 use crate::protocol::MessageFrame;
 
 /// The Redis pub/sub channel every node listens on.
 pub const FANOUT_CHANNEL: &str = "realtime:fanout";
+/// The Redis pub/sub channel presence changes travel on.
+pub const PRESENCE_CHANNEL: &str = "realtime:presence";
+/// The set of node ids that have presence entries.
+const NODES_KEY: &str = "realtime:nodes";
+
+fn presence_key(channel: &str) -> String {
+    format!("realtime:{{{channel}}}:presence")
+}
+
+fn node_key(node: &str) -> String {
+    format!("realtime:node:{node}")
+}
+
+fn node_channels_key(node: &str) -> String {
+    format!("realtime:node:{node}:channels")
+}
+
+/// A connection's presence change: the hash entry (set or deleted), the node's channel index,
+/// and the broadcast to every node. KEYS: presence hash, node channel set. ARGV: `leave` or
+/// not, socket id, entry JSON, channel, op JSON, presence pub/sub channel.
+const PRESENCE_SCRIPT: &str = r#"
+if ARGV[1] == 'leave' then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+  redis.call('SADD', KEYS[2], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[6], ARGV[5])
+return 1
+"#;
+
+/// One presence entry in a channel's Redis hash (field: socket id).
+#[derive(Debug, Serialize, Deserialize)]
+struct PresenceEntry {
+    node: String,
+    user_id: String,
+    #[serde(default)]
+    data: serde_json::Value,
+}
+
+/// Writes one presence change to Redis and tells every node.
+async fn send_presence_op(
+    conn: &mut redis::aio::ConnectionManager,
+    op: &PresenceOp,
+) -> Result<(), String> {
+    let entry = serde_json::to_string(&PresenceEntry {
+        node: op.node.clone(),
+        user_id: op.user_id.clone(),
+        data: op.data.clone(),
+    })
+    .map_err(|e| e.to_string())?;
+    let op_json = serde_json::to_string(op).map_err(|e| e.to_string())?;
+    let leave = if op.op == PresenceOpKind::Leave {
+        "leave"
+    } else {
+        "set"
+    };
+    redis::cmd("EVAL")
+        .arg(PRESENCE_SCRIPT)
+        .arg(2)
+        .arg(presence_key(&op.channel))
+        .arg(node_channels_key(&op.node))
+        .arg(leave)
+        .arg(&op.socket_id)
+        .arg(entry)
+        .arg(&op.channel)
+        .arg(op_json)
+        .arg(PRESENCE_CHANNEL)
+        .query_async::<i64>(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("redis presence update failed: {e}"))
+}
+
+/// Forwards local presence changes to Redis. On `stop` it forwards what is queued and removes
+/// the node's liveness key; on `kill` it returns at once (a crash, as other nodes see it).
+async fn forward_presence(
+    mut conn: redis::aio::ConnectionManager,
+    mut rx: mpsc::Receiver<PresenceOp>,
+    node: String,
+    stop: CancellationToken,
+    kill: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => return,
+            op = rx.recv() => match op {
+                Some(op) => {
+                    if let Err(e) = send_presence_op(&mut conn, &op).await {
+                        tracing::warn!("{e}");
+                    }
+                }
+                None => return,
+            },
+            _ = stop.cancelled() => {
+                while let Ok(op) = rx.try_recv() {
+                    if let Err(e) = send_presence_op(&mut conn, &op).await {
+                        tracing::warn!("{e}");
+                    }
+                }
+                let _: Result<(), _> = redis::pipe()
+                    .del(node_key(&node))
+                    .srem(NODES_KEY, &node)
+                    .query_async(&mut conn)
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+/// Keeps this node's liveness key alive and removes the presence entries of nodes whose key
+/// expired (crashed without leaving), which tells every node they left.
+async fn node_liveness(
+    mut conn: redis::aio::ConnectionManager,
+    node: String,
+    every: Duration,
+    ttl: Duration,
+    stop: CancellationToken,
+    kill: CancellationToken,
+) {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = kill.cancelled() => return,
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let alive: Result<(), _> = redis::pipe()
+            .cmd("SET")
+            .arg(node_key(&node))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .sadd(NODES_KEY, &node)
+            .ignore()
+            .query_async(&mut conn)
+            .await;
+        if let Err(e) = alive {
+            tracing::warn!("redis liveness update failed: {e}");
+            continue;
+        }
+        if let Err(e) = reap_dead_nodes(&mut conn, &node).await {
+            tracing::warn!("reaping dead nodes' presence: {e}");
+        }
+    }
+}
+
+async fn reap_dead_nodes(
+    conn: &mut redis::aio::ConnectionManager,
+    me: &str,
+) -> Result<(), redis::RedisError> {
+    let nodes: Vec<String> = conn.smembers(NODES_KEY).await?;
+    for dead in nodes.into_iter().filter(|n| n != me) {
+        let alive: bool = conn.exists(node_key(&dead)).await?;
+        if alive {
+            continue;
+        }
+        let channels: Vec<String> = conn.smembers(node_channels_key(&dead)).await?;
+        for channel in channels {
+            let entries: Vec<(String, String)> = conn.hgetall(presence_key(&channel)).await?;
+            for (socket_id, raw) in entries {
+                let Ok(entry) = serde_json::from_str::<PresenceEntry>(&raw) else {
+                    continue;
+                };
+                if entry.node != dead {
+                    continue;
+                }
+                let op = PresenceOp {
+                    channel: channel.clone(),
+                    socket_id,
+                    node: dead.clone(),
+                    op: PresenceOpKind::Leave,
+                    user_id: entry.user_id,
+                    data: serde_json::Value::Null,
+                };
+                if let Err(e) = send_presence_op(conn, &op).await {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        tracing::info!("node {dead} stopped without leaving: its presence entries are removed");
+        let _: () = redis::pipe()
+            .del(node_channels_key(&dead))
+            .srem(NODES_KEY, &dead)
+            .query_async(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The members of a presence channel on live nodes.
+async fn live_members(
+    conn: &mut redis::aio::ConnectionManager,
+    channel: &str,
+) -> Result<Vec<RemoteMember>, String> {
+    let entries: Vec<(String, String)> = conn
+        .hgetall(presence_key(channel))
+        .await
+        .map_err(|e| format!("redis presence read failed: {e}"))?;
+    let mut members = Vec::new();
+    let mut liveness: std::collections::HashMap<String, bool> = Default::default();
+    for (socket_id, raw) in entries {
+        let Ok(entry) = serde_json::from_str::<PresenceEntry>(&raw) else {
+            continue;
+        };
+        let alive = match liveness.get(&entry.node) {
+            Some(a) => *a,
+            None => {
+                let a: bool = conn
+                    .exists(node_key(&entry.node))
+                    .await
+                    .map_err(|e| format!("redis presence read failed: {e}"))?;
+                liveness.insert(entry.node.clone(), a);
+                a
+            }
+        };
+        if alive {
+            members.push(RemoteMember {
+                socket_id,
+                node: entry.node,
+                user_id: entry.user_id,
+                data: entry.data,
+            });
+        }
+    }
+    Ok(members)
+}
 
 /// Publishes: the channel's epoch (created once), the next sequence, the history list
 /// (trimmed to the history size, expiring with the history TTL) and the fan-out.
@@ -125,6 +363,7 @@ struct Decoded {
 #[derive(Clone)]
 pub struct RedisEngine {
     conn: redis::aio::ConnectionManager,
+    forwarder: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     history_size: usize,
     history_ttl: Duration,
 }
@@ -170,7 +409,7 @@ async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSub, String>
         .await
         .map_err(|e| format!("cannot open pub/sub: {e}"))?;
     pubsub
-        .subscribe(FANOUT_CHANNEL)
+        .subscribe(&[FANOUT_CHANNEL, PRESENCE_CHANNEL])
         .await
         .map_err(|e| format!("cannot subscribe: {e}"))?;
     Ok(pubsub)
@@ -216,6 +455,12 @@ async fn receive(
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 msg = stream.next() => match msg {
+                    Some(msg) if msg.get_channel_name() == PRESENCE_CHANNEL => {
+                        match serde_json::from_slice::<PresenceOp>(msg.get_payload_bytes()) {
+                            Ok(op) => broker.apply_presence_op(op),
+                            Err(e) => tracing::warn!("ignoring an unreadable presence change: {e}"),
+                        }
+                    }
                     Some(msg) => match decode(msg.get_payload_bytes()) {
                         Some(d) if d.snapshot_only => broker.store_snapshot(d.frame),
                         Some(d) => broker.apply_remote(d.frame, d.exclude, d.retain),
@@ -236,10 +481,18 @@ async fn receive(
 impl RedisEngine {
     /// Connects, subscribes to the fan-out channel and starts applying what arrives to
     /// `broker` until `shutdown`.
+    ///
+    /// Presence: local changes go to Redis (a hash per channel, a broadcast to every node);
+    /// the node proves it is alive every `liveness.0` with a key that expires after
+    /// `liveness.1`, and removes the entries of nodes whose key expired. `stop` ends it
+    /// gracefully (queued presence changes are written, the node's key removed); `kill` ends
+    /// it at once, as a crash would.
     pub async fn start(
         url: &str,
         broker: Broker,
-        shutdown: CancellationToken,
+        liveness: (Duration, Duration),
+        stop: CancellationToken,
+        kill: CancellationToken,
     ) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad redis url: {e}"))?;
         // Fail fast when Redis is not there at all (the manager below would retry).
@@ -271,9 +524,37 @@ impl RedisEngine {
         broker.metrics().engine_connected();
         let history_size = broker.config().history_size;
         let history_ttl = broker.config().history_ttl;
-        tokio::spawn(receive(client, pubsub, broker, shutdown));
+        let node = broker.node_id().to_owned();
+        let (tx, rx) = mpsc::channel(10_000);
+        broker.set_presence_sink(Some(tx));
+        let forwarder = tokio::spawn(forward_presence(
+            conn.clone(),
+            rx,
+            node.clone(),
+            stop.clone(),
+            kill.clone(),
+        ));
+        tokio::spawn(node_liveness(
+            conn.clone(),
+            node,
+            liveness.0,
+            liveness.1,
+            stop.clone(),
+            kill.clone(),
+        ));
+        let receive_stop = CancellationToken::new();
+        let (s1, s2, s3) = (stop, kill, receive_stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = s1.cancelled() => {}
+                _ = s2.cancelled() => {}
+            }
+            s3.cancel();
+        });
+        tokio::spawn(receive(client, pubsub, broker, receive_stop));
         Ok(Self {
             conn,
+            forwarder: Arc::new(std::sync::Mutex::new(Some(forwarder))),
             history_size,
             history_ttl,
         })
@@ -325,6 +606,14 @@ impl RedisEngine {
         })
     }
 
+    /// Waits (at most `timeout`) until the presence forwarder has finished after a stop.
+    pub async fn stopped(&self, timeout: Duration) {
+        let handle = self.forwarder.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = tokio::time::timeout(timeout, handle).await;
+        }
+    }
+
     /// The channel's stream as Redis holds it: epoch, last sequence, history (oldest first).
     pub async fn stream(&self, channel: &Channel) -> Result<RemoteStream, String> {
         let name = channel.to_string();
@@ -353,11 +642,17 @@ impl RedisEngine {
         let snapshot = snapshot
             .and_then(|s| decode(&s).map(|d| d.frame))
             .filter(|m| m.channel == name);
+        let presence = if channel.kind() == ChannelKind::Presence {
+            Some(live_members(&mut conn, &name).await?)
+        } else {
+            None
+        };
         Ok(RemoteStream {
             epoch,
             last_seq,
             messages,
             snapshot,
+            presence,
         })
     }
 
