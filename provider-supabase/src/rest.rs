@@ -64,14 +64,25 @@ struct Batch<'a> {
     messages: Vec<RestMessage<'a>>,
 }
 
-/// Publishes over Supabase's REST broadcast API.
-#[derive(Debug, Clone)]
+/// Publishes over Supabase's REST broadcast API. Its `Debug` output never shows the keys.
+#[derive(Clone)]
 pub struct SupabasePublisher {
     base: String,
     api_key: String,
     bearer: String,
     max_payload: usize,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for SupabasePublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupabasePublisher")
+            .field("base", &self.base)
+            .field("api_key", &"<redacted>")
+            .field("bearer", &"<redacted>")
+            .field("max_payload", &self.max_payload)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SupabasePublisher {
@@ -275,6 +286,14 @@ mod tests {
     use super::*;
     use realtime_core::ErrorKind;
     use serde_json::json;
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let p = SupabasePublisher::new("https://abc.supabase.co", "service-role-secret-jwt");
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("service-role-secret-jwt"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
 
     #[test]
     fn bodies_and_urls() {
