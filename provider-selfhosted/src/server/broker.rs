@@ -804,6 +804,9 @@ impl Broker {
 
     /// Publishes: assigns the next sequence, stores history (and the snapshot when retained)
     /// and fans out. Returns the message as delivered.
+    ///
+    /// This is the in-memory path; a server running the Redis engine must publish through
+    /// `ServerHandle::publish` (or `POST /publish`) so that every node agrees on sequences.
     pub fn publish(&self, p: Publication) -> MessageFrame {
         let key = p.channel.to_string();
         let now = self.now();

@@ -52,7 +52,7 @@ pub(crate) async fn handler(
         .write_buffer_size(c.ws_write_buffer)
         .max_write_buffer_size(c.ws_max_write_buffer)
         // Frames up to twice our frame limit are read and answered with `frame_too_large`;
-        // beyond that tungstenite refuses them and the connection closes (1009).
+        // beyond that tungstenite refuses to read them and the connection closes.
         .max_message_size(c.max_frame_size.saturating_mul(2))
         .max_frame_size(c.max_frame_size.saturating_mul(2));
     let version = params.get("v").cloned();
