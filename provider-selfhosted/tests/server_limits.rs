@@ -150,6 +150,13 @@ async fn batch_of_100_is_published_and_101_is_refused() {
     assert_eq!(s, 400);
     assert_eq!(body["error"]["code"], code::BATCH_TOO_LARGE);
     assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("max_batch"),
+        "{body}"
+    );
+    assert!(
         c.sync().await.is_empty(),
         "nothing of a refused batch is published"
     );

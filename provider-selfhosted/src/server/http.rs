@@ -215,7 +215,10 @@ async fn publish(
     };
     let max = app.config.max_batch;
     if items.is_empty() || items.len() > max {
-        let msg = format!("a batch has 1 to {max} events (got {})", items.len());
+        let msg = format!(
+            "limit max_batch: a batch has 1 to {max} events (got {})",
+            items.len()
+        );
         return error_response(StatusCode::BAD_REQUEST, code::BATCH_TOO_LARGE, &msg);
     }
     // Validate everything before publishing anything.

@@ -525,6 +525,22 @@ impl RedisEngine {
         let history_size = broker.config().history_size;
         let history_ttl = broker.config().history_ttl;
         let node = broker.node_id().to_owned();
+        // Alive from the start, before any of this node's presence entries can exist.
+        let ttl_ms = u64::try_from(liveness.1.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _: () = redis::pipe()
+            .cmd("SET")
+            .arg(node_key(&node))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl_ms)
+            .ignore()
+            .sadd(NODES_KEY, &node)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| format!("liveness key: {e}"))?;
         let (tx, rx) = mpsc::channel(10_000);
         broker.set_presence_sink(Some(tx));
         let forwarder = tokio::spawn(forward_presence(
