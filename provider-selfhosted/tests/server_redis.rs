@@ -462,7 +462,7 @@ async fn a_crashed_nodes_members_leave_when_its_liveness_expires() {
     let liveness = |b: provider_selfhosted::server::ServerBuilder| {
         b.redis_url(&redis.url).node_liveness(
             std::time::Duration::from_millis(100),
-            std::time::Duration::from_millis(400),
+            std::time::Duration::from_millis(1500),
         )
     };
     let a = start_with(liveness(builder())).await;
