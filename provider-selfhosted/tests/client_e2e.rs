@@ -277,6 +277,15 @@ async fn presence_join_update_leave_between_two_clients() {
     let mut alice_sees = within("alice listens", alice.presence_events(room))
         .await
         .expect("alice listens");
+    // A presence stream starts with the members already there: alice herself.
+    let present = within("alice's own join", alice_sees.recv())
+        .await
+        .expect("event");
+    assert_eq!(present.action, PresenceAction::Joined);
+    assert_eq!(
+        present.member,
+        PresenceMember::new("alice", json!({"name": "Alice"}))
+    );
     within(
         "bob enters",
         bob.presence_enter(room, json!({"name": "Bob"})),
