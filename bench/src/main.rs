@@ -35,6 +35,13 @@ struct Args {
     /// Run the baseline and our server inside this process (sockudo stays a process).
     #[arg(long, global = true)]
     in_process: bool,
+    /// Experiment: run our server through `ours-server` with this WebSocket read buffer
+    /// (bytes) instead of the `realtime-server` binary's default (4096).
+    #[arg(long, global = true)]
+    ours_read_buffer: Option<usize>,
+    /// Experiment: with `--ours-read-buffer`, the WebSocket write buffer (bytes).
+    #[arg(long, global = true, default_value_t = 16 * 1024)]
+    ours_write_buffer: usize,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -80,7 +87,7 @@ enum Cmd {
     /// Scenario 4: RealtimeClient vs the provider directly vs a raw socket.
     Runtime {
         /// Burst size.
-        #[arg(long, default_value_t = 50_000)]
+        #[arg(long, default_value_t = 100_000)]
         burst: u64,
         /// Paced messages/s of the latency run.
         #[arg(long, default_value_t = 2_000.0)]
@@ -102,6 +109,22 @@ enum Cmd {
     All,
     /// Redraws the plots from the JSON results.
     Plot,
+    /// (internal) our server library with explicit WebSocket buffers, as its own process.
+    #[command(hide = true)]
+    OursServer {
+        /// Port on 127.0.0.1.
+        #[arg(long)]
+        port: u16,
+        /// Send queue (frames).
+        #[arg(long, default_value_t = 1000)]
+        send_queue: usize,
+        /// WebSocket read buffer (bytes).
+        #[arg(long, default_value_t = 4096)]
+        read_buffer: usize,
+        /// WebSocket write buffer (bytes).
+        #[arg(long, default_value_t = 16 * 1024)]
+        write_buffer: usize,
+    },
     /// (internal) the bare broadcast baseline as its own process.
     #[command(hide = true)]
     BaselineServer {
@@ -130,6 +153,7 @@ fn launch(args: &Args) -> Result<Launch> {
         self_exe,
         server_bin,
         server_cpus: args.server_cpus.clone(),
+        ours_buffers: args.ours_read_buffer.map(|r| (r, args.ours_write_buffer)),
     })
 }
 
@@ -251,8 +275,45 @@ async fn dispatch(args: Args) -> Result<()> {
             run_storm(&args, storm::StormConfig::default()).await
         }
         Cmd::Plot => replot(&args),
-        Cmd::BaselineServer { .. } => Ok(()),
+        Cmd::BaselineServer { .. } | Cmd::OursServer { .. } => Ok(()),
     }
+}
+
+fn ours_server(port: u16, send_queue: usize, read: usize, write: usize) -> ExitCode {
+    use provider_selfhosted::protocol::Limits;
+    use provider_selfhosted::server::Server;
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("realtime-bench ours-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let limits = Limits {
+            send_queue,
+            ..Limits::default()
+        };
+        let handle = match Server::builder()
+            .secret(realtime_bench::peer::SECRET)
+            .limits(limits)
+            .ws_buffers(read, write, usize::MAX)
+            .bind(("127.0.0.1", port))
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("realtime-bench ours-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let _ = tokio::signal::ctrl_c().await;
+        handle.shutdown().await;
+        ExitCode::SUCCESS
+    })
 }
 
 fn main() -> ExitCode {
@@ -286,6 +347,15 @@ fn main() -> ExitCode {
             realtime_bench::baseline::serve(listener, stop).await;
             ExitCode::SUCCESS
         });
+    }
+    if let Cmd::OursServer {
+        port,
+        send_queue,
+        read_buffer,
+        write_buffer,
+    } = args.command
+    {
+        return ours_server(port, send_queue, read_buffer, write_buffer);
     }
     let load = sys::load_average();
     eprintln!(

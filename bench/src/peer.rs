@@ -60,6 +60,10 @@ pub enum Launch {
         server_bin: PathBuf,
         /// Prefix servers with `taskset -c <cpus>` when set.
         server_cpus: Option<String>,
+        /// Run our server through this harness (`ours-server`, the same library as
+        /// `realtime-server`) with these WebSocket buffer sizes instead of the binary's
+        /// defaults: an experiment knob for "what would this setting change".
+        ours_buffers: Option<(usize, usize)>,
     },
 }
 
@@ -222,6 +226,25 @@ impl Peer {
                     .args(["baseline-server", "--port", &port.to_string()])
                     .spawn()
                     .context("starting the baseline server")?;
+                Self::wait(kind, port, Inner::Child(Box::new(child), None)).await
+            }
+            (
+                PeerKind::Ours,
+                Launch::Process {
+                    self_exe,
+                    server_cpus,
+                    ours_buffers: Some((read, write)),
+                    ..
+                },
+            ) => {
+                let port = sys::free_port()?;
+                let child = command(self_exe, server_cpus)
+                    .args(["ours-server", "--port", &port.to_string()])
+                    .args(["--send-queue", &opts.send_queue.to_string()])
+                    .args(["--read-buffer", &read.to_string()])
+                    .args(["--write-buffer", &write.to_string()])
+                    .spawn()
+                    .context("starting ours-server")?;
                 Self::wait(kind, port, Inner::Child(Box::new(child), None)).await
             }
             (

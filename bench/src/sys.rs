@@ -116,3 +116,30 @@ pub async fn wait_for_port(addr: SocketAddr, within: std::time::Duration) -> boo
     }
     false
 }
+
+/// CPU seconds used so far by this process's threads (`schedstat`, nanosecond resolution), leaving out the
+/// threads whose name starts with `skip` (the harness's publisher threads are `bench-…`).
+pub fn own_threads_cpu_seconds(skip: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut total = 0.0;
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(skip) {
+            continue;
+        }
+        // schedstat: nanoseconds on CPU, then wait time, then time slices.
+        let Ok(stat) = std::fs::read_to_string(path.join("schedstat")) else {
+            continue;
+        };
+        let ns: f64 = stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        total += ns / 1e9;
+    }
+    total
+}

@@ -59,9 +59,11 @@ impl Default for FanoutConfig {
 /// The default ladder of offered deliveries/s for a subscriber count.
 pub fn default_steps(subscribers: usize) -> Vec<u64> {
     if subscribers >= 10_000 {
-        vec![10_000, 20_000, 50_000, 75_000, 100_000]
+        vec![10_000, 20_000, 50_000, 100_000, 150_000, 200_000]
     } else {
-        vec![10_000, 25_000, 50_000, 75_000, 100_000, 150_000, 200_000]
+        vec![
+            10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000,
+        ]
     }
 }
 

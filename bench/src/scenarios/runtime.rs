@@ -44,7 +44,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            burst: 50_000,
+            burst: 100_000,
             rate: 2_000.0,
             latency_secs: 4.0,
             rounds: 3,
@@ -59,8 +59,14 @@ impl Default for RuntimeConfig {
 pub struct RuntimeRow {
     /// `raw socket`, `provider directly` or `RealtimeClient`.
     pub path: String,
-    /// Burst throughput, messages per second (median of rounds).
+    /// Burst throughput, messages per second, publish of the first → receipt of the last
+    /// (median of rounds). Bounded by the server when the client keeps up.
     pub msgs_per_sec: f64,
+    /// Client CPU per message received during the burst, microseconds (all the harness's
+    /// threads but the publisher's; median of rounds).
+    pub cpu_us_per_msg: f64,
+    /// What one core could receive through this path: 1 / `cpu_us_per_msg`.
+    pub capacity_msgs_per_sec: f64,
     /// Paced latency p50 (median of rounds).
     pub p50_ms: f64,
     /// Paced latency p99 (median of rounds).
@@ -145,7 +151,9 @@ async fn start(path: Path, peer: &Peer, ctx: Arc<RecvCtx>) -> Result<Running> {
     let url = format!("http://{}", peer.addr);
     match path {
         Path::Raw => {
-            let conn = wsclient::open(&peer.target(), CHANNEL, None, SUBSCRIBE_TIMEOUT).await?;
+            let mut conn = wsclient::open(&peer.target(), CHANNEL, None, SUBSCRIBE_TIMEOUT).await?;
+            // tungstenite (under the provider) reads 128 KiB at a time: match it.
+            conn.set_read_buffer(128 * 1024);
             let task = tokio::spawn(wsclient::receive(conn, peer.target().proto, ctx));
             Ok(Running { task, client: None })
         }
@@ -267,6 +275,7 @@ pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> 
         .context("starting our server")?;
     let paths = [Path::Raw, Path::Provider, Path::Client];
     let mut tput: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); 3];
     let mut lat: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); 3];
     let mut lost = [0u64; 3];
     let mut dups = [0u64; 3];
@@ -281,9 +290,15 @@ pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> 
                 // Throughput.
                 let first = seq;
                 seq += cfg.burst;
+                let own = !peer.is_process();
+                let c0 = sys::own_threads_cpu_seconds("bench-");
                 let t0 = publish_burst(peer.addr, first, cfg.burst, cfg.payload).await?;
                 drain(&ctx, cfg.burst, Duration::from_secs_f64(cfg.drain_secs)).await;
+                let c1 = sys::own_threads_cpu_seconds("bench-");
                 let got = ctx.received.load(Ordering::SeqCst);
+                if got > 0 && !own {
+                    cpu[i].push((c1 - c0) * 1e6 / got as f64);
+                }
                 let span = ctx.last_ns.load(Ordering::SeqCst).saturating_sub(t0) as f64 / 1e9;
                 let mps = if span > 0.0 { got as f64 / span } else { 0.0 };
                 lost[i] += cfg.burst.saturating_sub(got);
@@ -315,9 +330,10 @@ pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> 
                 let s = ctx.recorder.summary();
                 lat[i].push((s.p50_ms, s.p99_ms, s.max_ms));
                 eprintln!(
-                    "runtime: round {round} {:>18}: {:>8.0} msgs/s, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                    "runtime: round {round} {:>18}: {:>8.0} msgs/s, {:.2} µs CPU/msg, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
                     path.name(),
                     mps,
+                    cpu[i].last().copied().unwrap_or(f64::NAN),
                     s.p50_ms,
                     s.p99_ms,
                     s.max_ms
@@ -337,9 +353,12 @@ pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> 
             let p50: Vec<f64> = lat[i].iter().map(|x| x.0).collect();
             let p99: Vec<f64> = lat[i].iter().map(|x| x.1).collect();
             let max: Vec<f64> = lat[i].iter().map(|x| x.2).collect();
+            let cpu_us = median(&cpu[i]);
             RuntimeRow {
                 path: p.name().to_owned(),
                 msgs_per_sec: median(&tput[i]),
+                cpu_us_per_msg: cpu_us,
+                capacity_msgs_per_sec: if cpu_us > 0.0 { 1e6 / cpu_us } else { 0.0 },
                 p50_ms: median(&p50),
                 p99_ms: median(&p99),
                 max_ms: median(&max),
