@@ -127,6 +127,15 @@ async fn presence_join_and_leave_between_two_clients() {
         .await
         .unwrap();
     let mut events = a.presence_events("presence:lobby").await.unwrap();
+    // A presence stream starts with the members already there: u1 itself.
+    let present = tokio::time::timeout(WAIT, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (present.action, present.member.id.as_str()),
+        (PresenceAction::Joined, "u1")
+    );
     b.presence_enter("presence:lobby", json!({"name": "B"}))
         .await
         .unwrap();
