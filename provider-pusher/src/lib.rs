@@ -24,6 +24,8 @@ pub mod names;
 pub mod protocol;
 pub mod rest;
 pub mod signing;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod webhooks;
 
 pub use auth::{Credentials, PusherAuthorizer, UserAuthenticator};

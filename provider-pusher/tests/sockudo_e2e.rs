@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::sockudo::{KEY, Sockudo};
+use provider_pusher::testing::{APP_ID, KEY, Sockudo};
 use provider_pusher::{
     Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest, TriggerOptions,
     UserEvent,
@@ -408,7 +408,7 @@ async fn wrong_secret_and_wrong_signature_are_refused() {
     let Some(server) = Sockudo::start().await else {
         return;
     };
-    let wrong = Credentials::new(common::sockudo::APP_ID, KEY, "not-the-secret");
+    let wrong = Credentials::new(APP_ID, KEY, "not-the-secret");
     let bad_rest = PusherRest::host(wrong.clone(), "127.0.0.1", server.port, false);
     let err = bad_rest
         .trigger(&["feed"], "e", &json!({}), &TriggerOptions::default())

@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 pub mod peer;
-pub mod sockudo;
 
 use std::fmt;
 

@@ -1,8 +1,13 @@
-//! Starts a real sockudo (Pusher-protocol server) on a free loopback port with a generated
-//! config, waits for its "listening" log line, and kills it on drop.
+//! Test support (feature `testing`): a real sockudo, the Pusher-protocol server, on loopback.
 //!
-//! When sockudo is not installed: under `CI=true` the test fails; otherwise it prints why and
-//! the test returns early (`.ci/setup.d/sockudo.sh` installs it).
+//! [`Sockudo::start`] writes a generated config for one app, starts the `sockudo` binary on a
+//! free 127.0.0.1 port, waits until it accepts connections, and kills it on drop. Used by this
+//! crate's tests, the workspace's conformance suite and the benchmark harness, so that there is
+//! one launcher to keep in step with sockudo's releases.
+//!
+//! When sockudo is not installed, `start` returns `None` after printing why, so a test can
+//! return early; under `CI=true` it panics instead, since CI installs sockudo
+//! (`.ci/setup.d/sockudo.sh`) and a missing peer there is a broken setup, not a skip.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -10,27 +15,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use provider_pusher::Credentials;
+use crate::Credentials;
 
-/// The app the generated config declares.
+/// The app id the generated config declares.
 pub const APP_ID: &str = "1234567";
-/// Its key.
+/// The app's key.
 pub const KEY: &str = "e2e-key";
-/// Its secret.
+/// The app's secret.
 pub const SECRET: &str = "e2e-secret-0123456789";
 
-/// A running sockudo; killed (and its config removed) on drop.
+/// A running sockudo process; killed (and its config removed) on drop.
+#[derive(Debug)]
 pub struct Sockudo {
     child: Option<Child>,
-    /// Its port on 127.0.0.1.
+    /// Its port on 127.0.0.1 (kept across restarts).
     pub port: u16,
     dir: PathBuf,
     binary: PathBuf,
 }
 
-fn find_binary() -> Option<PathBuf> {
+/// The installed sockudo binary: on `PATH`, or in `~/.cargo/bin`.
+pub fn find_binary() -> Option<PathBuf> {
     let mut candidates = vec![PathBuf::from("sockudo")];
-    if let Ok(home) = std::env::var("HOME") {
+    if let Some(home) = std::env::var_os("HOME") {
         candidates.push(PathBuf::from(home).join(".cargo/bin/sockudo"));
     }
     candidates.into_iter().find(|c| {
@@ -50,7 +57,9 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-fn config(port: u16) -> String {
+/// The config sockudo runs with: loopback only, in-memory everything, one app with client
+/// events and user authentication enabled.
+pub fn config(port: u16) -> String {
     format!(
         r#"debug = false
 host = "127.0.0.1"
@@ -80,20 +89,22 @@ enabled = false
 }
 
 impl Sockudo {
-    /// Starts sockudo on a free port, or returns `None` (outside CI) when it is not installed.
+    /// Starts sockudo on a free port and waits until it accepts connections; `None` (outside
+    /// CI) when it is not installed.
+    ///
+    /// # Panics
+    /// Under `CI=true` when sockudo is missing, and when it does not come up within 35 s.
     pub async fn start() -> Option<Sockudo> {
         let Some(binary) = find_binary() else {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("sockudo is not installed; .ci/setup.d/sockudo.sh installs it");
             }
-            eprintln!(
-                "skipping: sockudo is not installed (run .ci/setup.d/sockudo.sh to install it)"
-            );
+            eprintln!("SKIP: sockudo is not installed (run .ci/setup.d/sockudo.sh to install it)");
             return None;
         };
         static RUN: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "provider-pusher-sockudo-{}-{}",
+            "realtime-sockudo-{}-{}",
             std::process::id(),
             RUN.fetch_add(1, Ordering::Relaxed)
         ));
@@ -108,10 +119,13 @@ impl Sockudo {
         Some(s)
     }
 
-    /// (Re)starts the process on the same port and waits until it listens.
+    /// (Re)starts the process on the same port and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When sockudo cannot be spawned or does not come up within 35 s.
     pub async fn launch(&mut self) {
         let path = self.dir.join("config.toml");
-        std::fs::write(&path, config(self.port)).expect("write config");
+        std::fs::write(&path, config(self.port)).expect("write sockudo config");
         let mut child = Command::new(&self.binary)
             .arg("--config")
             .arg(&path)
@@ -122,16 +136,15 @@ impl Sockudo {
             .spawn()
             .expect("spawn sockudo");
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
-        let needle = format!("listening listen_addr=127.0.0.1:{}", self.port);
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        // Drain both pipes until the process ends (a full pipe would stall sockudo); signal
+        let needle = format!("listen_addr=127.0.0.1:{}", self.port);
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Drain both pipes for the process's life (a full pipe would stall sockudo); signal
         // readiness on the "listening" line.
         std::thread::spawn(move || {
             let mut ready = Some(ready_tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let plain: String = strip_ansi(&line);
-                if plain.contains(&needle)
+                if strip_ansi(&line).contains(&needle)
                     && let Some(tx) = ready.take()
                 {
                     let _ = tx.send(());
@@ -151,8 +164,8 @@ impl Sockudo {
                 self.port
             ),
         }
-        // sockudo logs "listening" just before its socket accepts; there is no later signal,
-        // so probe the port (bounded: at most 5 s, 10 ms apart).
+        // sockudo logs "listening" just before its socket accepts and says nothing later, so
+        // probe the port (bounded: at most 5 s, 10 ms apart).
         let addr = format!("127.0.0.1:{}", self.port);
         for _ in 0..500 {
             if tokio::net::TcpStream::connect(&addr).await.is_ok() {
@@ -169,6 +182,12 @@ impl Sockudo {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Kills and starts the process again on the same port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
     }
 
     /// The app's credentials.
