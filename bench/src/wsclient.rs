@@ -161,6 +161,56 @@ impl WsConn {
         Ok(Some((frame, usize::MAX)))
     }
 
+    /// The server side of the upgrade on an accepted connection (for the harness's scripted
+    /// peers): reads the request, answers `101` with the accept key.
+    pub async fn accept(stream: TcpStream) -> io::Result<Self> {
+        stream.set_nodelay(true)?;
+        let mut conn = Self {
+            stream,
+            buf: vec![0; 4096],
+            start: 0,
+            end: 0,
+        };
+        loop {
+            if let Some(pos) = conn.buf[..conn.end]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+            {
+                let head = String::from_utf8_lossy(&conn.buf[..pos]).to_string();
+                let key = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.trim()
+                            .eq_ignore_ascii_case("sec-websocket-key")
+                            .then(|| value.trim().to_owned())
+                    })
+                    .ok_or_else(|| bad("no Sec-WebSocket-Key"))?;
+                let accept =
+                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+                let resp = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                );
+                conn.stream.write_all(resp.as_bytes()).await?;
+                conn.start = pos + 4;
+                return Ok(conn);
+            }
+            if conn.end == conn.buf.len() {
+                return Err(bad("upgrade request too long"));
+            }
+            let n = conn.stream.read(&mut conn.buf[conn.end..]).await?;
+            if n == 0 {
+                return Err(bad("closed during the upgrade"));
+            }
+            conn.end += n;
+        }
+    }
+
+    /// Writes raw bytes (already encoded frames) to the socket.
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
     /// The next frame, or `None` when the peer closed the TCP connection.
     pub async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {
@@ -264,6 +314,22 @@ impl WsConn {
     }
 }
 
+/// Appends an unmasked (server → client) text frame to `out`.
+pub fn encode_server_text(out: &mut Vec<u8>, text: &str) {
+    let len = text.len();
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if len <= usize::from(u16::MAX) {
+        out.push(126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
 /// Connects and subscribes to `channel` (the baseline has one implicit channel), returning
 /// the connection once the subscription is live.
 pub async fn open(
@@ -328,7 +394,7 @@ pub struct RecvCtx {
     pub recorder: Recorder,
     /// Counted messages received (sequence at or above `count_from`).
     pub received: AtomicU64,
-    /// Messages received again or out of order on one connection.
+    /// Messages received twice on one connection (or more than 128 sequences late).
     pub duplicates: AtomicU64,
     /// Messages below `count_from` (warm-up) received.
     pub uncounted: AtomicU64,
@@ -364,7 +430,7 @@ impl RecvCtx {
 /// Reads messages until cancelled or closed, recording each marked message.
 pub async fn receive(mut conn: WsConn, proto: Proto, ctx: Arc<RecvCtx>) {
     ctx.alive.fetch_add(1, Ordering::SeqCst);
-    let mut last_seq: Option<u64> = None;
+    let mut seen = SeenWindow::default();
     let mut heartbeat = tokio::time::interval(Duration::from_secs(20));
     heartbeat.tick().await;
     let mut closed = false;
@@ -400,10 +466,9 @@ pub async fn receive(mut conn: WsConn, proto: Proto, ctx: Arc<RecvCtx>) {
                     } else {
                         ctx.uncounted.fetch_add(1, Ordering::Relaxed);
                     }
-                    if last_seq.is_some_and(|l| seq <= l) {
+                    if !seen.insert(seq) {
                         ctx.duplicates.fetch_add(1, Ordering::Relaxed);
                     }
-                    last_seq = Some(seq);
                 } else if proto == Proto::Pusher
                     && p.windows(11).any(|w| w == b"pusher:ping")
                     && conn
@@ -437,7 +502,67 @@ pub async fn receive(mut conn: WsConn, proto: Proto, ctx: Arc<RecvCtx>) {
     ctx.alive.fetch_sub(1, Ordering::SeqCst);
 }
 
+/// Which of the last 128 sequences a connection has seen: tells a duplicate from a message
+/// merely reordered by concurrent publishers, in constant memory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SeenWindow {
+    max: Option<u64>,
+    /// Bit `i` set: sequence `max - i` was seen.
+    mask: u128,
+}
+
+impl SeenWindow {
+    /// Records `seq`; `false` when it was seen before (or is too old to tell, which counts
+    /// as a duplicate so that nothing is hidden).
+    pub fn insert(&mut self, seq: u64) -> bool {
+        match self.max {
+            None => {
+                self.max = Some(seq);
+                self.mask = 1;
+                true
+            }
+            Some(max) if seq > max => {
+                let shift = seq - max;
+                self.mask = if shift >= 128 { 0 } else { self.mask << shift };
+                self.mask |= 1;
+                self.max = Some(seq);
+                true
+            }
+            Some(max) => {
+                let back = max - seq;
+                if back >= 128 {
+                    return false;
+                }
+                let bit = 1u128 << back;
+                if self.mask & bit != 0 {
+                    return false;
+                }
+                self.mask |= bit;
+                true
+            }
+        }
+    }
+}
+
 /// The `i`-th source address in 127.0.0.2 ..= 127.0.0.9, to spread ephemeral ports.
 pub fn source_ip(i: usize) -> IpAddr {
     IpAddr::from([127, 0, 0, 2 + (i % 8) as u8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SeenWindow;
+
+    #[test]
+    fn seen_window_tells_duplicates_from_reordering() {
+        let mut w = SeenWindow::default();
+        assert!(w.insert(5));
+        assert!(w.insert(7));
+        assert!(w.insert(6), "reordered, not a duplicate");
+        assert!(!w.insert(6), "a duplicate");
+        assert!(!w.insert(7));
+        assert!(w.insert(300));
+        assert!(!w.insert(100), "too old to tell counts as a duplicate");
+        assert!(w.insert(299));
+    }
 }

@@ -33,6 +33,9 @@ pub struct FanoutConfig {
     pub payload: usize,
     /// Concurrent handshakes while connecting subscribers.
     pub connect_concurrency: usize,
+    /// Publishers in flight (HTTP publishes are one round trip each: one publisher caps the
+    /// message rate at roughly 1 / round trip).
+    pub publishers: usize,
     /// A step above this p99 (or with losses) ends the ladder for that peer.
     pub stop_p99_ms: f64,
     /// The latency bound of the headline figure ("deliveries/s at p99 ≤ this").
@@ -50,6 +53,7 @@ impl Default for FanoutConfig {
             peers: vec![PeerKind::Baseline, PeerKind::Ours, PeerKind::Sockudo],
             payload: 64,
             connect_concurrency: 128,
+            publishers: 4,
             stop_p99_ms: 1_000.0,
             slo_p99_ms: 20.0,
         }
@@ -62,7 +66,7 @@ pub fn default_steps(subscribers: usize) -> Vec<u64> {
         vec![10_000, 20_000, 50_000, 100_000, 150_000, 200_000]
     } else {
         vec![
-            10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000,
+            10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000, 500_000, 600_000,
         ]
     }
 }
@@ -284,7 +288,7 @@ async fn run_step(
         count_from,
         channels: Arc::new(vec!["bench".to_owned()]),
         payload: cfg.payload,
-        concurrency: 1,
+        concurrency: cfg.publishers,
     })
     .await?;
     let cpu1 = if peer.is_process() {

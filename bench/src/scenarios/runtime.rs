@@ -1,8 +1,11 @@
 //! Scenario 4, client runtime overhead: one subscriber on our server, received three ways —
 //! a raw socket (the lean client), `SelfHostedProvider` used directly (its event sink), and
-//! `RealtimeClient` over the same provider (a `Subscription`). Throughput: a burst drained
-//! as fast as the path can; latency: a paced stream. Rounds are interleaved and the medians
-//! reported.
+//! `RealtimeClient` over the same provider (a `Subscription`).
+//!
+//! Throughput: a scripted native-protocol peer (its own thread) writes a burst of
+//! pre-encoded `message` frames in one go, so the client path is the bottleneck; measured are
+//! messages/s and the client's CPU per message. Latency: a paced stream through our real
+//! server. Rounds are interleaved and the medians reported.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::{Plan, SUBSCRIBE_TIMEOUT, drain, publish_paced};
 use crate::payload;
-use crate::peer::{Launch, Peer, PeerKind, PeerOptions, Publisher};
+use crate::peer::{Launch, Peer, PeerKind, PeerOptions};
 use crate::stats::median;
 use crate::sys;
 use crate::wsclient::{self, RecvCtx};
@@ -27,7 +30,7 @@ use crate::wsclient::{self, RecvCtx};
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Messages of the throughput burst.
+    /// Messages of the throughput burst (pre-encoded, about 180 bytes each).
     pub burst: u64,
     /// Messages per second of the latency run.
     pub rate: f64,
@@ -59,8 +62,8 @@ impl Default for RuntimeConfig {
 pub struct RuntimeRow {
     /// `raw socket`, `provider directly` or `RealtimeClient`.
     pub path: String,
-    /// Burst throughput, messages per second, publish of the first → receipt of the last
-    /// (median of rounds). Bounded by the server when the client keeps up.
+    /// Burst throughput from the scripted peer, messages per second, start of the burst →
+    /// receipt of the last (median of rounds): the path is the bottleneck.
     pub msgs_per_sec: f64,
     /// Client CPU per message received during the burst, microseconds (all the harness's
     /// threads but the publisher's; median of rounds).
@@ -125,7 +128,7 @@ impl Path {
 const CHANNEL: &str = "rt";
 
 /// Records a message received through the provider or the client.
-fn record(ctx: &RecvCtx, last: &mut Option<u64>, m: &Message) {
+fn record(ctx: &RecvCtx, seen: &mut wsclient::SeenWindow, m: &Message) {
     let Some(s) = m.data.as_str() else { return };
     let Some((t, seq)) = payload::parse(s.as_bytes()) else {
         return;
@@ -136,10 +139,9 @@ fn record(ctx: &RecvCtx, last: &mut Option<u64>, m: &Message) {
         ctx.received.fetch_add(1, Ordering::Relaxed);
         ctx.last_ns.fetch_max(now, Ordering::Relaxed);
     }
-    if last.is_some_and(|l| seq <= l) {
+    if !seen.insert(seq) {
         ctx.duplicates.fetch_add(1, Ordering::Relaxed);
     }
-    *last = Some(seq);
 }
 
 struct Running {
@@ -147,14 +149,19 @@ struct Running {
     client: Option<RealtimeClient>,
 }
 
-async fn start(path: Path, peer: &Peer, ctx: Arc<RecvCtx>) -> Result<Running> {
-    let url = format!("http://{}", peer.addr);
+async fn start(path: Path, addr: std::net::SocketAddr, ctx: Arc<RecvCtx>) -> Result<Running> {
+    let url = format!("http://{addr}");
     match path {
         Path::Raw => {
-            let mut conn = wsclient::open(&peer.target(), CHANNEL, None, SUBSCRIBE_TIMEOUT).await?;
+            let target = wsclient::Target {
+                addr,
+                path: "/ws?v=1".into(),
+                proto: wsclient::Proto::Native,
+            };
+            let mut conn = wsclient::open(&target, CHANNEL, None, SUBSCRIBE_TIMEOUT).await?;
             // tungstenite (under the provider) reads 128 KiB at a time: match it.
             conn.set_read_buffer(128 * 1024);
-            let task = tokio::spawn(wsclient::receive(conn, peer.target().proto, ctx));
+            let task = tokio::spawn(wsclient::receive(conn, wsclient::Proto::Native, ctx));
             Ok(Running { task, client: None })
         }
         Path::Provider => {
@@ -170,7 +177,7 @@ async fn start(path: Path, peer: &Peer, ctx: Arc<RecvCtx>) -> Result<Running> {
                 .await
                 .map_err(|e| anyhow!("subscribe: {e}"))?;
             let task = tokio::spawn(async move {
-                let mut last = None;
+                let mut last = wsclient::SeenWindow::default();
                 loop {
                     tokio::select! {
                         _ = ctx.cancel.cancelled() => break,
@@ -201,7 +208,7 @@ async fn start(path: Path, peer: &Peer, ctx: Arc<RecvCtx>) -> Result<Running> {
                 .await
                 .map_err(|e| anyhow!("subscribe: {e}"))?;
             let task = tokio::spawn(async move {
-                let mut last = None;
+                let mut last = wsclient::SeenWindow::default();
                 loop {
                     tokio::select! {
                         _ = ctx.cancel.cancelled() => break,
@@ -228,49 +235,110 @@ async fn stop(r: Running, ctx: &RecvCtx) {
     }
 }
 
-/// Publishes `n` messages from `first_seq` in batches of 100, as fast as the server takes
-/// them, on its own thread; returns when the first batch was sent.
-async fn publish_burst(
-    addr: std::net::SocketAddr,
-    first_seq: u64,
-    n: u64,
-    size: usize,
-) -> Result<u64> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
+const CONNECTED: &str = r#"{"type":"connected","socket_id":"blast.1","protocol":1,"heartbeat_ms":25000,"limits":{"max_payload":65536,"max_subscriptions":50,"publishes_per_minute":100,"send_queue":1000}}"#;
+
+/// `n` native `message` frames on [`CHANNEL`], sequences 1..=n, encoded back to back.
+pub fn blast_blob(n: u64, size: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n as usize * (size + 140));
+    for seq in 1..=n {
+        let data = payload::make(seq, size);
+        let text = format!(
+            r#"{{"type":"message","channel":"{CHANNEL}","event":"e","data":"{data}","id":"b-{seq}","seq":{seq},"epoch":"b","ts":0}}"#
+        );
+        wsclient::encode_server_text(&mut out, &text);
+    }
+    out
+}
+
+fn reference(text: &str) -> String {
+    text.split_once(r#""ref":""#)
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(r, _)| r.to_owned())
+        .unwrap_or_default()
+}
+
+/// A scripted native-protocol peer for one connection: `connected`, answers `subscribe`
+/// (and pings), then on `go` writes `blob` in one go — so the client, not a server, is the
+/// bottleneck. Runs on its own thread (`bench-peer`), outside the client's CPU account.
+fn scripted_peer(
+    blob: Arc<Vec<u8>>,
+) -> Result<(std::net::SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
-        .name("bench-burst".into())
+        .name("bench-peer".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build();
-            let result = match rt {
-                Ok(rt) => rt.block_on(async move {
-                    let mut p = Publisher::connect(PeerKind::Ours, addr).await?;
-                    let start = payload::now_ns();
-                    let mut seq = first_seq;
-                    while seq < first_seq + n {
-                        let end = (seq + 100).min(first_seq + n);
-                        let batch: Vec<String> =
-                            (seq..end).map(|s| payload::make(s, size)).collect();
-                        p.publish_batch(CHANNEL, &batch).await?;
-                        seq = end;
-                    }
-                    anyhow::Ok(start)
-                }),
-                Err(e) => Err(e.into()),
+                .build()
+            else {
+                return;
             };
-            let _ = tx.send(result);
+            let _ = rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                let (stream, _) =
+                    tokio::time::timeout(Duration::from_secs(30), listener.accept()).await??;
+                let mut conn = wsclient::WsConn::accept(stream).await?;
+                let mut out = Vec::new();
+                wsclient::encode_server_text(&mut out, CONNECTED);
+                conn.write_raw(&out).await?;
+                // Until subscribed.
+                loop {
+                    let Some(text) = conn.next_text().await? else {
+                        return anyhow::Ok(());
+                    };
+                    let r = reference(&text);
+                    let mut out = Vec::new();
+                    if text.contains(r#""subscribe""#) {
+                        wsclient::encode_server_text(
+                            &mut out,
+                            &format!(
+                                r#"{{"type":"subscribed","ref":"{r}","channel":"{CHANNEL}","position":{{"epoch":"b","sequence":0}}}}"#
+                            ),
+                        );
+                        conn.write_raw(&out).await?;
+                        break;
+                    }
+                    if text.contains(r#""ping""#) {
+                        wsclient::encode_server_text(
+                            &mut out,
+                            &format!(r#"{{"type":"pong","ref":"{r}"}}"#),
+                        );
+                        conn.write_raw(&out).await?;
+                    }
+                }
+                if go_rx.await.is_ok() {
+                    conn.write_raw(&blob).await?;
+                }
+                // Answer pings until the client goes away (bounded).
+                let _ = tokio::time::timeout(Duration::from_secs(30), async {
+                    while let Ok(Some(text)) = conn.next_text().await {
+                        if text.contains(r#""ping""#) {
+                            let mut out = Vec::new();
+                            let r = reference(&text);
+                            wsclient::encode_server_text(
+                                &mut out,
+                                &format!(r#"{{"type":"pong","ref":"{r}"}}"#),
+                            );
+                            if conn.write_raw(&out).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                })
+                .await;
+                anyhow::Ok(())
+            });
         })?;
-    rx.await?
+    Ok((addr, go_tx))
 }
 
 /// Runs scenario 4 against our server.
 pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> {
     let machine = sys::Machine::now();
-    let opts = PeerOptions {
-        send_queue: (cfg.burst as usize).saturating_mul(2).max(1000),
-    };
-    let peer = Peer::start(PeerKind::Ours, launch, opts)
+    let peer = Peer::start(PeerKind::Ours, launch, PeerOptions::default())
         .await
         .context("starting our server")?;
     let paths = [Path::Raw, Path::Provider, Path::Client];
@@ -280,30 +348,36 @@ pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> 
     let mut lost = [0u64; 3];
     let mut dups = [0u64; 3];
     let mut seq = 0u64;
+    let blob = Arc::new(blast_blob(cfg.burst, cfg.payload));
     let result: Result<()> = async {
         for round in 0..cfg.rounds {
             for (i, &path) in paths.iter().enumerate() {
+                // Throughput: the scripted peer blasts `burst` frames; the client is the
+                // bottleneck.
                 let ctx = RecvCtx::new();
-                ctx.reset(seq);
-                let running = start(path, &peer, ctx.clone()).await?;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                // Throughput.
-                let first = seq;
-                seq += cfg.burst;
-                let own = !peer.is_process();
+                ctx.reset(0);
+                let (addr, go) = scripted_peer(blob.clone())?;
+                let running = start(path, addr, ctx.clone()).await?;
                 let c0 = sys::own_threads_cpu_seconds("bench-");
-                let t0 = publish_burst(peer.addr, first, cfg.burst, cfg.payload).await?;
+                let t0 = payload::now_ns();
+                let _ = go.send(());
                 drain(&ctx, cfg.burst, Duration::from_secs_f64(cfg.drain_secs)).await;
                 let c1 = sys::own_threads_cpu_seconds("bench-");
                 let got = ctx.received.load(Ordering::SeqCst);
-                if got > 0 && !own {
-                    cpu[i].push((c1 - c0) * 1e6 / got as f64);
-                }
                 let span = ctx.last_ns.load(Ordering::SeqCst).saturating_sub(t0) as f64 / 1e9;
                 let mps = if span > 0.0 { got as f64 / span } else { 0.0 };
+                if got > 0 {
+                    cpu[i].push((c1 - c0) * 1e6 / got as f64);
+                }
                 lost[i] += cfg.burst.saturating_sub(got);
                 dups[i] += ctx.duplicates.load(Ordering::SeqCst);
                 tput[i].push(mps);
+                stop(running, &ctx).await;
+                // Latency, through our server.
+                let ctx = RecvCtx::new();
+                ctx.reset(seq);
+                let running = start(path, peer.addr, ctx.clone()).await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 // Latency.
                 let warm = (cfg.rate * 0.5).ceil() as u64;
                 let counted = (cfg.rate * cfg.latency_secs).ceil() as u64;
