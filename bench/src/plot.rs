@@ -188,6 +188,7 @@ pub fn idle(r: &IdleResult, dir: &Path) -> Result<Vec<String>> {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK.mix(0.3))
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(e)?;
     root.present().map_err(e)?;

@@ -89,6 +89,44 @@ pub fn fanout_md(r: &FanoutResult) -> String {
             ratio(u, k)
         );
     }
+    o += "\nHighest clean throughput at any latency (saturation), deliveries/s:\n\n| subscribers | baseline | ours | sockudo | ours / baseline | ours / sockudo |\n|---:|---:|---:|---:|---:|---:|\n";
+    let mut subs: Vec<usize> = r.best.iter().map(|b| b.subscribers).collect();
+    subs.dedup();
+    for s in &subs {
+        let get = |k: PeerKind| {
+            r.best
+                .iter()
+                .find(|b| b.subscribers == *s && b.peer == k)
+                .map_or(0.0, |b| b.best_dps_clean)
+        };
+        let (b, u, k) = (
+            get(PeerKind::Baseline),
+            get(PeerKind::Ours),
+            get(PeerKind::Sockudo),
+        );
+        let _ = writeln!(
+            o,
+            "| {s} | {b:.0} | {u:.0} | {k:.0} | {} | {} |",
+            ratio(u, b),
+            ratio(u, k)
+        );
+    }
+    o += "\np99 latency at 50,000 offered deliveries/s, ms:\n\n| subscribers | baseline | ours | sockudo |\n|---:|---:|---:|---:|\n";
+    for s in &subs {
+        let get = |k: PeerKind| {
+            r.rows
+                .iter()
+                .find(|x| x.subscribers == *s && x.peer == k && x.offered_dps == 50_000)
+                .map_or("–".to_owned(), |x| format!("{:.1}", x.latency.p99_ms))
+        };
+        let _ = writeln!(
+            o,
+            "| {s} | {} | {} | {} |",
+            get(PeerKind::Baseline),
+            get(PeerKind::Ours),
+            get(PeerKind::Sockudo)
+        );
+    }
     o += "\nEvery step:\n\n| peer | subscribers | offered/s | msgs/s | achieved/s | delivery | p50 ms | p90 ms | p99 ms | max ms | dup | disc | server CPU % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for x in &r.rows {
         let _ = writeln!(
