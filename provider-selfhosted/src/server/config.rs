@@ -37,7 +37,7 @@ pub struct ServerConfig {
     /// The most a WebSocket write buffer may grow to before writes fail, in bytes. It must
     /// hold the largest frame (a `subscribed` replay can carry a whole history), so the
     /// default is unlimited: memory is bounded by the send queue, whose frames are written
-    /// one at a time.
+    /// in batches of at most 64 per flush.
     pub ws_max_write_buffer: usize,
     /// SSE comment heartbeat interval.
     pub sse_keep_alive: Duration,
@@ -87,7 +87,7 @@ impl Default for ServerConfig {
             max_frame_size: limits.max_payload + 16 * 1024,
             max_batch: 100,
             rate_window: Duration::from_secs(60),
-            ws_read_buffer: 4 * 1024,
+            ws_read_buffer: 1024,
             ws_write_buffer: 16 * 1024,
             ws_max_write_buffer: usize::MAX,
             sse_keep_alive: Duration::from_secs(15),

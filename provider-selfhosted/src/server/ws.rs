@@ -99,31 +99,49 @@ fn close_reason(code: u16) -> &'static str {
     }
 }
 
+/// The most frames fed into the socket before one flush.
+const WRITE_BATCH: usize = 64;
+
 async fn writer(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: tokio::sync::mpsc::Receiver<Outbound>,
     kick: Arc<Kick>,
     close_timeout: std::time::Duration,
 ) {
+    // One kick future for the connection's life, and every frame already queued (up to
+    // WRITE_BATCH) fed into the socket before a single flush: one syscall for a burst instead
+    // of one per frame (measured: +19% fan-out throughput at 100 subscribers, BENCHMARKS.md).
+    let kicked = kick.kicked();
+    tokio::pin!(kicked);
     loop {
-        tokio::select! {
+        let first = tokio::select! {
             biased;
-            _ = kick.kicked() => break,
-            item = rx.recv() => {
-                let Some(frame) = item else { break };
-                tokio::select! {
-                    biased;
-                    _ = kick.kicked() => break,
-                    sent = sink.send(Message::Text(frame.text.clone())) => {
-                        if let Err(e) = sent {
-                            // The socket is gone or refused the frame: end the connection.
-                            tracing::debug!("websocket write failed: {e}");
-                            kick.kick(WRITE_FAILED);
-                            return;
-                        }
+            _ = &mut kicked => break,
+            item = rx.recv() => match item {
+                Some(f) => f,
+                None => break,
+            },
+        };
+        let sent = tokio::select! {
+            biased;
+            _ = &mut kicked => break,
+            r = async {
+                sink.feed(Message::Text(first.text.clone())).await?;
+                let mut n = 1;
+                while n < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(f) => sink.feed(Message::Text(f.text.clone())).await?,
+                        Err(_) => break,
                     }
+                    n += 1;
                 }
-            }
+                sink.flush().await
+            } => r,
+        };
+        if let Err(e) = sent {
+            tracing::debug!("websocket write failed: {e}");
+            kick.kick(WRITE_FAILED);
+            return;
         }
     }
     // Kicked: whatever is still queued is dropped (the client recovers it from history),
