@@ -720,32 +720,57 @@ impl Actor {
     /// at or before the last position seen on its channel is a duplicate and is skipped.
     fn deliver(&mut self, message: Message) {
         if let Some(pos) = &message.position {
-            if let Some(last) = self.positions.get(&message.channel)
-                && pos.is_at_or_before(last)
-            {
-                debug!(channel = %message.channel, seq = pos.sequence, "duplicate skipped");
-                return;
-            }
-            self.positions.insert(message.channel.clone(), pos.clone());
-        }
-        let mut lagged = Vec::new();
-        let mut delivered = false;
-        for (pattern, entry) in &mut self.channels {
-            if !pattern.matches(&message.channel) {
-                continue;
-            }
-            for l in &mut entry.listeners {
-                if let ListenerSink::Messages(tx) = &l.sink {
-                    delivered = true;
-                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(message.clone()) {
-                        l.missed += 1;
-                        lagged.push((pattern.clone(), l.missed));
-                    }
+            match self.positions.get_mut(&message.channel) {
+                Some(last) if pos.is_at_or_before(last) => {
+                    debug!(channel = %message.channel, seq = pos.sequence, "duplicate skipped");
+                    return;
+                }
+                // The common case allocates nothing: same epoch, a later sequence.
+                Some(last) if last.epoch == pos.epoch => last.sequence = pos.sequence,
+                Some(last) => *last = pos.clone(),
+                None => {
+                    self.positions.insert(message.channel.clone(), pos.clone());
                 }
             }
         }
-        if !delivered {
+        let wanted = self
+            .channels
+            .iter()
+            .filter(|(pattern, _)| pattern.matches(&message.channel))
+            .flat_map(|(_, e)| &e.listeners)
+            .filter(|l| matches!(l.sink, ListenerSink::Messages(_)))
+            .count();
+        if wanted == 0 {
             debug!(channel = %message.channel, "message for a channel nobody listens to");
+            return;
+        }
+        // Every listener but the last gets a copy; the last gets the message itself.
+        let mut message = Some(message);
+        let mut handed = 0;
+        let mut lagged = Vec::new();
+        'channels: for (pattern, entry) in &mut self.channels {
+            let Some(m) = &message else { break };
+            if !pattern.matches(&m.channel) {
+                continue;
+            }
+            for l in &mut entry.listeners {
+                let ListenerSink::Messages(tx) = &l.sink else {
+                    continue;
+                };
+                handed += 1;
+                let item = if handed == wanted {
+                    message.take()
+                } else {
+                    message.clone()
+                };
+                let Some(item) = item else {
+                    break 'channels;
+                };
+                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(item) {
+                    l.missed += 1;
+                    lagged.push((pattern.clone(), l.missed));
+                }
+            }
         }
         for (channel, missed) in lagged {
             self.emit(ClientEvent::SubscriberLagged { channel, missed });
