@@ -107,7 +107,8 @@ enum Cmd {
     },
     /// Every scenario at its default size.
     All,
-    /// Redraws the plots from the JSON results.
+    /// Rewrites the Markdown tables and redraws the plots from the JSON results (after
+    /// merging runs by hand, for instance).
     Plot,
     /// (internal) our server library with explicit WebSocket buffers, as its own process.
     #[command(hide = true)]
@@ -198,11 +199,14 @@ async fn run_storm(args: &Args, cfg: storm::StormConfig) -> Result<()> {
 fn replot(args: &Args) -> Result<()> {
     let f = std::fs::read_to_string(args.out.join("fanout.json"));
     if let Ok(text) = f {
-        let r: fanout::FanoutResult = serde_json::from_str(&text)?;
+        let mut r: fanout::FanoutResult = serde_json::from_str(&text)?;
+        r.best = fanout::best_rows(&r.rows, r.slo_p99_ms);
+        report::write(&args.out, "fanout", &r, &report::fanout_md(&r))?;
         plot::fanout(&r, &args.out)?;
     }
     if let Ok(text) = std::fs::read_to_string(args.out.join("idle.json")) {
         let r: idle::IdleResult = serde_json::from_str(&text)?;
+        report::write(&args.out, "idle", &r, &report::idle_md(&r))?;
         plot::idle(&r, &args.out)?;
     }
     Ok(())

@@ -394,7 +394,7 @@ pub struct RecvCtx {
     pub recorder: Recorder,
     /// Counted messages received (sequence at or above `count_from`).
     pub received: AtomicU64,
-    /// Messages received twice on one connection (or more than 128 sequences late).
+    /// Messages received twice on one connection (or more than `SEEN_WINDOW` sequences late).
     pub duplicates: AtomicU64,
     /// Messages below `count_from` (warm-up) received.
     pub uncounted: AtomicU64,
@@ -502,42 +502,62 @@ pub async fn receive(mut conn: WsConn, proto: Proto, ctx: Arc<RecvCtx>) {
     ctx.alive.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Which of the last 128 sequences a connection has seen: tells a duplicate from a message
-/// merely reordered by concurrent publishers, in constant memory.
-#[derive(Debug, Default, Clone, Copy)]
+/// How many of the latest sequences [`SeenWindow`] remembers.
+pub const SEEN_WINDOW: u64 = 4096;
+
+/// Which of the last [`SEEN_WINDOW`] sequences a connection has seen: tells a duplicate from
+/// a message merely reordered by concurrent publishers, in constant memory (512 bytes).
+#[derive(Debug, Clone)]
 pub struct SeenWindow {
     max: Option<u64>,
-    /// Bit `i` set: sequence `max - i` was seen.
-    mask: u128,
+    /// Bit `seq % SEEN_WINDOW` set: `seq` (within the window below `max`) was seen.
+    bits: Box<[u64; (SEEN_WINDOW / 64) as usize]>,
+}
+
+impl Default for SeenWindow {
+    fn default() -> Self {
+        Self {
+            max: None,
+            bits: Box::new([0; (SEEN_WINDOW / 64) as usize]),
+        }
+    }
 }
 
 impl SeenWindow {
+    fn bit(seq: u64) -> (usize, u64) {
+        let i = seq % SEEN_WINDOW;
+        ((i / 64) as usize, 1u64 << (i % 64))
+    }
+
     /// Records `seq`; `false` when it was seen before (or is too old to tell, which counts
     /// as a duplicate so that nothing is hidden).
     pub fn insert(&mut self, seq: u64) -> bool {
         match self.max {
-            None => {
-                self.max = Some(seq);
-                self.mask = 1;
-                true
-            }
-            Some(max) if seq > max => {
-                let shift = seq - max;
-                self.mask = if shift >= 128 { 0 } else { self.mask << shift };
-                self.mask |= 1;
-                self.max = Some(seq);
-                true
-            }
-            Some(max) => {
-                let back = max - seq;
-                if back >= 128 {
+            Some(max) if seq <= max => {
+                if max - seq >= SEEN_WINDOW {
                     return false;
                 }
-                let bit = 1u128 << back;
-                if self.mask & bit != 0 {
+                let (w, b) = Self::bit(seq);
+                if self.bits[w] & b != 0 {
                     return false;
                 }
-                self.mask |= bit;
+                self.bits[w] |= b;
+                true
+            }
+            _ => {
+                // Advancing: forget the sequences that fall out of the window.
+                match self.max {
+                    Some(max) if seq - max < SEEN_WINDOW => {
+                        for q in max + 1..seq {
+                            let (w, b) = Self::bit(q);
+                            self.bits[w] &= !b;
+                        }
+                    }
+                    _ => self.bits.fill(0),
+                }
+                let (w, b) = Self::bit(seq);
+                self.bits[w] |= b;
+                self.max = Some(seq);
                 true
             }
         }
@@ -551,7 +571,7 @@ pub fn source_ip(i: usize) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
-    use super::SeenWindow;
+    use super::{SEEN_WINDOW, SeenWindow};
 
     #[test]
     fn seen_window_tells_duplicates_from_reordering() {
@@ -561,8 +581,15 @@ mod tests {
         assert!(w.insert(6), "reordered, not a duplicate");
         assert!(!w.insert(6), "a duplicate");
         assert!(!w.insert(7));
-        assert!(w.insert(300));
+        assert!(w.insert(5000));
         assert!(!w.insert(100), "too old to tell counts as a duplicate");
-        assert!(w.insert(299));
+        assert!(w.insert(4999));
+        assert!(w.insert(1200), "late but inside the window");
+        assert!(!w.insert(1200));
+        assert!(w.insert(5000 + 2 * SEEN_WINDOW));
+        assert!(
+            w.insert(5000 + SEEN_WINDOW + 1),
+            "forgotten bits were cleared"
+        );
     }
 }
