@@ -386,3 +386,29 @@ async fn dropping_every_handle_stops_the_runtime() {
     assert_eq!(metrics.num_alive_tasks(), 0);
     assert_eq!(script.live_tasks(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_immediate_reconnect_continues_at_the_first_backoff_step() {
+    let (client, script) = client(|b| b.lazy_connect(false));
+    client.connect().await.unwrap();
+    let mut events = client.events();
+    // The server restarts: it asks for an immediate reconnect but is not listening yet.
+    script.fail_connects(1, conn_err());
+    script.drop_link(CloseReason::retry_now(Some(1012), "restarting"));
+    let mut waits = Vec::new();
+    while waits.len() < 2 {
+        if let ClientEvent::StateChanged(ConnectionState::Reconnecting { attempt, retry_in }) =
+            wait_event(&mut events, |_| true).await
+        {
+            waits.push((attempt, retry_in));
+        }
+    }
+    assert_eq!(waits[0], (1, Duration::ZERO));
+    let (attempt, retry_in) = waits[1];
+    assert_eq!(
+        attempt, 1,
+        "the refused immediate attempt used up no backoff step"
+    );
+    assert!(retry_in >= Duration::from_secs(1) && retry_in <= Duration::from_secs(2));
+    wait_state(&client, ConnectionState::is_connected).await;
+}

@@ -100,6 +100,9 @@ pub(crate) struct Actor {
     closed: bool,
 }
 
+/// The most provider events handled per wake-up of the actor.
+const EVENT_BATCH: usize = 64;
+
 async fn maybe_sleep(deadline: Option<Instant>) {
     match deadline {
         Some(d) => sleep_until(d).await,
@@ -170,12 +173,19 @@ impl Actor {
     }
 
     pub(crate) async fn run(mut self) {
+        let mut batch = Vec::with_capacity(EVENT_BATCH);
         while !self.closed {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
-                Some((generation, event)) = self.events_in.recv() => {
-                    self.on_provider_event(generation, event).await;
+                // Drained in batches: one wake-up of the actor for a burst of frames.
+                n = self.events_in.recv_many(&mut batch, EVENT_BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    for (generation, event) in batch.drain(..) {
+                        self.on_provider_event(generation, event).await;
+                    }
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd).await,
@@ -303,14 +313,21 @@ impl Actor {
     }
 
     fn schedule_retry(&mut self, how: Reconnect) {
-        self.retry += 1;
-        let delay = match how {
-            Reconnect::Immediately => Duration::ZERO,
-            _ => self.cfg.backoff.delay(self.retry, &mut self.rng),
+        // An immediate attempt does not use up a step of the backoff schedule: if the server
+        // that asked for it is not back yet, the next retry waits the first step, not the second.
+        let (attempt, delay) = match how {
+            Reconnect::Immediately => (self.retry + 1, Duration::ZERO),
+            _ => {
+                self.retry += 1;
+                (
+                    self.retry,
+                    self.cfg.backoff.delay(self.retry, &mut self.rng),
+                )
+            }
         };
         self.retry_at = Some(Instant::now() + delay);
         self.set_state(ConnectionState::Reconnecting {
-            attempt: self.retry,
+            attempt,
             retry_in: delay,
         });
     }
