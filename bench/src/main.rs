@@ -36,7 +36,7 @@ struct Args {
     #[arg(long, global = true)]
     in_process: bool,
     /// Experiment: run our server through `ours-server` with this WebSocket read buffer
-    /// (bytes) instead of the `realtime-server` binary's default (4096).
+    /// (bytes) instead of the `realtime-server` binary's default (1024).
     #[arg(long, global = true)]
     ours_read_buffer: Option<usize>,
     /// Experiment: with `--ours-read-buffer`, the WebSocket write buffer (bytes).
