@@ -114,9 +114,9 @@ async fn core_fails_after_fatal_close_codes() {
     }
 }
 
-/// The server's activity timeout (1 s) sets the core's heartbeat: the core sends pusher-js's
-/// ping frame and measures the pong (a zero degraded threshold reports every round trip).
-#[tokio::test]
+/// The server's activity timeout (1 s) sets the core's heartbeat: on the paused clock the core
+/// sends pusher-js's ping frame after 1 s (the peer asserts the frame) and measures the pong.
+#[tokio::test(start_paused = true)]
 async fn core_heartbeat_follows_the_activity_timeout() {
     let peer = Peer::start(vec![
         Step::Send(established("1.1", 1)),
@@ -131,20 +131,21 @@ async fn core_heartbeat_follows_the_activity_timeout() {
         peer.port,
         false,
     )))
-    .degraded_threshold(Duration::ZERO)
     .build();
-    let mut events = c.events();
     c.connect().await.unwrap();
+    assert_eq!(c.latency(), None);
+    let started = tokio::time::Instant::now();
     tokio::time::timeout(WAIT, async {
-        loop {
-            if let Ok(ClientEvent::ConnectionDegraded { .. }) = events.recv().await {
-                return;
-            }
+        while c.latency().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
     .expect("a heartbeat round trip");
-    assert!(c.latency().is_some());
+    assert!(
+        tokio::time::Instant::now() - started >= Duration::from_secs(1),
+        "the ping waits for the 1 s activity timeout"
+    );
     c.close().await;
     peer.finish().await.unwrap();
 }
