@@ -522,7 +522,8 @@ impl Actor {
         let auth = if channel.kind().requires_auth() {
             match self.authorize(channel, presence.as_ref()).await {
                 Ok(a) => Some(a),
-                Err(e) if breaks_link(&e) && e.kind() == ErrorKind::Connection => {
+                // The auth endpoint is unreachable: treat it like the link (retry later).
+                Err(e) if e.kind() == ErrorKind::Connection => {
                     self.link_lost(CloseReason::retry(None, e.to_string()))
                         .await;
                     return;
