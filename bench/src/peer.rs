@@ -20,8 +20,12 @@ use crate::wsclient::{Proto, Target, WsConn};
 
 /// The app secret every peer is started with.
 pub const SECRET: &str = "bench-secret-0123456789";
-/// sockudo's app id, key and secret.
-pub const PUSHER_APP: (&str, &str, &str) = ("1234567", "bench-key", SECRET);
+/// sockudo's app id, key and secret: those of provider-pusher's shared sockudo config.
+pub const PUSHER_APP: (&str, &str, &str) = (
+    provider_pusher::testing::APP_ID,
+    provider_pusher::testing::KEY,
+    provider_pusher::testing::SECRET,
+);
 
 /// A peer of a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -106,37 +110,12 @@ impl std::fmt::Debug for Peer {
     }
 }
 
+/// provider-pusher's shared sockudo config, with sockudo's rate limiter off (it would cap the
+/// load generator, not measure the server).
 fn sockudo_config(port: u16) -> String {
-    format!(
-        r#"debug = false
-host = "127.0.0.1"
-port = {port}
-activity_timeout = 120
-[adapter]
-driver = "local"
-[app_manager]
-driver = "memory"
-[app_manager.array]
-[[app_manager.array.apps]]
-id = "{id}"
-key = "{key}"
-secret = "{secret}"
-enabled = true
-[app_manager.array.apps.policy.features]
-enable_client_messages = true
-[cache]
-driver = "memory"
-[queue]
-driver = "memory"
-[metrics]
-enabled = false
-[rate_limiter]
-enabled = false
-"#,
-        id = PUSHER_APP.0,
-        key = PUSHER_APP.1,
-        secret = PUSHER_APP.2,
-    )
+    let mut config = provider_pusher::testing::config(port);
+    config.push_str("[rate_limiter]\nenabled = false\n");
+    config
 }
 
 fn command(program: &PathBuf, cpus: &Option<String>) -> Command {
@@ -157,15 +136,7 @@ fn command(program: &PathBuf, cpus: &Option<String>) -> Command {
 
 /// Finds `sockudo` on the `PATH` (or `~/.cargo/bin`).
 pub fn sockudo_bin() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(home) = std::env::var_os("HOME") {
-        dirs.push(PathBuf::from(home).join(".cargo/bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join("sockudo"))
-        .find(|p| p.is_file())
+    provider_pusher::testing::find_binary()
 }
 
 impl Peer {
