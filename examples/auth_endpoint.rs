@@ -18,9 +18,9 @@
 //! `private:user:<id>` (Pusher: `private-user-<id>`) only for that user; nothing else.
 
 use axum::http::HeaderMap;
-use realtime::auth_endpoint::{AUTH_PATH, AuthEndpoint, SIGNIN_PATH, policy};
-use realtime::config::{MapEnv, ProcessEnv};
-use realtime::{Channel, ChannelKind, PresenceUser, ProviderConfig};
+use relayport::auth_endpoint::{AUTH_PATH, AuthEndpoint, SIGNIN_PATH, policy};
+use relayport::config::{MapEnv, ProcessEnv};
+use relayport::{Channel, ChannelKind, PresenceUser, ProviderConfig};
 use serde_json::json;
 
 fn user(headers: &HeaderMap) -> Option<PresenceUser> {
@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = match ProviderConfig::from_env(&ProcessEnv) {
         Ok(cfg) => cfg,
         Err(_) if std::env::var_os("REALTIME_PROVIDER").is_none() => {
-            let server = realtime::selfhosted::server::Server::builder()
+            let server = relayport::selfhosted::server::Server::builder()
                 .secret("demo-secret")
                 .bind("127.0.0.1:0")
                 .await?;

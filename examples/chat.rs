@@ -14,9 +14,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use realtime::selfhosted::client::SelfHostedProvider;
-use realtime::selfhosted::server::{Publication, SelfHostedAuthorizer, Server};
-use realtime::{
+use relayport::selfhosted::client::SelfHostedProvider;
+use relayport::selfhosted::server::{Publication, SelfHostedAuthorizer, Server};
+use relayport::{
     Backoff, Channel, ChannelAuthorizer, ClientEvent, ConnectionState, Message, PresenceAction,
     RealtimeClient, Subscription,
 };

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use realtime_core::testing::ScriptedProvider;
-use realtime_core::{
+use relayport_core::testing::ScriptedProvider;
+use relayport_core::{
     Channel, ClientEvent, CloseReason, ConnectionState, RealtimeClient, RealtimeError,
 };
 use serde_json::json;

@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! # the self-hosted server
-//! realtime-server --port 8080 --secret s3cret &
+//! relayport-server --port 8080 --secret s3cret &
 //! REALTIME_PROVIDER=selfhosted REALTIME_URL=http://127.0.0.1:8080 REALTIME_SECRET=s3cret \
 //!   cargo run --example switch_provider
 //!
@@ -16,13 +16,13 @@
 //! The backend publishes notifications with the provider's publisher; two viewers (clients)
 //! watch the feed and see each other on `presence:feed-viewers`. This demo process holds the
 //! secret, so it signs the viewers' presence subscriptions itself (`trusted_client_builder`);
-//! a real viewer app would set `REALTIME_AUTH_ENDPOINT` and use `realtime::client`.
+//! a real viewer app would set `REALTIME_AUTH_ENDPOINT` and use `relayport::client`.
 //! Every wait is bounded: on failure the program exits with status 1 and the reason.
 
 use std::time::Duration;
 
-use realtime::config::ProcessEnv;
-use realtime::{
+use relayport::config::ProcessEnv;
+use relayport::{
     Channel, OutboundMessage, PresenceAction, ProviderConfig, RealtimeClient, RealtimeError, Result,
 };
 use serde_json::json;
@@ -40,12 +40,12 @@ async fn within<T>(what: &str, f: impl Future<Output = Option<T>>) -> Result<T> 
 }
 
 fn viewer(cfg: &ProviderConfig, name: &str) -> Result<RealtimeClient> {
-    Ok(realtime::trusted_client_builder(&cfg.clone().with_client_id(name))?.build())
+    Ok(relayport::trusted_client_builder(&cfg.clone().with_client_id(name))?.build())
 }
 
 async fn app(cfg: &ProviderConfig) -> Result<()> {
     println!("provider: {}", cfg.provider_name());
-    let backend = realtime::publisher(cfg)?;
+    let backend = relayport::publisher(cfg)?;
 
     let alice = viewer(cfg, "alice")?;
     let mut feed = alice.subscribe(FEED).await?;

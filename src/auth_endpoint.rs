@@ -5,7 +5,7 @@
 //!
 //! - it accepts what the browser SDKs send: form-encoded `socket_id` + `channel_name` as
 //!   pusher-js does (with Pusher configured, Pusher names such as `private-room-1` are mapped
-//!   back to neutral ones, `private:room-1`, by provider-pusher's rule), and JSON otherwise
+//!   back to neutral ones, `private:room-1`, by relayport-pusher's rule), and JSON otherwise
 //!   (`{"socket_id": …, "channel_name": "private:room:1", "user": {"info": …}}`, what
 //!   `HttpAuthorizer` posts);
 //! - it asks the application who the user is and whether they may use the channel
@@ -21,10 +21,10 @@
 //! info is the policy's, or the client's own `user.info` when the policy gives none.
 //!
 //! ```no_run
-//! use realtime::auth_endpoint::{AuthEndpoint, policy};
-//! use realtime::{Channel, PresenceUser, ProviderConfig};
+//! use relayport::auth_endpoint::{AuthEndpoint, policy};
+//! use relayport::{Channel, PresenceUser, ProviderConfig};
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let cfg = ProviderConfig::from_env(&realtime::config::ProcessEnv)?;
+//! let cfg = ProviderConfig::from_env(&relayport::config::ProcessEnv)?;
 //! let access = policy(
 //!     |headers: &axum::http::HeaderMap| {
 //!         let id = headers.get("x-user-id")?.to_str().ok()?;
@@ -49,7 +49,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use realtime_core::{
+use relayport_core::{
     AuthRequest, ChannelAuthorizer, ErrorKind, PresenceUser, RealtimeError, Result,
 };
 use serde_json::{Value, json};
@@ -73,7 +73,7 @@ pub struct AuthEndpoint {
     policy: Arc<dyn AccessPolicy>,
     names: Names,
     #[cfg(feature = "pusher")]
-    user_signer: Option<provider_pusher::PusherAuthorizer>,
+    user_signer: Option<relayport_pusher::PusherAuthorizer>,
 }
 
 impl std::fmt::Debug for AuthEndpoint {
@@ -157,7 +157,7 @@ impl AuthEndpoint {
     /// Reads form-encoded channel names as Pusher names and serves user sign-in with
     /// `signer`.
     #[cfg(feature = "pusher")]
-    pub fn with_pusher_sign_in(mut self, signer: provider_pusher::PusherAuthorizer) -> Self {
+    pub fn with_pusher_sign_in(mut self, signer: relayport_pusher::PusherAuthorizer) -> Self {
         self.names = Names::Pusher;
         self.user_signer = Some(signer);
         self
@@ -194,7 +194,7 @@ impl AuthEndpoint {
             );
         }
         let presence_user =
-            (parsed.channel.kind() == realtime_core::ChannelKind::Presence).then(|| PresenceUser {
+            (parsed.channel.kind() == relayport_core::ChannelKind::Presence).then(|| PresenceUser {
                 info: if user.info.is_null() {
                     parsed.client_info.clone().unwrap_or(Value::Null)
                 } else {

@@ -22,7 +22,7 @@
 //! In a file the same settings are snake_case fields of a table tagged by `provider`:
 //!
 //! ```
-//! use realtime::config::ProviderConfig;
+//! use relayport::config::ProviderConfig;
 //! let cfg = ProviderConfig::from_toml_str(r#"
 //!     provider = "pusher"
 //!     app_id = "1234567"
@@ -34,7 +34,7 @@
 //! "#)?;
 //! assert_eq!(cfg.provider_name(), "pusher");
 //! assert!(!format!("{cfg:?}").contains("app-secret"));
-//! # Ok::<(), realtime::RealtimeError>(())
+//! # Ok::<(), relayport::RealtimeError>(())
 //! ```
 
 mod env;
@@ -42,7 +42,7 @@ mod secret;
 
 use std::path::Path;
 
-use realtime_core::{RealtimeError, Result};
+use relayport_core::{RealtimeError, Result};
 use serde::Deserialize;
 
 pub use env::{EnvSource, ProcessEnv};
@@ -58,7 +58,7 @@ pub enum ProviderConfig {
     Ably(AblySettings),
     /// Supabase Realtime.
     Supabase(SupabaseSettings),
-    /// The self-hosted `realtime-server`.
+    /// The self-hosted `relayport-server`.
     #[serde(rename = "selfhosted", alias = "self-hosted")]
     SelfHosted(SelfHostedSettings),
 }
@@ -234,7 +234,7 @@ impl ProviderConfig {
     /// The same configuration without any server secret: what a client may hold.
     ///
     /// ```
-    /// use realtime::config::{MapEnv, ProviderConfig};
+    /// use relayport::config::{MapEnv, ProviderConfig};
     /// let env = MapEnv::from([
     ///     ("REALTIME_PROVIDER", "selfhosted"),
     ///     ("REALTIME_URL", "http://127.0.0.1:8080"),
@@ -243,7 +243,7 @@ impl ProviderConfig {
     /// let cfg = ProviderConfig::from_env(&env)?;
     /// assert!(cfg.has_server_secret());
     /// assert!(!cfg.client_side().has_server_secret());
-    /// # Ok::<(), realtime::RealtimeError>(())
+    /// # Ok::<(), relayport::RealtimeError>(())
     /// ```
     pub fn client_side(&self) -> Self {
         match self {

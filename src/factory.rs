@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use realtime_core::{
+use relayport_core::{
     ChannelAuthorizer, ClientBuilder, Publisher, RealtimeClient, RealtimeError, RealtimeProvider,
     Result,
 };
@@ -33,11 +33,11 @@ pub(crate) use build::{build_authorizer, build_provider, build_publisher};
 /// The client-side provider for `cfg`, built from its public parts only.
 ///
 /// ```
-/// use realtime::config::{MapEnv, ProviderConfig};
+/// use relayport::config::{MapEnv, ProviderConfig};
 /// let env = MapEnv::from([("REALTIME_PROVIDER", "pusher"), ("PUSHER_KEY", "k"), ("PUSHER_CLUSTER", "eu")]);
-/// let provider = realtime::provider(&ProviderConfig::from_env(&env)?)?;
+/// let provider = relayport::provider(&ProviderConfig::from_env(&env)?)?;
 /// assert_eq!(provider.name(), "pusher");
-/// # Ok::<(), realtime::RealtimeError>(())
+/// # Ok::<(), relayport::RealtimeError>(())
 /// ```
 pub fn provider(cfg: &ProviderConfig) -> Result<Box<dyn RealtimeProvider>> {
     build_provider(&cfg.client_side(), None)
@@ -94,7 +94,7 @@ fn apply_common(mut builder: ClientBuilder, public: &ProviderConfig) -> ClientBu
     }
     if matches!(public, ProviderConfig::Pusher(_)) {
         // Pusher carries client events only under `client-…` names.
-        builder = builder.typing(realtime_core::TypingPolicy {
+        builder = builder.typing(relayport_core::TypingPolicy {
             event: "client-typing".into(),
             ..Default::default()
         });
@@ -104,7 +104,7 @@ fn apply_common(mut builder: ClientBuilder, public: &ProviderConfig) -> ClientBu
 
 #[cfg(feature = "selfhosted")]
 fn http_authorizer(url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
-    let auth = provider_selfhosted::client::HttpAuthorizer::new(url).map_err(|e| {
+    let auth = relayport_selfhosted::client::HttpAuthorizer::new(url).map_err(|e| {
         RealtimeError::Config(format!("REALTIME_AUTH_ENDPOINT: {}", strip_config(&e)))
     })?;
     Ok(Arc::new(auth))

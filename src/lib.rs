@@ -1,7 +1,7 @@
-//! # realtime
+//! # relayport
 //!
 //! One realtime API over Pusher, Ably, Supabase Realtime and a self-hosted server. This facade
-//! re-exports [`realtime_core`] and, behind one cargo feature each (all on by default), the
+//! re-exports [`relayport_core`] and, behind one cargo feature each (all on by default), the
 //! provider crates.
 //!
 //! It also turns configuration into a working provider, whichever it names:
@@ -12,10 +12,10 @@
 //! - [`client()`], [`publisher()`], [`authorizer()`]: a [`RealtimeClient`], a [`Publisher`] and
 //!   a [`ChannelAuthorizer`] for it (a client only ever sees the public settings);
 //! - [`auth_endpoint`] (feature `auth-endpoint`): the axum channel auth endpoint;
-//! - [`cli`] (feature `cli`): the `realtime` command-line client.
+//! - [`cli`] (feature `cli`): the `relayport` command-line client.
 #![warn(missing_docs)]
 
-pub use realtime_core::*;
+pub use relayport_core::*;
 
 #[cfg(feature = "auth-endpoint")]
 pub mod auth_endpoint;
@@ -31,19 +31,19 @@ pub use factory::{
 
 /// The Pusher Channels provider (feature `pusher`).
 #[cfg(feature = "pusher")]
-pub use provider_pusher as pusher;
+pub use relayport_pusher as pusher;
 
 /// The Ably provider (feature `ably`).
 #[cfg(feature = "ably")]
-pub use provider_ably as ably;
+pub use relayport_ably as ably;
 
 /// The Supabase Realtime provider (feature `supabase`).
 #[cfg(feature = "supabase")]
-pub use provider_supabase as supabase;
+pub use relayport_supabase as supabase;
 
 /// The self-hosted server and its client (feature `selfhosted`).
 #[cfg(feature = "selfhosted")]
-pub use provider_selfhosted as selfhosted;
+pub use relayport_selfhosted as selfhosted;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

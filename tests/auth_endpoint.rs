@@ -1,4 +1,4 @@
-//! The auth endpoint (`realtime::auth_endpoint`) through its axum router: each provider's body
+//! The auth endpoint (`relayport::auth_endpoint`) through its axum router: each provider's body
 //! against its vectors (`testdata/vectors/`), and the status codes.
 
 use axum::Router;
@@ -7,9 +7,9 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use http_body_util::BodyExt;
-use realtime::auth_endpoint::{AUTH_PATH, AuthEndpoint, SIGNIN_PATH, policy};
-use realtime::config::MapEnv;
-use realtime::{Channel, PresenceUser, ProviderConfig};
+use relayport::auth_endpoint::{AUTH_PATH, AuthEndpoint, SIGNIN_PATH, policy};
+use relayport::config::MapEnv;
+use relayport::{Channel, PresenceUser, ProviderConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -126,7 +126,7 @@ async fn pusher_form_requests_match_the_channel_authorization_vectors() {
                 case["channel"].as_str().expect("channel"),
                 got["channel_data"].as_str().expect("channel_data")
             );
-            let mac = realtime::auth::hmac_sha256_hex(
+            let mac = relayport::auth::hmac_sha256_hex(
                 creds["secret"].as_str().expect("secret").as_bytes(),
                 signed.as_bytes(),
             );
@@ -177,7 +177,7 @@ fn selfhosted_config() -> ProviderConfig {
 /// verifies as the server checks it, and the member id is the policy's user, not the client's.
 #[tokio::test]
 async fn selfhosted_json_bodies_verify_as_the_server_checks_them() {
-    use realtime::selfhosted::server::auth::verify_subscription;
+    use relayport::selfhosted::server::auth::verify_subscription;
     let app = router(&selfhosted_config());
     let user = json!({"id": "alice", "info": null});
     let body = json!({"socket_id": "n.7", "channel_name": "private:orders"}).to_string();
@@ -211,7 +211,7 @@ async fn selfhosted_json_bodies_verify_as_the_server_checks_them() {
 /// (the timestamp and nonce are fresh, so the MAC is checked with the key, not compared).
 #[tokio::test]
 async fn ably_bodies_are_token_requests_signed_with_the_key() {
-    use realtime::ably::token::{ApiKey, TokenRequest};
+    use relayport::ably::token::{ApiKey, TokenRequest};
     let v = vectors("ably.json");
     let case = &v["tokenRequests"][0];
     let key_text = case["key"].as_str().expect("key");
@@ -258,7 +258,7 @@ async fn supabase_bodies_are_jwts_signed_with_the_jwt_secret() {
     let token = got["access_token"].as_str().expect("token");
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
-    let mac = realtime::auth::hmac_sha256(
+    let mac = relayport::auth::hmac_sha256(
         b"jwt-secret",
         format!("{}.{}", parts[0], parts[1]).as_bytes(),
     );

@@ -1,14 +1,14 @@
-//! The auth endpoint serving real clients: a client built by `realtime::client` from public
+//! The auth endpoint serving real clients: a client built by `relayport::client` from public
 //! settings plus `REALTIME_AUTH_ENDPOINT` signs its private and presence subscriptions through
 //! the endpoint, against the self-hosted server on loopback.
 
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use realtime::auth_endpoint::{AUTH_PATH, AuthEndpoint, policy};
-use realtime::config::MapEnv;
-use realtime::selfhosted::server::Server;
-use realtime::{Channel, ChannelKind, ErrorKind, OutboundMessage, PresenceUser, ProviderConfig};
+use relayport::auth_endpoint::{AUTH_PATH, AuthEndpoint, policy};
+use relayport::config::MapEnv;
+use relayport::selfhosted::server::Server;
+use relayport::{Channel, ChannelKind, ErrorKind, OutboundMessage, PresenceUser, ProviderConfig};
 use serde_json::json;
 use tokio::time::timeout;
 
@@ -60,13 +60,13 @@ async fn clients_sign_through_the_endpoint_and_refusals_reach_them() {
     ]))
     .expect("client config");
     assert!(!client_cfg.has_server_secret());
-    let client = realtime::client(&client_cfg).expect("client");
+    let client = relayport::client(&client_cfg).expect("client");
 
     let mut mine = timeout(WAIT, client.subscribe("private:user:alice"))
         .await
         .expect("in time")
         .expect("signed by the endpoint");
-    let publisher = realtime::publisher(&backend).expect("publisher");
+    let publisher = relayport::publisher(&backend).expect("publisher");
     publisher
         .publish(&OutboundMessage::new(
             Channel::private("user:alice"),

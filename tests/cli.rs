@@ -1,17 +1,17 @@
-//! The `realtime` binary as a process, against a self-hosted server running in this test's
+//! The `relayport` binary as a process, against a self-hosted server running in this test's
 //! process on loopback. Every wait is bounded; nothing sleeps.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use realtime::Channel;
-use realtime::selfhosted::server::{Server, ServerHandle, auth::verify_subscription};
+use relayport::Channel;
+use relayport::selfhosted::server::{Server, ServerHandle, auth::verify_subscription};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::time::timeout;
 
-const BIN: &str = env!("CARGO_BIN_EXE_realtime");
+const BIN: &str = env!("CARGO_BIN_EXE_relayport");
 const SECRET: &str = "cli-test-secret";
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -38,7 +38,7 @@ fn command(server: &ServerHandle, args: &[&str]) -> Command {
     cmd
 }
 
-/// A running `realtime` process with its output read line by line.
+/// A running `relayport` process with its output read line by line.
 struct Running {
     child: Child,
     out: Lines<BufReader<ChildStdout>>,
@@ -276,9 +276,9 @@ async fn fatal_errors_exit_non_zero_with_one_line() {
         (
             command(
                 &srv,
-                &["--config", "/nonexistent/realtime.toml", "listen", "x"],
+                &["--config", "/nonexistent/relayport.toml", "listen", "x"],
             ),
-            "/nonexistent/realtime.toml",
+            "/nonexistent/relayport.toml",
         ),
         (
             command(&srv, &["publish", "news", "e", "{not json"]),

@@ -44,7 +44,7 @@ async fn pusher_conforms_against_sockudo() {
 /// their capabilities are what the suite would consult) but have no peer to run against.
 #[tokio::test]
 async fn ably_and_supabase_are_wired_but_skipped_with_the_reason() {
-    use realtime::config::MapEnv;
+    use relayport::config::MapEnv;
     let env = MapEnv::from([
         ("ABLY_CLIENT_KEY", "app.key:secret"),
         ("ABLY_HOST", "127.0.0.1"),
@@ -54,8 +54,8 @@ async fn ably_and_supabase_are_wired_but_skipped_with_the_reason() {
         ("SUPABASE_ANON_KEY", "anon"),
     ]);
     for name in ["ably", "supabase"] {
-        let cfg = realtime::ProviderConfig::from_env_for(name, &env).expect("config");
-        let provider = realtime::provider(&cfg).expect("provider");
+        let cfg = relayport::ProviderConfig::from_env_for(name, &env).expect("config");
+        let provider = relayport::provider(&cfg).expect("provider");
         assert_eq!(provider.name(), name);
         println!(
             "SKIP {name}: every scenario (its capabilities: {:?}) — no {name} server runs \

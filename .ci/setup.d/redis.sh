@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs redis-server (Debian package) for provider-selfhosted's Redis engine tests
+# Installs redis-server (Debian package) for relayport-selfhosted's Redis engine tests
 # (`tests/server_redis.rs` starts its own throwaway instance on a free loopback port).
 # Idempotent: returns at once when `redis-server --version` already answers.
 set -euo pipefail

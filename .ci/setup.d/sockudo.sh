@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs sockudo (a Pusher-protocol server, crates.io) for provider-pusher's end-to-end tests.
+# Installs sockudo (a Pusher-protocol server, crates.io) for relayport-pusher's end-to-end tests.
 # Idempotent: returns at once when `sockudo --version` already answers.
 set -euo pipefail
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -1,9 +1,9 @@
-//! `realtime-bench`: the benchmark harness for the self-hosted server and the client runtime.
+//! `relayport-bench`: the benchmark harness for the self-hosted server and the client runtime.
 //!
 //! Every scenario runs its peers in the same run on the same machine and reports ratios:
 //!
 //! - **the limit** ([`baseline`]): a bare tokio-tungstenite broadcast server, no protocol;
-//! - **our server** (`realtime-server`, or the same server in-process);
+//! - **our server** (`relayport-server`, or the same server in-process);
 //! - **sockudo**, a Pusher-protocol server, driven through the Pusher protocol.
 //!
 //! The load generator ([`wsclient`]) is a lean hand-rolled WebSocket client (handshake,

@@ -1,10 +1,10 @@
-//! `realtime-bench`: the benchmark harness. One command per scenario; results as JSON and
+//! `relayport-bench`: the benchmark harness. One command per scenario; results as JSON and
 //! Markdown (and SVG plots) in the results folder. See `BENCHMARKS.md`.
 //!
 //! ```text
-//! cargo build --release -p provider-selfhosted --bin realtime-server -p realtime-bench
-//! target/release/realtime-bench fanout
-//! target/release/realtime-bench all
+//! cargo build --release -p relayport-selfhosted --bin relayport-server -p relayport-bench
+//! target/release/relayport-bench fanout
+//! target/release/relayport-bench all
 //! ```
 
 use std::path::PathBuf;
@@ -12,18 +12,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use realtime_bench::scenarios::{channels, fanout, idle, runtime, storm};
-use realtime_bench::{Launch, PeerKind, plot, report, sys};
+use relayport_bench::scenarios::{channels, fanout, idle, runtime, storm};
+use relayport_bench::{Launch, PeerKind, plot, report, sys};
 
 /// Benchmarks of the self-hosted server and the client runtime, against a bare
 /// tokio-tungstenite broadcast server (the limit) and sockudo.
 #[derive(Debug, Parser)]
-#[command(name = "realtime-bench")]
+#[command(name = "relayport-bench")]
 struct Args {
     /// Where results go (JSON, Markdown, SVG).
     #[arg(long, global = true, default_value = "bench/results")]
     out: PathBuf,
-    /// The `realtime-server` executable (default: next to this one).
+    /// The `relayport-server` executable (default: next to this one).
     #[arg(long, global = true)]
     server_bin: Option<PathBuf>,
     /// Pin the servers to these CPUs (`taskset -c`), e.g. `0`.
@@ -36,7 +36,7 @@ struct Args {
     #[arg(long, global = true)]
     in_process: bool,
     /// Experiment: run our server through `ours-server` with this WebSocket read buffer
-    /// (bytes) instead of the `realtime-server` binary's default (1024).
+    /// (bytes) instead of the `relayport-server` binary's default (1024).
     #[arg(long, global = true)]
     ours_read_buffer: Option<usize>,
     /// Experiment: with `--ours-read-buffer`, the WebSocket write buffer (bytes).
@@ -142,11 +142,11 @@ fn launch(args: &Args) -> Result<Launch> {
     let self_exe = std::env::current_exe().context("locating this executable")?;
     let server_bin = match &args.server_bin {
         Some(p) => p.clone(),
-        None => self_exe.with_file_name("realtime-server"),
+        None => self_exe.with_file_name("relayport-server"),
     };
     if !server_bin.is_file() {
         bail!(
-            "{} not found: build it with `cargo build --release -p provider-selfhosted --bin realtime-server` or pass --server-bin",
+            "{} not found: build it with `cargo build --release -p relayport-selfhosted --bin relayport-server` or pass --server-bin",
             server_bin.display()
         );
     }
@@ -284,15 +284,15 @@ async fn dispatch(args: Args) -> Result<()> {
 }
 
 fn ours_server(port: u16, send_queue: usize, read: usize, write: usize) -> ExitCode {
-    use provider_selfhosted::protocol::Limits;
-    use provider_selfhosted::server::Server;
+    use relayport_selfhosted::protocol::Limits;
+    use relayport_selfhosted::server::Server;
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("realtime-bench ours-server: {e}");
+            eprintln!("relayport-bench ours-server: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -302,7 +302,7 @@ fn ours_server(port: u16, send_queue: usize, read: usize, write: usize) -> ExitC
             ..Limits::default()
         };
         let handle = match Server::builder()
-            .secret(realtime_bench::peer::SECRET)
+            .secret(relayport_bench::peer::SECRET)
             .limits(limits)
             .ws_buffers(read, write, usize::MAX)
             .bind(("127.0.0.1", port))
@@ -310,7 +310,7 @@ fn ours_server(port: u16, send_queue: usize, read: usize, write: usize) -> ExitC
         {
             Ok(h) => h,
             Err(e) => {
-                eprintln!("realtime-bench ours-server: {e}");
+                eprintln!("relayport-bench ours-server: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -330,7 +330,7 @@ fn main() -> ExitCode {
         {
             Ok(rt) => rt,
             Err(e) => {
-                eprintln!("realtime-bench baseline-server: {e}");
+                eprintln!("relayport-bench baseline-server: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -338,7 +338,7 @@ fn main() -> ExitCode {
             let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
                 Ok(l) => l,
                 Err(e) => {
-                    eprintln!("realtime-bench baseline-server: {e}");
+                    eprintln!("relayport-bench baseline-server: {e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -348,7 +348,7 @@ fn main() -> ExitCode {
                 let _ = tokio::signal::ctrl_c().await;
                 s.cancel();
             });
-            realtime_bench::baseline::serve(listener, stop).await;
+            relayport_bench::baseline::serve(listener, stop).await;
             ExitCode::SUCCESS
         });
     }
@@ -363,7 +363,7 @@ fn main() -> ExitCode {
     }
     let load = sys::load_average();
     eprintln!(
-        "realtime-bench: load average {:.2} {:.2} {:.2}, nofile {nofile}",
+        "relayport-bench: load average {:.2} {:.2} {:.2}, nofile {nofile}",
         load[0], load[1], load[2]
     );
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -373,14 +373,14 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("realtime-bench: {e}");
+            eprintln!("relayport-bench: {e}");
             return ExitCode::FAILURE;
         }
     };
     match rt.block_on(dispatch(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("realtime-bench: {e:#}");
+            eprintln!("relayport-bench: {e:#}");
             ExitCode::FAILURE
         }
     }

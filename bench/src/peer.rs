@@ -7,10 +7,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use provider_pusher::auth::Credentials;
-use provider_pusher::rest::{PusherRest, TriggerOptions};
-use provider_selfhosted::protocol::Limits;
-use provider_selfhosted::server::{Server, ServerHandle};
+use relayport_pusher::auth::Credentials;
+use relayport_pusher::rest::{PusherRest, TriggerOptions};
+use relayport_selfhosted::protocol::Limits;
+use relayport_selfhosted::server::{Server, ServerHandle};
 use serde::{Deserialize, Serialize};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
@@ -20,11 +20,11 @@ use crate::wsclient::{Proto, Target, WsConn};
 
 /// The app secret every peer is started with.
 pub const SECRET: &str = "bench-secret-0123456789";
-/// sockudo's app id, key and secret: those of provider-pusher's shared sockudo config.
+/// sockudo's app id, key and secret: those of relayport-pusher's shared sockudo config.
 pub const PUSHER_APP: (&str, &str, &str) = (
-    provider_pusher::testing::APP_ID,
-    provider_pusher::testing::KEY,
-    provider_pusher::testing::SECRET,
+    relayport_pusher::testing::APP_ID,
+    relayport_pusher::testing::KEY,
+    relayport_pusher::testing::SECRET,
 );
 
 /// A peer of a comparison.
@@ -33,7 +33,7 @@ pub const PUSHER_APP: (&str, &str, &str) = (
 pub enum PeerKind {
     /// The bare tokio-tungstenite broadcast server (the limit).
     Baseline,
-    /// Our `realtime-server`.
+    /// Our `relayport-server`.
     Ours,
     /// sockudo, through the Pusher protocol.
     Sockudo,
@@ -60,12 +60,12 @@ pub enum Launch {
     Process {
         /// This harness's executable (runs the baseline with `baseline-server`).
         self_exe: PathBuf,
-        /// The `realtime-server` executable (release build).
+        /// The `relayport-server` executable (release build).
         server_bin: PathBuf,
         /// Prefix servers with `taskset -c <cpus>` when set.
         server_cpus: Option<String>,
         /// Run our server through this harness (`ours-server`, the same library as
-        /// `realtime-server`) with these WebSocket buffer sizes instead of the binary's
+        /// `relayport-server`) with these WebSocket buffer sizes instead of the binary's
         /// defaults: an experiment knob for "what would this setting change".
         ours_buffers: Option<(usize, usize)>,
     },
@@ -110,10 +110,10 @@ impl std::fmt::Debug for Peer {
     }
 }
 
-/// provider-pusher's shared sockudo config, with sockudo's rate limiter off (it would cap the
+/// relayport-pusher's shared sockudo config, with sockudo's rate limiter off (it would cap the
 /// load generator, not measure the server).
 fn sockudo_config(port: u16) -> String {
-    let mut config = provider_pusher::testing::config(port);
+    let mut config = relayport_pusher::testing::config(port);
     config.push_str("[rate_limiter]\nenabled = false\n");
     config
 }
@@ -136,7 +136,7 @@ fn command(program: &PathBuf, cpus: &Option<String>) -> Command {
 
 /// Finds `sockudo` on the `PATH` (or `~/.cargo/bin`).
 pub fn sockudo_bin() -> Option<PathBuf> {
-    provider_pusher::testing::find_binary()
+    relayport_pusher::testing::find_binary()
 }
 
 impl Peer {
@@ -171,7 +171,7 @@ impl Peer {
             (PeerKind::Sockudo, _) => {
                 let bin = sockudo_bin().ok_or_else(|| anyhow!("sockudo is not installed"))?;
                 let port = sys::free_port()?;
-                let path = std::env::temp_dir().join(format!("realtime-bench-sockudo-{port}.toml"));
+                let path = std::env::temp_dir().join(format!("relayport-bench-sockudo-{port}.toml"));
                 std::fs::write(&path, sockudo_config(port))?;
                 let cpus = match launch {
                     Launch::Process { server_cpus, .. } => server_cpus.clone(),
@@ -267,7 +267,7 @@ impl Peer {
             PeerKind::Ours => ("/ws?v=1".to_owned(), Proto::Native),
             PeerKind::Sockudo => (
                 format!(
-                    "/app/{}?protocol=7&client=realtime-bench&version=1.0",
+                    "/app/{}?protocol=7&client=relayport-bench&version=1.0",
                     PUSHER_APP.1
                 ),
                 Proto::Pusher,

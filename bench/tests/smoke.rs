@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use realtime_bench::scenarios::{channels, fanout, idle, runtime, storm};
-use realtime_bench::{Launch, PeerKind, plot, report};
+use relayport_bench::scenarios::{channels, fanout, idle, runtime, storm};
+use relayport_bench::{Launch, PeerKind, plot, report};
 
 fn peers() -> Vec<PeerKind> {
     let mut p = vec![PeerKind::Baseline, PeerKind::Ours];
-    if realtime_bench::peer::sockudo_bin().is_some() {
+    if relayport_bench::peer::sockudo_bin().is_some() {
         p.push(PeerKind::Sockudo);
     }
     p
@@ -17,7 +17,7 @@ fn peers() -> Vec<PeerKind> {
 
 fn out_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
-        "realtime-bench-smoke-{}-{name}",
+        "relayport-bench-smoke-{}-{name}",
         std::process::id()
     ));
     let _ = std::fs::create_dir_all(&d);

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use axum::http::HeaderMap;
-use realtime_core::{Channel, PresenceUser};
+use relayport_core::{Channel, PresenceUser};
 
 /// The application's rules. The endpoint calls [`AccessPolicy::user`] with the request's
 /// headers (a session cookie, a bearer token: whatever the app uses), then

@@ -1,7 +1,7 @@
 //! Parsing the request bodies: form-encoded (pusher-js) or JSON.
 
 use axum::http::{HeaderMap, header};
-use realtime_core::Channel;
+use relayport_core::Channel;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -10,7 +10,7 @@ use serde_json::Value;
 pub(super) enum Names {
     /// Neutral names (`private:room:1`).
     Neutral,
-    /// Pusher names (`private-room-1`), mapped back by provider-pusher's rule.
+    /// Pusher names (`private-room-1`), mapped back by relayport-pusher's rule.
     #[cfg_attr(not(feature = "pusher"), allow(dead_code))]
     Pusher,
 }
@@ -74,7 +74,7 @@ fn channel(name: Option<String>, names: Names) -> Result<Channel, String> {
     let parsed = match names {
         Names::Neutral => Channel::parse(&name),
         #[cfg(feature = "pusher")]
-        Names::Pusher => provider_pusher::names::from_wire(&name),
+        Names::Pusher => relayport_pusher::names::from_wire(&name),
         #[cfg(not(feature = "pusher"))]
         Names::Pusher => Channel::parse(&name),
     };

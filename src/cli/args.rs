@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 /// --provider) and that provider's variables (PUSHER_KEY, ABLY_API_KEY, SUPABASE_URL,
 /// REALTIME_URL, …).
 #[derive(Debug, Parser)]
-#[command(name = "realtime", version)]
+#[command(name = "relayport", version)]
 pub struct Cli {
     /// The provider (pusher, ably, supabase, selfhosted); its settings come from the
     /// environment.

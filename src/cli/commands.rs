@@ -6,7 +6,7 @@ mod listen;
 mod presence;
 mod publish;
 
-use realtime_core::{Channel, RealtimeClient, RealtimeError, Result};
+use relayport_core::{Channel, RealtimeClient, RealtimeError, Result};
 
 use super::args::Command;
 use super::output::note;

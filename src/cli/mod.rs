@@ -1,4 +1,4 @@
-//! The `realtime` command-line client (feature `cli`).
+//! The `relayport` command-line client (feature `cli`).
 //!
 //! ```text
 //! realtime [--provider NAME | --config FILE] [--client-id ID] <command>
@@ -26,7 +26,7 @@ mod status;
 use std::process::ExitCode;
 
 use clap::Parser;
-use realtime_core::{RealtimeError, Result};
+use relayport_core::{RealtimeError, Result};
 
 pub use args::{Cli, Command};
 
@@ -90,7 +90,7 @@ mod tests {
     use crate::config::MapEnv;
 
     fn cli(args: &[&str]) -> Cli {
-        Cli::parse_from(std::iter::once("realtime").chain(args.iter().copied()))
+        Cli::parse_from(std::iter::once("relayport").chain(args.iter().copied()))
     }
 
     fn env() -> MapEnv {

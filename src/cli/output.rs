@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use realtime_core::{RealtimeError, Result};
+use relayport_core::{RealtimeError, Result};
 use serde::Serialize;
 
 /// `text` on one line (newlines become spaces).

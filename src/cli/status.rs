@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use realtime_core::{ConnectionState, RealtimeClient, RealtimeError};
+use relayport_core::{ConnectionState, RealtimeClient, RealtimeError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 

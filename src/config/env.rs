@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use realtime_core::{RealtimeError, Result};
+use relayport_core::{RealtimeError, Result};
 
 use super::{
     AblySettings, PROVIDERS, ProviderConfig, PusherSettings, Secret, SelfHostedSettings,

@@ -161,8 +161,8 @@ fn malformed_files_are_config_errors_naming_the_field() {
     assert!(missing.contains("key"), "{missing}");
     let tag = config_error(ProviderConfig::from_json_str(r#"{"provider":"nope"}"#));
     assert!(tag.contains("nope"), "{tag}");
-    let file = config_error(ProviderConfig::from_file("/nonexistent/realtime.toml"));
-    assert!(file.contains("/nonexistent/realtime.toml"), "{file}");
+    let file = config_error(ProviderConfig::from_file("/nonexistent/relayport.toml"));
+    assert!(file.contains("/nonexistent/relayport.toml"), "{file}");
 }
 
 #[test]

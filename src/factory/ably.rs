@@ -1,8 +1,8 @@
 //! Ably: `AblyRealtime`, `AblyRest`, `AblyAuthorizer` from [`AblySettings`].
 
-use provider_ably::token::{AuthResponse, TokenParams};
-use provider_ably::{AblyAuthorizer, AblyConfig, AblyRest, ApiKey, Credentials, RestConfig};
-use realtime_core::{RealtimeError, Result};
+use relayport_ably::token::{AuthResponse, TokenParams};
+use relayport_ably::{AblyAuthorizer, AblyConfig, AblyRest, ApiKey, Credentials, RestConfig};
+use relayport_core::{RealtimeError, Result};
 
 use super::build::need;
 use crate::config::{AblySettings, Secret};

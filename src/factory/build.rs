@@ -1,6 +1,6 @@
 //! Dispatch from a configuration to the provider crate behind its feature.
 
-use realtime_core::{ChannelAuthorizer, Publisher, RealtimeError, RealtimeProvider, Result};
+use relayport_core::{ChannelAuthorizer, Publisher, RealtimeError, RealtimeProvider, Result};
 
 use crate::config::ProviderConfig;
 
@@ -16,7 +16,7 @@ use super::supabase;
 #[allow(dead_code)]
 fn disabled(name: &str) -> RealtimeError {
     RealtimeError::Config(format!(
-        "provider `{name}` is not compiled in (enable the `{name}` cargo feature of `realtime`)"
+        "provider `{name}` is not compiled in (enable the `{name}` cargo feature of `relayport`)"
     ))
 }
 
@@ -29,7 +29,7 @@ pub(crate) fn build_provider(
     let _ = trusted;
     match public {
         #[cfg(feature = "pusher")]
-        ProviderConfig::Pusher(p) => Ok(Box::new(provider_pusher::PusherProvider::new(
+        ProviderConfig::Pusher(p) => Ok(Box::new(relayport_pusher::PusherProvider::new(
             pusher::client_config(p)?,
         ))),
         #[cfg(feature = "ably")]
@@ -38,12 +38,12 @@ pub(crate) fn build_provider(
                 Some(ProviderConfig::Ably(full)) => full.api_key.as_ref(),
                 _ => None,
             };
-            Ok(Box::new(provider_ably::AblyRealtime::new(
+            Ok(Box::new(relayport_ably::AblyRealtime::new(
                 ably::client_config(a, key)?,
             )))
         }
         #[cfg(feature = "supabase")]
-        ProviderConfig::Supabase(s) => Ok(Box::new(provider_supabase::SupabaseProvider::new(
+        ProviderConfig::Supabase(s) => Ok(Box::new(relayport_supabase::SupabaseProvider::new(
             supabase::client_config(s)?,
         ))),
         #[cfg(feature = "selfhosted")]

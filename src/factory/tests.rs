@@ -66,7 +66,7 @@ fn clients_are_built_from_public_settings_only() {
     };
     let ac = ably::client_config(&a, None).unwrap();
     match &ac.credentials {
-        provider_ably::Credentials::Key(k) => {
+        relayport_ably::Credentials::Key(k) => {
             assert_eq!(k.full(), "app.client:ably-client-secret")
         }
         other => panic!("{other:?}"),

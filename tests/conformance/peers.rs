@@ -1,11 +1,11 @@
 //! The loopback peers: a server per provider the suite can start, restart and configure.
 
-use realtime::ProviderConfig;
-use realtime::config::MapEnv;
-use realtime::selfhosted::server::{Server, ServerHandle};
+use relayport::ProviderConfig;
+use relayport::config::MapEnv;
+use relayport::selfhosted::server::{Server, ServerHandle};
 
 /// A server the scenarios run against.
-#[realtime::async_trait]
+#[relayport::async_trait]
 pub trait Peer: Send {
     /// The provider's name.
     fn name(&self) -> &'static str;
@@ -51,7 +51,7 @@ impl SelfHosted {
     }
 }
 
-#[realtime::async_trait]
+#[relayport::async_trait]
 impl Peer for SelfHosted {
     fn name(&self) -> &'static str {
         "selfhosted"
@@ -73,18 +73,18 @@ impl Peer for SelfHosted {
 
 // ---- sockudo (Pusher) --------------------------------------------------------------------
 
-/// sockudo on a free loopback port (provider-pusher's shared launcher); killed on drop.
-pub struct Sockudo(provider_pusher::testing::Sockudo);
+/// sockudo on a free loopback port (relayport-pusher's shared launcher); killed on drop.
+pub struct Sockudo(relayport_pusher::testing::Sockudo);
 
 impl Sockudo {
     /// Starts sockudo, or returns `None` (printing why) when it is not installed; under
     /// `CI=true` a missing sockudo fails the test.
     pub async fn start() -> Option<Self> {
-        provider_pusher::testing::Sockudo::start().await.map(Self)
+        relayport_pusher::testing::Sockudo::start().await.map(Self)
     }
 
     fn config_with(&self, secret: &str) -> ProviderConfig {
-        use provider_pusher::testing::{APP_ID, KEY};
+        use relayport_pusher::testing::{APP_ID, KEY};
         let port = self.0.port.to_string();
         ProviderConfig::from_env(&MapEnv::from([
             ("REALTIME_PROVIDER", "pusher"),
@@ -99,14 +99,14 @@ impl Sockudo {
     }
 }
 
-#[realtime::async_trait]
+#[relayport::async_trait]
 impl Peer for Sockudo {
     fn name(&self) -> &'static str {
         "pusher"
     }
 
     fn config(&self) -> ProviderConfig {
-        self.config_with(provider_pusher::testing::SECRET)
+        self.config_with(relayport_pusher::testing::SECRET)
     }
 
     fn config_with_wrong_secret(&self) -> ProviderConfig {

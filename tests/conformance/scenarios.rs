@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use realtime::{
+use relayport::{
     Channel, ClientEvent, ConnectionState, EventSink, Message, OutboundMessage, PresenceAction,
     PresenceStream, ProviderEvent, Publisher, RealtimeClient, SubscribeOptions, Subscription,
 };
@@ -89,13 +89,13 @@ fn e<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
 
 fn trusted(peer: &dyn Peer, client_id: &str) -> Result<RealtimeClient, String> {
     let cfg = peer.config().with_client_id(client_id);
-    Ok(realtime::trusted_client_builder(&cfg)
+    Ok(relayport::trusted_client_builder(&cfg)
         .map_err(e("client"))?
         .build())
 }
 
 fn publisher(peer: &dyn Peer) -> Result<Box<dyn Publisher>, String> {
-    realtime::publisher(&peer.config()).map_err(e("publisher"))
+    relayport::publisher(&peer.config()).map_err(e("publisher"))
 }
 
 async fn publish(p: &dyn Publisher, channel: &str, event: &str, data: Value) -> Result<(), String> {
@@ -152,15 +152,15 @@ async fn publish_order(peer: &mut dyn Peer) -> Outcome {
 async fn private_needs_auth(peer: &mut dyn Peer) -> Outcome {
     const PRIVATE: &str = "private:conf-secret";
     // No authorizer at all: the client (public settings only) cannot subscribe.
-    let bare = realtime::client(&peer.config()).map_err(e("client"))?;
+    let bare = relayport::client(&peer.config()).map_err(e("client"))?;
     let refused = within("the unsigned subscribe", bare.subscribe(PRIVATE)).await?;
     bare.close().await;
     if refused.is_ok() {
         return Err("subscribed to a private channel without any authorization".into());
     }
     // Signed with the wrong secret: the server refuses.
-    let wrong = realtime::authorizer(&peer.config_with_wrong_secret()).map_err(e("authorizer"))?;
-    let forged = realtime::client_builder(&peer.config())
+    let wrong = relayport::authorizer(&peer.config_with_wrong_secret()).map_err(e("authorizer"))?;
+    let forged = relayport::client_builder(&peer.config())
         .map_err(e("client"))?
         .authorizer(Arc::from(wrong))
         .build();
@@ -171,9 +171,9 @@ async fn private_needs_auth(peer: &mut dyn Peer) -> Outcome {
         Err(err)
             if !matches!(
                 err.kind(),
-                realtime::ErrorKind::Unauthorized
-                    | realtime::ErrorKind::Forbidden
-                    | realtime::ErrorKind::Provider
+                relayport::ErrorKind::Unauthorized
+                    | relayport::ErrorKind::Forbidden
+                    | relayport::ErrorKind::Provider
             ) =>
         {
             return Err(format!(
@@ -363,7 +363,7 @@ async fn offline_queue_flushes(peer: &mut dyn Peer) -> Outcome {
 /// At the provider level, where delivery can be observed after unsubscribing: a message on
 /// the left channel must not arrive before a later marker on a channel still subscribed.
 async fn unsubscribe_stops_delivery(peer: &mut dyn Peer) -> Outcome {
-    let mut provider = realtime::provider(&peer.config()).map_err(e("provider"))?;
+    let mut provider = relayport::provider(&peer.config()).map_err(e("provider"))?;
     let (sink, mut events) = EventSink::channel();
     within("connect", provider.connect(sink))
         .await?

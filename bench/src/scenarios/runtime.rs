@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use provider_selfhosted::client::SelfHostedProvider;
-use realtime_core::{
+use relayport_selfhosted::client::SelfHostedProvider;
+use relayport_core::{
     Channel, ClientConfig, EventSink, Message, ProviderEvent, RealtimeClient, RealtimeProvider,
     SubscribeOptions,
 };

@@ -1,6 +1,6 @@
-//! `realtime auth <socket_id> <channel> [--user-data json]`
+//! `relayport auth <socket_id> <channel> [--user-data json]`
 
-use realtime_core::{AuthRequest, ChannelKind, PresenceUser, RealtimeError, Result};
+use relayport_core::{AuthRequest, ChannelKind, PresenceUser, RealtimeError, Result};
 use serde_json::Value;
 
 use super::channel;

@@ -1,8 +1,8 @@
-//! `realtime history <channel>`: the provider's history, or (for providers that replay
+//! `relayport history <channel>`: the provider's history, or (for providers that replay
 //! through a resubscribe, like the self-hosted server) what a resubscribe from the start of
 //! the channel's current stream replays.
 
-use realtime_core::{
+use relayport_core::{
     AuthRequest, ChannelAuth, EventSink, Position, PresenceUser, ProviderEvent, RealtimeError,
     Recovery, Result, SubscribeOptions,
 };
@@ -78,9 +78,9 @@ pub(super) async fn run(cfg: &ProviderConfig, name: &str) -> Result<()> {
 async fn sign(
     cfg: &ProviderConfig,
     socket_id: &str,
-    ch: &realtime_core::Channel,
+    ch: &relayport_core::Channel,
 ) -> Result<ChannelAuth> {
-    let user = (ch.kind() == realtime_core::ChannelKind::Presence).then(|| PresenceUser {
+    let user = (ch.kind() == relayport_core::ChannelKind::Presence).then(|| PresenceUser {
         id: cfg.client_id().unwrap_or("realtime-cli").to_owned(),
         info: serde_json::Value::Null,
     });

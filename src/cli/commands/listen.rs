@@ -1,8 +1,8 @@
-//! `realtime listen <channel>…`
+//! `relayport listen <channel>…`
 
 use futures::StreamExt;
 use futures::stream::select_all;
-use realtime_core::Result;
+use relayport_core::Result;
 
 use super::{channel, client, ctrl_c};
 use crate::cli::output::{json_line, note};

@@ -1,8 +1,8 @@
-//! `realtime presence <channel> [--data json]`
+//! `relayport presence <channel> [--data json]`
 
 use std::collections::HashMap;
 
-use realtime_core::{ChannelKind, PresenceAction, RealtimeError, Result};
+use relayport_core::{ChannelKind, PresenceAction, RealtimeError, Result};
 use serde_json::{Value, json};
 
 use super::{channel, client, ctrl_c};

@@ -1,6 +1,6 @@
-//! `realtime publish <channel> <event> <json> [--client]`
+//! `relayport publish <channel> <event> <json> [--client]`
 
-use realtime_core::{OutboundMessage, Result};
+use relayport_core::{OutboundMessage, Result};
 
 use super::{channel, client};
 use crate::cli::output::{note, parse_json};
@@ -33,7 +33,7 @@ pub(super) async fn run(
         outcome?;
     } else {
         let message = OutboundMessage::new(ch.clone(), event, data);
-        message.validate(realtime_core::DEFAULT_MAX_PAYLOAD)?;
+        message.validate(relayport_core::DEFAULT_MAX_PAYLOAD)?;
         crate::publisher(cfg)?.publish(&message).await?;
     }
     note(&format!("published `{event}` to {ch}"));

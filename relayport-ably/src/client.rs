@@ -1,0 +1,925 @@
+//! [`AblyRealtime`]: the Ably realtime client as a [`RealtimeProvider`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use relayport_core::{
+    Capabilities, Channel, EventSink, HistoryPage, Message, OutboundMessage, Position,
+    PresenceMember, RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions,
+    Subscribed, async_trait,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tracing::debug;
+
+use crate::channels::ably_name;
+use crate::config::AblyConfig;
+use crate::connection::{Pending, PublishOutcome, Reader, Shared, lock, run_writer, to_message};
+use crate::encoding::{Payload, check_size, message_size};
+use crate::errors::{Action, Context, classify, not_renewable, to_realtime_error};
+use crate::protocol::{
+    AuthDetails, ErrorInfo, PROTOCOL_VERSION, ProtocolMessage, WireMessage, WirePresence, action,
+    flags, presence_action,
+};
+use crate::rest::{HistoryQuery, encode_component, requests};
+use crate::token::AuthResponse;
+use crate::{AGENT, PROVIDER_NAME};
+
+/// The default `maxMessageSize` until the server says otherwise.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65536;
+
+/// A message to publish with Ably-specific fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblyMessage {
+    /// The event name.
+    pub name: Option<String>,
+    /// The payload.
+    pub data: Payload,
+    /// Extras (`headers`, …).
+    pub extras: Option<Value>,
+    /// An id (idempotency).
+    pub id: Option<String>,
+}
+
+impl AblyMessage {
+    /// A message with a name and payload.
+    pub fn new(name: impl Into<String>, data: Payload) -> Self {
+        Self {
+            name: Some(name.into()),
+            data,
+            extras: None,
+            id: None,
+        }
+    }
+
+    fn to_wire(&self) -> WireMessage {
+        let (data, encoding) = self.data.encode();
+        WireMessage {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            data,
+            extras: self.extras.clone(),
+            action: Some(0),
+            encoding,
+            ..WireMessage::default()
+        }
+    }
+}
+
+/// A publish in flight: await [`PublishHandle::outcome`] for the ACK's serials or the NACK.
+#[derive(Debug)]
+pub struct PublishHandle {
+    rx: oneshot::Receiver<PublishOutcome>,
+    link: watch::Receiver<bool>,
+}
+
+impl PublishHandle {
+    /// The ACK's serials, or the NACK's error. If the link drops before the server answered,
+    /// the publish stays queued in the provider, is resent on the next connection (`RTN19a`)
+    /// and this resolves when that connection acknowledges it.
+    pub async fn outcome(self) -> PublishOutcome {
+        self.rx.await.unwrap_or_else(|_| {
+            Err(RealtimeError::Closed(
+                "the publish was abandoned (connection closed or expired)".into(),
+            ))
+        })
+    }
+}
+
+/// The recovery key (`createRecoveryKey`): what a new process needs to recover this
+/// connection (`RTN16`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryKey {
+    /// The connection key.
+    pub connection_key: String,
+    /// The next msgSerial.
+    pub msg_serial: u64,
+    /// channelSerial per attached channel.
+    pub channel_serials: BTreeMap<String, String>,
+}
+
+/// The Ably realtime client (protocol v6, JSON).
+///
+/// Resume state (connection key, msgSerial, unacknowledged publishes, channel serials) lives
+/// here across `connect` calls, so every reconnect attempts a resume.
+///
+/// ```
+/// use relayport_ably::{AblyConfig, AblyRealtime, Credentials};
+/// use relayport_ably::token::ApiKey;
+/// let cfg = AblyConfig::new(Credentials::Key(ApiKey::parse("appId.keyId:secret").unwrap())).client_id("u1");
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let provider = AblyRealtime::new(cfg);
+/// let client = relayport_core::RealtimeClient::builder(provider).client_id("u1").build();
+/// # drop(client);
+/// # });
+/// ```
+pub struct AblyRealtime {
+    cfg: Arc<AblyConfig>,
+    shared: Arc<Mutex<Shared>>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    recover: Option<RecoveryKey>,
+    last_url: Option<String>,
+    updates: Arc<watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for AblyRealtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AblyRealtime")
+            .field("host", &self.cfg.realtime_host)
+            .finish()
+    }
+}
+
+impl AblyRealtime {
+    /// A client for `cfg`; nothing happens until `connect`.
+    pub fn new(cfg: AblyConfig) -> Self {
+        let recover = cfg
+            .recover
+            .as_deref()
+            .and_then(|k| serde_json::from_str::<RecoveryKey>(k).ok());
+        Self {
+            cfg: Arc::new(cfg),
+            shared: Arc::new(Mutex::new(Shared::default())),
+            tasks: Vec::new(),
+            stop: None,
+            recover,
+            last_url: None,
+            updates: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AblyConfig {
+        &self.cfg
+    }
+
+    /// The current connection id.
+    pub fn connection_id(&self) -> Option<String> {
+        lock(&self.shared).connection_id.clone()
+    }
+
+    /// Counts CONNECTED messages, including the in-band ones that follow a re-authentication
+    /// (ably-js's connection `update` event).
+    pub fn connection_updates(&self) -> watch::Receiver<u64> {
+        self.updates.subscribe()
+    }
+
+    /// The current connection key.
+    pub fn connection_key(&self) -> Option<String> {
+        lock(&self.shared).connection_key.clone()
+    }
+
+    /// The path and query of the last connection attempt.
+    pub fn last_url(&self) -> Option<&str> {
+        self.last_url.as_deref()
+    }
+
+    /// The recovery key of this connection (`createRecoveryKey`), as JSON.
+    pub fn recovery_key(&self) -> Option<String> {
+        let s = lock(&self.shared);
+        let key = RecoveryKey {
+            connection_key: s.connection_key.clone()?,
+            msg_serial: s.msg_serial,
+            channel_serials: s
+                .channels
+                .iter()
+                .filter_map(|(n, c)| c.serial.clone().map(|s| (n.clone(), s)))
+                .collect(),
+        };
+        serde_json::to_string(&key).ok()
+    }
+
+    fn request_timeout(&self) -> Duration {
+        self.cfg.realtime_request_timeout
+    }
+
+    fn url(&self, token: Option<&str>, resume: Option<&str>, recover: Option<&str>) -> String {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        match (&self.cfg.credentials, token) {
+            (crate::Credentials::Key(k), _) => q.push(("key", k.full())),
+            (_, Some(t)) => q.push(("access_token", t.to_owned())),
+            _ => {}
+        }
+        if let Some(r) = resume {
+            q.push(("resume", r.to_owned()));
+        } else if let Some(r) = recover {
+            q.push(("recover", r.to_owned()));
+        }
+        if let Some(c) = &self.cfg.client_id {
+            q.push(("clientId", c.clone()));
+        }
+        if !self.cfg.echo {
+            q.push(("echo", "false".into()));
+        }
+        q.push(("format", "json".into()));
+        q.push(("heartbeats", "false".into()));
+        q.push(("v", PROTOCOL_VERSION.into()));
+        q.push(("agent", AGENT.into()));
+        for (k, v) in &self.cfg.transport_params {
+            q.push((k, v.clone()));
+        }
+        let qs: Vec<String> = q
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+            .collect();
+        format!("/?{}", qs.join("&"))
+    }
+
+    async fn stop_tasks(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let aux: Vec<JoinHandle<()>> = std::mem::take(&mut lock(&self.shared).aux_tasks);
+        for t in aux {
+            t.abort();
+        }
+        {
+            let mut s = lock(&self.shared);
+            if s.writer.is_some() {
+                s.link_down();
+            }
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// The token for the next connection, fetching a new one when needed.
+    async fn token_for_connect(&self) -> Result<Option<String>> {
+        let (cached, stale) = {
+            let s = lock(&self.shared);
+            (s.token.clone(), s.token_stale)
+        };
+        if let Some(t) = cached.filter(|_| !stale) {
+            return Ok(Some(t));
+        }
+        if stale && !self.cfg.credentials.renewable() {
+            return Err(not_renewable(&ErrorInfo::new(40142, 401, "token rejected")));
+        }
+        let token = crate::auth::fetch_token(&self.cfg).await?;
+        let mut s = lock(&self.shared);
+        s.token = token.clone();
+        s.token_stale = false;
+        Ok(token)
+    }
+
+    async fn open(&self, path: &str) -> Result<crate::connection::Ws> {
+        let scheme = if self.cfg.tls { "wss" } else { "ws" };
+        let port = self
+            .cfg
+            .realtime_port
+            .unwrap_or(if self.cfg.tls { 443 } else { 80 });
+        let url = format!("{scheme}://{}:{port}{path}", self.cfg.realtime_host);
+        let connector = if self.cfg.tls {
+            Some(tokio_tungstenite::Connector::Rustls(crate::tls_config()?))
+        } else {
+            None
+        };
+        let fut = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector);
+        let limit = self.cfg.websocket_connect_timeout;
+        match timeout(limit, fut).await {
+            Ok(Ok((ws, _))) => Ok(ws),
+            Ok(Err(e)) => Err(RealtimeError::Connection(format!("ably websocket: {e}"))),
+            Err(_) => Err(RealtimeError::timeout("ably websocket handshake", limit)),
+        }
+    }
+
+    /// Registers and sends a protocol message that the server acknowledges.
+    fn send_acked(&self, channel: &str, mut frame: ProtocolMessage) -> Result<PublishHandle> {
+        let (tx, rx) = oneshot::channel();
+        let mut s = lock(&self.shared);
+        if s.writer.is_none() {
+            return Err(RealtimeError::Connection("not connected".into()));
+        }
+        let link = s
+            .link_up
+            .as_ref()
+            .map(watch::Sender::subscribe)
+            .ok_or_else(|| RealtimeError::Connection("not connected".into()))?;
+        let serial = s.msg_serial;
+        frame.msg_serial = Some(serial);
+        s.send(&frame)?;
+        s.msg_serial += 1;
+        s.pending.insert(
+            serial,
+            Pending {
+                channel: channel.to_owned(),
+                frame,
+                waiter: Some(tx),
+            },
+        );
+        Ok(PublishHandle { rx, link })
+    }
+
+    /// Publishes messages in one protocol message without waiting for the ACK.
+    pub fn publish_messages(
+        &self,
+        channel: &Channel,
+        messages: &[AblyMessage],
+    ) -> Result<PublishHandle> {
+        let name = ably_name(channel)?;
+        let limit = {
+            let s = lock(&self.shared);
+            s.details
+                .max_message_size
+                .map_or(DEFAULT_MAX_MESSAGE_SIZE, |m| m as usize)
+        };
+        let total = messages
+            .iter()
+            .map(|m| message_size(m.name.as_deref(), None, m.extras.as_ref(), &m.data))
+            .sum();
+        check_size(total, limit)?;
+        let mut frame = ProtocolMessage::new(action::MESSAGE);
+        frame.channel = Some(name.clone());
+        frame.messages = Some(messages.iter().map(AblyMessage::to_wire).collect());
+        self.send_acked(&name, frame)
+    }
+
+    fn presence_frame(
+        &self,
+        channel: &Channel,
+        act: i64,
+        data: Option<&Value>,
+    ) -> Result<PublishHandle> {
+        let name = ably_name(channel)?;
+        let (data, encoding) = match data {
+            Some(v) => Payload::from_value(v)?.encode(),
+            None => (None, None),
+        };
+        let mut frame = ProtocolMessage::new(action::PRESENCE);
+        frame.channel = Some(name.clone());
+        frame.presence = Some(vec![WirePresence {
+            data,
+            action: Some(act),
+            encoding,
+            ..WirePresence::default()
+        }]);
+        self.send_acked(&name, frame)
+    }
+
+    /// Waits for the ACK of a publish made through the trait. If the link drops first, the
+    /// publish is retained for resending on the next connection and this returns `Ok`: the core
+    /// must not queue it a second time (a later NACK is reported through the sink).
+    async fn await_ack(&self, handle: PublishHandle) -> Result<()> {
+        let PublishHandle { rx, mut link } = handle;
+        let outcome = PublishHandle {
+            rx,
+            link: link.clone(),
+        }
+        .outcome();
+        let link_lost = async move {
+            let _ = link.wait_for(|up| !*up).await;
+        };
+        let waited = timeout(self.request_timeout(), async {
+            tokio::select! {
+                r = outcome => r.map(|_| ()),
+                () = link_lost => Ok(()),
+            }
+        });
+        match waited.await {
+            Ok(r) => r,
+            Err(_) => Err(RealtimeError::timeout("ably ACK", self.request_timeout())),
+        }
+    }
+
+    /// Fetches a new token from the configured source and re-authenticates the live
+    /// connection in-band (`AUTH`, ably-js `authorize()`); resolves on the server's CONNECTED.
+    pub async fn reauthorize(&self) -> Result<()> {
+        match crate::auth::fetch_token(&self.cfg).await? {
+            Some(token) => self.send_auth(token).await,
+            None => Err(RealtimeError::Unsupported(
+                "re-authentication of a basic-auth (key) connection".into(),
+            )),
+        }
+    }
+
+    async fn send_auth(&self, token: String) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&self.shared);
+            let mut frame = ProtocolMessage::new(action::AUTH);
+            frame.auth = Some(AuthDetails {
+                access_token: Some(token.clone()),
+            });
+            s.send(&frame)?;
+            s.token = Some(token);
+            s.auth_waiter = Some(tx);
+        }
+        match timeout(self.request_timeout(), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(RealtimeError::Connection("link lost during AUTH".into())),
+            Err(_) => Err(RealtimeError::timeout("ably AUTH", self.request_timeout())),
+        }
+    }
+
+    /// Exchanges a channel authorization (a TokenRequest, TokenDetails or token from the
+    /// application's auth endpoint) for a token and re-authenticates in-band (`AUTH`).
+    async fn apply_channel_auth(&self, auth: &Value) -> Result<()> {
+        if auth.is_null() {
+            return Ok(());
+        }
+        let response = AuthResponse::from_json(auth)?;
+        let token = crate::auth::resolve(&self.cfg, response).await?;
+        if lock(&self.shared).token.as_deref() == Some(token.as_str()) {
+            return Ok(());
+        }
+        self.send_auth(token).await
+    }
+
+    /// Closes the Ably connection for good (`CLOSE`/`CLOSED`): the server discards its state,
+    /// so the next `connect` starts a fresh connection.
+    pub async fn close(&mut self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let sent = {
+            let mut s = lock(&self.shared);
+            s.closed_waiter = Some(tx);
+            s.send(&ProtocolMessage::new(action::CLOSE)).is_ok()
+        };
+        if sent {
+            let _ = timeout(self.request_timeout(), rx).await;
+        }
+        self.stop_tasks().await;
+        let mut s = lock(&self.shared);
+        s.connection_id = None;
+        s.connection_key = None;
+        s.msg_serial = 0;
+        s.pending.clear();
+        s.channels.clear();
+        Ok(())
+    }
+
+    fn history_messages(channel: &Channel, items: Vec<Value>) -> Result<Vec<Message>> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let m: WireMessage = serde_json::from_value(item)
+                .map_err(|e| RealtimeError::Protocol(format!("history item: {e}")))?;
+            let (message, error) = to_message(channel, None, None, None, 0, m);
+            if let Some(e) = error {
+                debug!(%e, "history item left partly encoded");
+            }
+            out.push(message);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl RealtimeProvider for AblyRealtime {
+    fn name(&self) -> &'static str {
+        PROVIDER_NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            presence: true,
+            presence_update: true,
+            history: true,
+            client_publish: true,
+            wildcards: false,
+            max_payload: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+
+    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
+        self.stop_tasks().await;
+        let token = self.token_for_connect().await?;
+        let (resume, previous_id, recover) = {
+            let mut s = lock(&self.shared);
+            if s.failed {
+                // A fatal error discarded the connection: start afresh.
+                s.failed = false;
+                s.connection_id = None;
+                s.connection_key = None;
+                s.msg_serial = 0;
+                s.pending.clear();
+            }
+            let expired = match (s.disconnected_at, s.details.connection_state_ttl) {
+                (Some(at), Some(ttl)) => at.elapsed() > Duration::from_millis(ttl),
+                _ => false,
+            };
+            if expired {
+                // Past connectionStateTtl the server has discarded the connection (RTN7e):
+                // its unacknowledged publishes fail; the resume attempt below lets the server
+                // confirm (spec 6.1 always attempts it).
+                let failed: Vec<Pending> = std::mem::take(&mut s.pending).into_values().collect();
+                for p in failed {
+                    let err = RealtimeError::Connection(format!(
+                        "ably error 80002: publish on `{}` lost: connection suspended past connectionStateTtl",
+                        p.channel
+                    ));
+                    let unheard = match p.waiter {
+                        Some(w) => w.send(Err(err)).err(),
+                        None => Some(Err(err)),
+                    };
+                    if let Some(Err(err)) = unheard {
+                        sink.error(crate::channels::from_ably_name(&p.channel).ok(), err);
+                    }
+                }
+            }
+            let recover = if s.connection_key.is_none() {
+                self.recover.clone()
+            } else {
+                None
+            };
+            (s.connection_key.clone(), s.connection_id.clone(), recover)
+        };
+        let path = self.url(
+            token.as_deref(),
+            resume.as_deref(),
+            recover.as_ref().map(|r| r.connection_key.as_str()),
+        );
+        self.last_url = Some(path.clone());
+        let ws = self.open(&path).await?;
+        let (write, mut read) = ws.split();
+        // Wait for CONNECTED.
+        let deadline = Instant::now() + self.request_timeout();
+        let connected = loop {
+            let frame = match tokio::time::timeout_at(deadline, read.next()).await {
+                Err(_) => {
+                    return Err(RealtimeError::timeout(
+                        "ably CONNECTED",
+                        self.request_timeout(),
+                    ));
+                }
+                Ok(None) | Ok(Some(Err(_))) => {
+                    return Err(RealtimeError::Connection(
+                        "ably error 80003: the transport closed before CONNECTED".into(),
+                    ));
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            let text = match frame {
+                tokio_tungstenite::tungstenite::Message::Text(t) => t.to_string(),
+                tokio_tungstenite::tungstenite::Message::Close(_) => {
+                    return Err(RealtimeError::Connection(
+                        "ably error 80003: the transport closed before CONNECTED".into(),
+                    ));
+                }
+                _ => continue,
+            };
+            let pm = match ProtocolMessage::parse(&text) {
+                Ok(pm) => pm,
+                Err(e) => {
+                    sink.error(
+                        None,
+                        RealtimeError::Protocol(format!("malformed frame: {e}")),
+                    );
+                    return Err(RealtimeError::Connection(format!(
+                        "protocol error before CONNECTED: {e}"
+                    )));
+                }
+            };
+            match pm.action {
+                action::CONNECTED => break pm,
+                action::ERROR | action::DISCONNECTED => {
+                    let error = pm
+                        .error
+                        .unwrap_or_else(|| ErrorInfo::new(80000, 400, "refused"));
+                    let context = if pm.action == action::ERROR {
+                        Context::ConnectionError
+                    } else {
+                        Context::DisconnectedWhileConnecting
+                    };
+                    return Err(self.connect_refused(context, &error));
+                }
+                other => debug!(action = other, "frame before CONNECTED ignored"),
+            }
+        };
+        let Some(details) = connected.connection_details.clone() else {
+            return Err(RealtimeError::Connection(
+                "protocol error: CONNECTED without connectionDetails".into(),
+            ));
+        };
+        let new_id = connected.connection_id.clone().unwrap_or_default();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let resumed;
+        {
+            let mut s = lock(&self.shared);
+            let attempted = resume.is_some() || recover.is_some();
+            resumed = resume.is_some()
+                && previous_id.as_deref() == Some(new_id.as_str())
+                && connected.error.is_none();
+            if let (Some(r), None) = (&recover, &connected.error) {
+                // Recovered: continue the msgSerial and channel serials of the key (RTN16f).
+                s.msg_serial = r.msg_serial;
+                for (name, serial) in &r.channel_serials {
+                    s.channels.entry(name.clone()).or_default().serial = Some(serial.clone());
+                }
+            } else if attempted && !resumed && resume.is_some() {
+                // Resume failed (RTN15c7): msgSerial restarts, pending publishes renumbered.
+                let pending: Vec<Pending> = std::mem::take(&mut s.pending).into_values().collect();
+                s.msg_serial = 0;
+                for mut p in pending {
+                    let serial = s.msg_serial;
+                    p.frame.msg_serial = Some(serial);
+                    s.pending.insert(serial, p);
+                    s.msg_serial += 1;
+                }
+            }
+            self.recover = None;
+            s.resumed = resumed;
+            s.connection_id = Some(new_id.clone());
+            if details.connection_key.is_some() {
+                s.connection_key = details.connection_key.clone();
+            }
+            s.details = details.clone();
+            s.disconnected_at = None;
+            s.writer = Some(tx);
+            s.link_up = Some(watch::channel(true).0);
+            // Resend what was never acknowledged, before anything else (RTN19a).
+            let frames: Vec<ProtocolMessage> =
+                s.pending.values().map(|p| p.frame.clone()).collect();
+            for f in &frames {
+                s.send(f)?;
+            }
+        }
+        if let Some(e) = &connected.error {
+            sink.error(None, to_realtime_error(e, None));
+        }
+        let idle = details
+            .max_idle_interval
+            .filter(|ms| *ms > 0)
+            .map(|ms| Duration::from_millis(ms) + self.request_timeout());
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let reader = Reader {
+            shared: self.shared.clone(),
+            cfg: self.cfg.clone(),
+            sink,
+            idle,
+            updates: self.updates.clone(),
+        };
+        self.updates.send_modify(|n| *n += 1);
+        self.tasks.push(tokio::spawn(run_writer(write, rx)));
+        self.tasks.push(tokio::spawn(reader.run(read, stop_rx)));
+        self.stop = Some(stop_tx);
+        Ok(Session {
+            connection_id: new_id,
+            heartbeat_interval: details
+                .max_idle_interval
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis),
+            max_payload: details.max_message_size.map(|m| m as usize),
+            resumed,
+        })
+    }
+
+    async fn disconnect(&mut self) -> Result<()> {
+        self.stop_tasks().await;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        options: &SubscribeOptions,
+    ) -> Result<Subscribed> {
+        let name = ably_name(channel)?;
+        if let Some(auth) = &options.auth {
+            self.apply_channel_auth(&auth.0).await?;
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&self.shared);
+            let opts = self.cfg.channel_options.get(&name);
+            let ch = s.channels.entry(name.clone()).or_default();
+            let mut frame = ProtocolMessage::new(action::ATTACH);
+            frame.channel = Some(name.clone());
+            frame.channel_serial = ch.serial.clone();
+            if let Some(o) = opts {
+                if !o.params.is_empty() {
+                    frame.params = Some(o.params.clone());
+                }
+                let modes = o.modes.iter().fold(0, |acc, m| acc | m.flag());
+                if modes != 0 {
+                    frame.flags = Some(modes);
+                }
+            }
+            ch.attach_waiter = Some(tx);
+            s.send(&frame)?;
+        }
+        let flags_value = match timeout(self.request_timeout(), rx).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(RealtimeError::Connection("link lost during ATTACH".into())),
+            Err(_) => {
+                if let Some(ch) = lock(&self.shared).channels.get_mut(&name) {
+                    ch.attach_waiter = None;
+                }
+                return Err(RealtimeError::timeout(
+                    "ably ATTACHED",
+                    self.request_timeout(),
+                ));
+            }
+        };
+        let recovery = match &options.since {
+            Some(_) if flags_value & flags::RESUMED != 0 => Recovery::Recovered,
+            _ => Recovery::NotAttempted,
+        };
+        Ok(Subscribed {
+            recovery,
+            position: None,
+        })
+    }
+
+    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+        let name = ably_name(channel)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&self.shared);
+            let mut frame = ProtocolMessage::new(action::DETACH);
+            frame.channel = Some(name.clone());
+            s.channels.entry(name.clone()).or_default().detach_waiter = Some(tx);
+            s.send(&frame)?;
+        }
+        match timeout(self.request_timeout(), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(RealtimeError::Connection("link lost during DETACH".into())),
+            Err(_) => Err(RealtimeError::timeout(
+                "ably DETACHED",
+                self.request_timeout(),
+            )),
+        }
+    }
+
+    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+        if message.exclude_socket_id.is_some() {
+            return Err(RealtimeError::Unsupported(
+                "excluding a connection from an Ably publish".into(),
+            ));
+        }
+        let mut m = AblyMessage::new(message.event.clone(), Payload::from_value(&message.data)?);
+        m.id = message.id.clone();
+        let handle = self.publish_messages(&message.channel, &[m])?;
+        self.await_ack(handle).await
+    }
+
+    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        let name = ably_name(channel)?;
+        let already = lock(&self.shared)
+            .channels
+            .get(&name)
+            .is_some_and(|c| c.entered.as_ref() == Some(&data));
+        if already {
+            // The server kept our entry across a resumed attach: nothing to re-enter.
+            return Ok(());
+        }
+        let handle = self.presence_frame(channel, presence_action::ENTER, Some(&data))?;
+        self.await_ack(handle).await?;
+        lock(&self.shared).channels.entry(name).or_default().entered = Some(data);
+        Ok(())
+    }
+
+    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        let name = ably_name(channel)?;
+        let handle = self.presence_frame(channel, presence_action::UPDATE, Some(&data))?;
+        self.await_ack(handle).await?;
+        lock(&self.shared).channels.entry(name).or_default().entered = Some(data);
+        Ok(())
+    }
+
+    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+        let name = ably_name(channel)?;
+        let handle = self.presence_frame(channel, presence_action::LEAVE, None)?;
+        self.await_ack(handle).await?;
+        if let Some(c) = lock(&self.shared).channels.get_mut(&name) {
+            c.entered = None;
+        }
+        Ok(())
+    }
+
+    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+        let name = ably_name(channel)?;
+        Ok(lock(&self.shared)
+            .channels
+            .get(&name)
+            .map(|c| c.presence.members())
+            .unwrap_or_default())
+    }
+
+    async fn ping(&mut self) -> Result<Duration> {
+        let id: String = (0..16)
+            .map(|_| char::from(b'0' + fastrand::u8(0..10)))
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&self.shared);
+            let mut frame = ProtocolMessage::new(action::HEARTBEAT);
+            frame.id = Some(id.clone());
+            s.send(&frame)?;
+            s.pings.insert(id, tx);
+        }
+        let start = Instant::now();
+        match timeout(self.request_timeout(), rx).await {
+            Ok(Ok(())) => Ok(start.elapsed()),
+            Ok(Err(_)) => Err(RealtimeError::Connection("link lost during ping".into())),
+            Err(_) => Err(RealtimeError::timeout(
+                "ably HEARTBEAT",
+                self.request_timeout(),
+            )),
+        }
+    }
+
+    /// Fetches what was published after `since` through REST history (forwards from the
+    /// position's timestamp, up to `history_max_pages` pages of 1000). `complete` is false
+    /// when more pages remain.
+    async fn history(&mut self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
+        let max_pages = self.cfg.history_max_pages.max(1);
+        let name = ably_name(channel)?;
+        let token = lock(&self.shared).token.clone();
+        let rest = crate::auth::rest_client(&self.cfg, token.as_deref())?;
+        let query = HistoryQuery {
+            start: Some(since.sequence / 1_000_000),
+            end: None,
+            direction: Some("forwards".into()),
+            limit: Some(1000),
+        };
+        let first = requests::history(&name, &query);
+        let mut page = rest.history(&name, &query).await?;
+        let mut messages = Self::history_messages(channel, std::mem::take(&mut page.items))?;
+        let mut pages = 1;
+        while let Some(next) = page.next.clone() {
+            if pages == max_pages {
+                break;
+            }
+            page = rest.next_page(&first.path, &next).await?;
+            messages.extend(Self::history_messages(
+                channel,
+                std::mem::take(&mut page.items),
+            )?);
+            pages += 1;
+        }
+        messages.retain(|m| {
+            m.position
+                .as_ref()
+                .is_none_or(|p| !p.is_at_or_before(since))
+        });
+        Ok(HistoryPage {
+            messages,
+            complete: page.next.is_none(),
+        })
+    }
+}
+
+impl AblyRealtime {
+    fn connect_refused(&self, context: Context, error: &ErrorInfo) -> RealtimeError {
+        let message = format!("ably error {}: {}", error.code(), error.text());
+        match classify(context, error) {
+            Action::RenewToken => {
+                let mut s = lock(&self.shared);
+                if !self.cfg.credentials.renewable() {
+                    return not_renewable(error);
+                }
+                let now = Instant::now();
+                if s.last_renewal
+                    .is_some_and(|t| now.duration_since(t) < self.cfg.min_renewal_interval)
+                {
+                    return RealtimeError::Unauthorized(format!(
+                        "{message}: rejected again right after a renewal; not renewing in a loop"
+                    ));
+                }
+                s.last_renewal = Some(now);
+                s.token_stale = true;
+                RealtimeError::Connection(format!("{message} (token renewed for the next attempt)"))
+            }
+            Action::Fatal => {
+                let mut s = lock(&self.shared);
+                s.failed = true;
+                to_realtime_error(error, None)
+            }
+            _ => RealtimeError::Connection(message),
+        }
+    }
+}
+
+impl Drop for AblyRealtime {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        for t in lock(&self.shared).aux_tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::connection::position_from_serial;
+
+    #[test]
+    fn timeserial_positions_order() {
+        let a = position_from_serial("01700000000000-000@abcdef:000").unwrap();
+        let b = position_from_serial("01700000000000-000@abcdef:001").unwrap();
+        let c = position_from_serial("01700000000001-000@abcdef:000").unwrap();
+        assert!(a.sequence < b.sequence && b.sequence < c.sequence);
+        assert_eq!(position_from_serial("s1"), None);
+        assert_eq!(position_from_serial("1-1000@x:0"), None);
+    }
+}

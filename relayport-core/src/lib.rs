@@ -1,0 +1,49 @@
+//! # relayport-core
+//!
+//! The provider-neutral heart of the `relayport` workspace:
+//!
+//! - [`RealtimeProvider`]: the trait each provider crate implements (protocol only);
+//! - [`Publisher`] and [`ChannelAuthorizer`]: the server-side traits (publish over HTTP, sign
+//!   private and presence subscriptions);
+//! - the shared types: [`Channel`], [`Message`], [`PresenceMember`], [`ConnectionState`],
+//!   [`ClientEvent`], [`RealtimeError`], typed events ([`EventType`]);
+//! - [`RealtimeClient`]: the client runtime every provider gets for free (jittered exponential
+//!   backoff reconnect, a 100-message FIFO offline queue, automatic resubscribe with history
+//!   recovery, per-channel throttling, heartbeats, presence and typing helpers).
+//!
+//! Providers speak protocols; the core owns policy. See the workspace README for the
+//! architecture.
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod channel;
+pub mod client;
+pub mod error;
+pub mod message;
+pub mod policy;
+pub mod presence;
+pub mod provider;
+pub mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use auth::{AuthRequest, ChannelAuth, ChannelAuthorizer, PresenceUser, Publisher};
+pub use channel::{Channel, ChannelKind, IntoChannel};
+pub use client::{
+    ClientBuilder, ClientConfig, DEFAULT_MAX_PAYLOAD, PresenceStream, RealtimeClient, Subscription,
+    TypedSubscription,
+};
+pub use error::{ErrorKind, RealtimeError, Result};
+pub use message::{EventType, Message, OutboundMessage, Position, Typed};
+pub use policy::backoff::Backoff;
+pub use policy::throttle::RateLimit;
+pub use policy::typing::TypingPolicy;
+pub use presence::{PresenceAction, PresenceChange, PresenceEvent, PresenceMember};
+pub use provider::{
+    Capabilities, CloseReason, EventSink, HistoryPage, ProviderEvent, RealtimeProvider, Reconnect,
+    Recovery, Session, SubscribeOptions, Subscribed,
+};
+pub use state::{ClientEvent, ConnectionState};
+
+/// Re-exported so provider crates implement the trait with the same macro version.
+pub use async_trait::async_trait;

@@ -1,0 +1,1019 @@
+//! The realtime client: [`PusherProvider`], a [`RealtimeProvider`] speaking protocol 7.
+//!
+//! One `connect` opens one WebSocket, waits for `pusher:connection_established` and starts a
+//! reader and a writer task. The reader answers `pusher:ping`, settles pending subscribes,
+//! reports messages, presence changes and errors through the [`EventSink`], and reports why the
+//! link closed (by close code, see [`crate::errors`]). The provider never reconnects by itself.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use relayport_core::{
+    Capabilities, Channel, ChannelAuth, ChannelKind, CloseReason, EventSink, Message,
+    OutboundMessage, PresenceChange, PresenceMember, RealtimeError, RealtimeProvider, Reconnect,
+    Result, Session, SubscribeOptions, Subscribed,
+};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tracing::debug;
+
+use crate::client_events::{ClientEventLimiter, check_client_event};
+use crate::config::PusherConfig;
+use crate::encryption::{KEY_LEN, decrypt, parse_shared_secret};
+use crate::errors::{close_reason, error_for_code};
+use crate::names::{SERVER_TO_USER_PREFIX, from_wire, is_encrypted, is_presence, to_wire};
+use crate::protocol::{self, Frame, parse_frame, user_id_of};
+
+/// Something that arrived for the signed-in user rather than for a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserEvent {
+    /// `pusher:signin_success`: the connection is signed in as this user.
+    SignedIn {
+        /// The user's id.
+        user_id: String,
+        /// The user data the server confirmed.
+        user_data: Value,
+    },
+    /// A server-to-user event (`#server-to-user-{id}`).
+    Event {
+        /// The event name.
+        event: String,
+        /// The decoded data.
+        data: Value,
+    },
+    /// A watchlist change (`online` / `offline`).
+    Watchlist {
+        /// `online` or `offline`.
+        name: String,
+        /// The users concerned.
+        user_ids: Vec<String>,
+    },
+}
+
+struct Sub {
+    /// The neutral channel; `None` for the reserved server-to-user channel.
+    channel: Option<Channel>,
+    waiter: Option<oneshot::Sender<Result<()>>>,
+    active: bool,
+    secret: Option<[u8; KEY_LEN]>,
+    members: BTreeMap<String, Value>,
+}
+
+#[derive(Default)]
+struct Shared {
+    subs: HashMap<String, Sub>,
+    pending: VecDeque<String>,
+    pings: VecDeque<oneshot::Sender<()>>,
+    signin: Option<oneshot::Sender<Result<String>>>,
+    user_id: Option<String>,
+    closing: bool,
+    closed: bool,
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Conn {
+    out: mpsc::UnboundedSender<WsMessage>,
+    shared: Arc<Mutex<Shared>>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+    socket_id: String,
+    limiter: ClientEventLimiter,
+}
+
+impl Conn {
+    fn send(&self, text: String) -> Result<()> {
+        self.out
+            .send(WsMessage::text(text))
+            .map_err(|_| RealtimeError::Connection("the connection is closed".into()))
+    }
+}
+
+/// The Pusher Channels client.
+///
+/// ```no_run
+/// # async fn demo() -> relayport_core::Result<()> {
+/// use std::sync::Arc;
+/// use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherProvider};
+/// use relayport_core::RealtimeClient;
+/// let provider = PusherProvider::new(PusherConfig::host("app-key", "127.0.0.1", 6001, false));
+/// // On a real client the authorizer calls your backend's auth endpoint instead.
+/// let authorizer = PusherAuthorizer::new(Credentials::new("1", "app-key", "secret"));
+/// let client = RealtimeClient::builder(provider)
+///     .authorizer(Arc::new(authorizer))
+///     .client_id("u1")
+///     .build();
+/// let mut sub = client.subscribe("private:room:1").await?;
+/// # Ok(()) }
+/// ```
+pub struct PusherProvider {
+    config: PusherConfig,
+    conn: Option<Conn>,
+    user_events: broadcast::Sender<UserEvent>,
+}
+
+impl std::fmt::Debug for PusherProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PusherProvider")
+            .field("config", &self.config)
+            .field("socket_id", &self.socket_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PusherProvider {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.reader.abort();
+            conn.writer.abort();
+        }
+    }
+}
+
+fn tls_connector() -> Result<tokio_tungstenite::Connector> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| RealtimeError::Config(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
+}
+
+impl PusherProvider {
+    /// A provider for this configuration (not connected).
+    pub fn new(config: PusherConfig) -> Self {
+        let (user_events, _) = broadcast::channel(256);
+        Self {
+            config,
+            conn: None,
+            user_events,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PusherConfig {
+        &self.config
+    }
+
+    /// The current socket id, while connected.
+    pub fn socket_id(&self) -> Option<&str> {
+        self.conn.as_ref().map(|c| c.socket_id.as_str())
+    }
+
+    /// Events for the signed-in user (sign-in confirmations, server-to-user events, watchlist).
+    /// Take a receiver before handing the provider to a `RealtimeClient`.
+    pub fn user_events(&self) -> broadcast::Receiver<UserEvent> {
+        self.user_events.subscribe()
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| RealtimeError::Connection("not connected".into()))
+    }
+
+    /// Signs this connection in (`pusher:signin`) with a body `{"auth":…,"user_data":…}` from a
+    /// user authentication endpoint; returns the user id once the server confirmed it. After
+    /// the confirmation the client subscribes to the user's server-to-user channel, as
+    /// pusher-js does.
+    pub async fn signin(&mut self, auth: &ChannelAuth) -> Result<String> {
+        let limit = self.config.subscribe_timeout;
+        let token = auth
+            .str_field("auth")
+            .ok_or_else(|| RealtimeError::Protocol("sign-in body without `auth`".into()))?
+            .to_owned();
+        let user_data = auth
+            .str_field("user_data")
+            .ok_or_else(|| RealtimeError::Protocol("sign-in body without `user_data`".into()))?
+            .to_owned();
+        let conn = self.conn()?;
+        let (tx, rx) = oneshot::channel();
+        lock(&conn.shared).signin = Some(tx);
+        conn.send(protocol::signin(&token, &user_data))?;
+        match timeout(limit, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RealtimeError::Connection(
+                "the connection closed during sign-in".into(),
+            )),
+            Err(_) => Err(RealtimeError::timeout("pusher:signin_success", limit)),
+        }
+    }
+
+    async fn open(&mut self, sink: EventSink) -> Result<Session> {
+        let url = self.config.url();
+        let connector = if self.config.tls {
+            Some(tls_connector()?)
+        } else {
+            None
+        };
+        let limit = self.config.connect_timeout;
+        let (ws, _) = timeout(
+            limit,
+            tokio_tungstenite::connect_async_tls_with_config(&url, None, true, connector),
+        )
+        .await
+        .map_err(|_| RealtimeError::timeout("WebSocket handshake", limit))?
+        .map_err(|e| RealtimeError::Connection(format!("WebSocket to {url}: {e}")))?;
+        let (mut write, mut read) = ws.split();
+        let established = timeout(limit, async {
+            loop {
+                match read.next().await {
+                    Some(Ok(WsMessage::Text(t))) => {
+                        let frame = parse_frame(&t)?;
+                        match frame.event.as_str() {
+                            "pusher:connection_established" => return Ok(frame.data),
+                            "pusher:error" => {
+                                let (code, message) = error_fields(&frame.data);
+                                return Err(error_for_code(code, &message));
+                            }
+                            other => debug!(event = other, "frame before connection_established"),
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        let (code, reason) = close_fields(frame.as_ref());
+                        return Err(match close_reason(code, &reason).reconnect {
+                            Reconnect::Never(e) => e,
+                            _ => RealtimeError::Connection(format!(
+                                "closed before connection_established: {reason} ({code:?})"
+                            )),
+                        });
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
+                    None => {
+                        return Err(RealtimeError::Connection(
+                            "closed before connection_established".into(),
+                        ));
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(|_| RealtimeError::timeout("pusher:connection_established", limit))??;
+        let socket_id = match established.get("socket_id") {
+            Some(Value::String(s)) => s.clone(),
+            _ => {
+                return Err(RealtimeError::Protocol(format!(
+                    "connection_established without socket_id: {established}"
+                )));
+            }
+        };
+        let server_timeout = established
+            .get("activity_timeout")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs);
+        let heartbeat = match server_timeout {
+            Some(s) if !s.is_zero() => s.min(self.config.activity_timeout),
+            _ => self.config.activity_timeout,
+        };
+
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (out, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();
+        let writer = tokio::spawn(async move {
+            while let Some(msg) = out_rx.recv().await {
+                let is_close = matches!(msg, WsMessage::Close(_));
+                if write.send(msg).await.is_err() || is_close {
+                    break;
+                }
+            }
+            let _ = write.close().await;
+        });
+        let reader = tokio::spawn(read_loop(
+            read,
+            Reader {
+                shared: shared.clone(),
+                sink,
+                out: out.clone(),
+                user_events: self.user_events.clone(),
+            },
+        ));
+        self.conn = Some(Conn {
+            out,
+            shared,
+            reader,
+            writer,
+            socket_id: socket_id.clone(),
+            limiter: ClientEventLimiter::new(self.config.client_events_per_second),
+        });
+        if let Some(authenticator) = self.config.user_authenticator.clone() {
+            let body = authenticator.authenticate(&socket_id).await?;
+            self.signin(&body).await?;
+        }
+        Ok(Session {
+            connection_id: socket_id,
+            heartbeat_interval: Some(heartbeat),
+            max_payload: Some(self.config.max_payload),
+            resumed: false,
+        })
+    }
+
+    async fn close_conn(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        {
+            let mut s = lock(&conn.shared);
+            s.closing = true;
+            s.subs.clear();
+            s.pending.clear();
+            s.pings.clear();
+            s.signin = None;
+        }
+        let _ = conn.out.send(WsMessage::Close(None));
+        drop(conn.out);
+        conn.reader.abort();
+        // The writer ends after sending the close frame; bounded so a stuck socket cannot
+        // hold disconnect up.
+        let mut writer = conn.writer;
+        if timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
+}
+
+fn error_fields(data: &Value) -> (Option<i64>, String) {
+    let code = data.get("code").and_then(Value::as_i64);
+    let message = data
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| data.to_string());
+    (code, message)
+}
+
+fn close_fields(
+    frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>,
+) -> (Option<i64>, String) {
+    match frame {
+        Some(f) => (Some(i64::from(u16::from(f.code))), f.reason.to_string()),
+        None => (None, String::new()),
+    }
+}
+
+struct Reader {
+    shared: Arc<Mutex<Shared>>,
+    sink: EventSink,
+    out: mpsc::UnboundedSender<WsMessage>,
+    user_events: broadcast::Sender<UserEvent>,
+}
+
+async fn read_loop<S>(mut read: S, r: Reader)
+where
+    S: futures_util::Stream<
+            Item = std::result::Result<WsMessage, tokio_tungstenite::tungstenite::Error>,
+        > + Unpin,
+{
+    let reason = loop {
+        match read.next().await {
+            Some(Ok(WsMessage::Text(t))) => r.on_text(&t),
+            Some(Ok(WsMessage::Binary(_))) => {
+                r.sink.error(
+                    None,
+                    RealtimeError::Protocol("binary frames are not part of the protocol".into()),
+                );
+            }
+            Some(Ok(WsMessage::Close(frame))) => {
+                let (code, reason) = close_fields(frame.as_ref());
+                break close_reason(code, &reason);
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break CloseReason::retry(None, format!("connection lost: {e}")),
+            None => break CloseReason::retry(None, "connection lost"),
+        }
+    };
+    let mut s = lock(&r.shared);
+    if s.closing || s.closed {
+        return;
+    }
+    s.closed = true;
+    let error = match &reason.reconnect {
+        Reconnect::Never(e) => e.clone(),
+        _ => RealtimeError::Connection(reason.message.clone()),
+    };
+    for (_, sub) in s.subs.drain() {
+        if let Some(w) = sub.waiter {
+            let _ = w.send(Err(error.clone()));
+        }
+    }
+    s.pending.clear();
+    s.pings.clear();
+    if let Some(w) = s.signin.take() {
+        let _ = w.send(Err(error));
+    }
+    drop(s);
+    r.sink.closed(reason);
+}
+
+fn members_of(data: &Value) -> Vec<PresenceMember> {
+    let presence = data.get("presence");
+    let hash = presence
+        .and_then(|p| p.get("hash"))
+        .and_then(Value::as_object);
+    let ids: Vec<String> = presence
+        .and_then(|p| p.get("ids"))
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            hash.map(|h| h.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+    ids.into_iter()
+        .map(|id| {
+            let info = hash
+                .and_then(|h| h.get(&id))
+                .cloned()
+                .unwrap_or(Value::Null);
+            PresenceMember::new(id, info)
+        })
+        .collect()
+}
+
+impl Reader {
+    fn send(&self, text: String) {
+        let _ = self.out.send(WsMessage::text(text));
+    }
+
+    fn on_text(&self, text: &str) {
+        let frame = match parse_frame(text) {
+            Ok(f) => f,
+            Err(e) => {
+                self.sink.error(None, e);
+                return;
+            }
+        };
+        match frame.event.as_str() {
+            "pusher:ping" => self.send(protocol::pong()),
+            "pusher:pong" => {
+                let mut s = lock(&self.shared);
+                while let Some(w) = s.pings.pop_front() {
+                    if w.send(()).is_ok() {
+                        break;
+                    }
+                }
+            }
+            "pusher_internal:subscription_succeeded" => self.on_succeeded(frame),
+            "pusher:subscription_error" => {
+                let status = frame.data.get("status").and_then(Value::as_i64);
+                let message = frame
+                    .data
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| frame.data.to_string());
+                let error = match status {
+                    Some(401) | Some(403) | None => RealtimeError::Unauthorized(message),
+                    Some(code) => error_for_code(Some(code), &message),
+                };
+                self.fail_subscription(frame.channel.as_deref(), error);
+            }
+            "pusher:error" => self.on_error(frame),
+            "pusher_internal:member_added" => self.on_member(frame, true),
+            "pusher_internal:member_removed" => self.on_member(frame, false),
+            "pusher:signin_success" => self.on_signin(frame),
+            "pusher_internal:watchlist_events" => {
+                let events = frame
+                    .data
+                    .get("events")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for e in events {
+                    self.watchlist(&e);
+                }
+            }
+            "online" | "offline" if frame.channel.is_none() => {
+                let mut data = frame.data.clone();
+                if let Value::Object(o) = &mut data {
+                    o.insert("name".into(), Value::String(frame.event.clone()));
+                }
+                self.watchlist(&data);
+            }
+            "pusher:cache_miss"
+            | "pusher_internal:subscription_count"
+            | "pusher:connection_established" => {
+                debug!(event = %frame.event, "informational frame");
+            }
+            _ => self.on_event(frame),
+        }
+    }
+
+    fn watchlist(&self, e: &Value) {
+        let name = e.get("name").and_then(Value::as_str).unwrap_or_default();
+        let user_ids = e
+            .get("user_ids")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = self.user_events.send(UserEvent::Watchlist {
+            name: name.to_owned(),
+            user_ids,
+        });
+    }
+
+    fn on_succeeded(&self, frame: Frame) {
+        let Some(wire) = frame.channel else {
+            self.sink.error(
+                None,
+                RealtimeError::Protocol("subscription_succeeded without a channel".into()),
+            );
+            return;
+        };
+        let mut s = lock(&self.shared);
+        s.pending.retain(|p| p != &wire);
+        let Some(sub) = s.subs.get_mut(&wire) else {
+            drop(s);
+            debug!(channel = %wire, "subscription_succeeded for a channel not subscribed");
+            return;
+        };
+        sub.active = true;
+        let mut snapshot = None;
+        if is_presence(&wire) {
+            let members = members_of(&frame.data);
+            sub.members = members
+                .iter()
+                .map(|m| (m.id.clone(), m.data.clone()))
+                .collect();
+            snapshot = sub.channel.clone().map(|c| (c, members));
+        }
+        let waiter = sub.waiter.take();
+        drop(s);
+        if let Some((channel, members)) = snapshot {
+            self.sink
+                .presence(channel, PresenceChange::Snapshot(members));
+        }
+        if let Some(w) = waiter {
+            let _ = w.send(Ok(()));
+        }
+    }
+
+    /// Fails the pending subscription on `channel`, or (for channel-less errors) the oldest
+    /// pending one. Returns whether one was pending.
+    fn fail_subscription(&self, channel: Option<&str>, error: RealtimeError) -> bool {
+        let mut s = lock(&self.shared);
+        let wire = match channel {
+            Some(c) => Some(c.to_owned()),
+            None => s.pending.front().cloned(),
+        };
+        let Some(wire) = wire else {
+            return false;
+        };
+        let pending = s.subs.get(&wire).is_some_and(|sub| !sub.active);
+        if !pending {
+            return false;
+        }
+        s.pending.retain(|p| p != &wire);
+        let sub = s.subs.remove(&wire);
+        drop(s);
+        if let Some(w) = sub.and_then(|sub| sub.waiter) {
+            let _ = w.send(Err(error));
+        }
+        true
+    }
+
+    fn on_error(&self, frame: Frame) {
+        let (code, message) = error_fields(&frame.data);
+        let error = error_for_code(code, &message);
+        // Subscription refusals come without a channel (Pusher: code null; sockudo: 4009).
+        let about_auth = matches!(code, None | Some(4009));
+        if frame.channel.is_some() || about_auth {
+            if self.fail_subscription(frame.channel.as_deref(), error.clone()) {
+                return;
+            }
+            if about_auth {
+                let waiter = lock(&self.shared).signin.take();
+                if let Some(w) = waiter {
+                    let _ = w.send(Err(error));
+                    return;
+                }
+            }
+        }
+        let channel = frame.channel.as_deref().and_then(|c| from_wire(c).ok());
+        self.sink.error(channel, error);
+    }
+
+    fn on_member(&self, frame: Frame, added: bool) {
+        let Some(wire) = frame.channel.as_deref() else {
+            self.sink.error(
+                None,
+                RealtimeError::Protocol(format!("{} without a channel", frame.event)),
+            );
+            return;
+        };
+        let Some(user_id) = user_id_of(&frame.data) else {
+            self.sink.error(
+                from_wire(wire).ok(),
+                RealtimeError::Protocol(format!("{} without user_id", frame.event)),
+            );
+            return;
+        };
+        let mut s = lock(&self.shared);
+        let Some(sub) = s.subs.get_mut(wire) else {
+            return;
+        };
+        let Some(channel) = sub.channel.clone() else {
+            return;
+        };
+        let change = if added {
+            let info = frame.data.get("user_info").cloned().unwrap_or(Value::Null);
+            sub.members.insert(user_id.clone(), info.clone());
+            PresenceChange::Joined(PresenceMember::new(user_id, info))
+        } else {
+            let info = sub.members.remove(&user_id).unwrap_or(Value::Null);
+            PresenceChange::Left(PresenceMember::new(user_id, info))
+        };
+        drop(s);
+        self.sink.presence(channel, change);
+    }
+
+    fn on_signin(&self, frame: Frame) {
+        let user_data = frame
+            .data
+            .get("user_data")
+            .cloned()
+            .map(protocol::decode_data)
+            .unwrap_or(Value::Null);
+        let user_id = match user_data.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            _ => {
+                let error = RealtimeError::Protocol(format!(
+                    "signin_success without a user id: {}",
+                    frame.data
+                ));
+                let waiter = lock(&self.shared).signin.take();
+                match waiter {
+                    Some(w) => {
+                        let _ = w.send(Err(error));
+                    }
+                    None => {
+                        self.sink.error(None, error);
+                    }
+                }
+                return;
+            }
+        };
+        let wire = format!("{SERVER_TO_USER_PREFIX}{user_id}");
+        let waiter = {
+            let mut s = lock(&self.shared);
+            s.user_id = Some(user_id.clone());
+            s.subs.insert(
+                wire.clone(),
+                Sub {
+                    channel: None,
+                    waiter: None,
+                    active: false,
+                    secret: None,
+                    members: BTreeMap::new(),
+                },
+            );
+            s.signin.take()
+        };
+        self.send(protocol::subscribe(&wire, None, None));
+        let _ = self.user_events.send(UserEvent::SignedIn {
+            user_id: user_id.clone(),
+            user_data,
+        });
+        if let Some(w) = waiter {
+            let _ = w.send(Ok(user_id));
+        }
+    }
+
+    fn on_event(&self, frame: Frame) {
+        let Some(wire) = frame.channel.clone() else {
+            if frame.event.starts_with("pusher") {
+                debug!(event = %frame.event, "unhandled protocol frame");
+            } else {
+                self.sink.error(
+                    None,
+                    RealtimeError::Protocol(format!("event `{}` without a channel", frame.event)),
+                );
+            }
+            return;
+        };
+        if wire.starts_with(SERVER_TO_USER_PREFIX) {
+            let _ = self.user_events.send(UserEvent::Event {
+                event: frame.event,
+                data: frame.data,
+            });
+            return;
+        }
+        if frame.event.starts_with("pusher_internal:") || frame.event.starts_with("pusher:") {
+            debug!(event = %frame.event, channel = %wire, "unhandled protocol event");
+            return;
+        }
+        let (channel, secret) = {
+            let s = lock(&self.shared);
+            match s.subs.get(&wire) {
+                Some(sub) => (sub.channel.clone(), sub.secret),
+                None => (None, None),
+            }
+        };
+        let Some(channel) = channel else {
+            self.sink.error(
+                from_wire(&wire).ok(),
+                RealtimeError::Protocol(format!(
+                    "event `{}` for `{wire}`, which is not subscribed",
+                    frame.event
+                )),
+            );
+            return;
+        };
+        let data = match secret {
+            Some(secret) => match decrypt(&frame.data, &secret) {
+                Ok(plain) => match String::from_utf8(plain) {
+                    Ok(text) => protocol::decode_data(Value::String(text)),
+                    Err(_) => {
+                        self.sink.error(
+                            Some(channel),
+                            RealtimeError::Protocol("decrypted payload is not UTF-8".into()),
+                        );
+                        return;
+                    }
+                },
+                Err(e) => {
+                    self.sink.error(Some(channel), e);
+                    return;
+                }
+            },
+            None => frame.data,
+        };
+        let mut message = Message::new(channel, frame.event, data);
+        message.sender = frame.user_id;
+        self.sink.message(message);
+    }
+}
+
+#[async_trait]
+impl RealtimeProvider for PusherProvider {
+    fn name(&self) -> &'static str {
+        crate::PROVIDER_NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            presence: true,
+            presence_update: false,
+            history: false,
+            client_publish: true,
+            wildcards: false,
+            max_payload: self.config.max_payload,
+        }
+    }
+
+    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
+        self.close_conn().await;
+        match self.open(sink).await {
+            Ok(session) => Ok(session),
+            Err(e) => {
+                self.close_conn().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn disconnect(&mut self) -> Result<()> {
+        self.close_conn().await;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        options: &SubscribeOptions,
+    ) -> Result<Subscribed> {
+        let wire = to_wire(channel)?;
+        let limit = self.config.subscribe_timeout;
+        let (auth, channel_data, secret) = if channel.kind().requires_auth() {
+            let body = options.auth.as_ref().ok_or_else(|| {
+                RealtimeError::Unauthorized(format!("`{channel}` needs an authorization"))
+            })?;
+            let auth = body
+                .str_field("auth")
+                .ok_or_else(|| RealtimeError::Protocol("auth body without `auth`".into()))?
+                .to_owned();
+            let channel_data = if channel.kind() == ChannelKind::Presence {
+                Some(
+                    body.str_field("channel_data")
+                        .ok_or_else(|| {
+                            RealtimeError::Protocol(
+                                "presence auth body without `channel_data`".into(),
+                            )
+                        })?
+                        .to_owned(),
+                )
+            } else {
+                None
+            };
+            let secret = if is_encrypted(&wire) {
+                let s = body.str_field("shared_secret").ok_or_else(|| {
+                    RealtimeError::Config(format!(
+                        "`{channel}` is encrypted and its auth has no `shared_secret`"
+                    ))
+                })?;
+                Some(parse_shared_secret(s)?)
+            } else {
+                None
+            };
+            (Some(auth), channel_data, secret)
+        } else {
+            (None, None, None)
+        };
+        let conn = self.conn()?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&conn.shared);
+            if let Some(existing) = s.subs.get(&wire) {
+                match &existing.channel {
+                    Some(c) if c != channel => {
+                        return Err(RealtimeError::invalid_channel(
+                            channel.to_string(),
+                            format!("maps to the Pusher channel `{wire}`, already used by `{c}`"),
+                        ));
+                    }
+                    Some(_) if existing.active => return Ok(Subscribed::plain()),
+                    _ => {}
+                }
+            }
+            s.subs.insert(
+                wire.clone(),
+                Sub {
+                    channel: Some(channel.clone()),
+                    waiter: Some(tx),
+                    active: false,
+                    secret,
+                    members: BTreeMap::new(),
+                },
+            );
+            s.pending.retain(|p| p != &wire);
+            s.pending.push_back(wire.clone());
+        }
+        conn.send(protocol::subscribe(
+            &wire,
+            auth.as_deref(),
+            channel_data.as_deref(),
+        ))?;
+        let outcome = timeout(limit, rx).await;
+        let result = match outcome {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(RealtimeError::Connection(
+                "the connection closed while subscribing".into(),
+            )),
+            Err(_) => Err(RealtimeError::timeout(
+                format!("subscription to `{wire}`"),
+                limit,
+            )),
+        };
+        if result.is_err() {
+            let mut s = lock(&conn.shared);
+            s.pending.retain(|p| p != &wire);
+            if s.subs.get(&wire).is_some_and(|sub| !sub.active) {
+                s.subs.remove(&wire);
+            }
+        }
+        result.map(|()| Subscribed::plain())
+    }
+
+    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+        let wire = to_wire(channel)?;
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let removed = {
+            let mut s = lock(&conn.shared);
+            s.pending.retain(|p| p != &wire);
+            s.subs.remove(&wire).is_some()
+        };
+        if removed {
+            conn.send(protocol::unsubscribe(&wire))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a client event. Pusher only relays events named `client-…`, on private and
+    /// presence channels this connection has subscribed to, not encrypted, at most 10 per
+    /// second and connection; these are checked here, before sending. The sender does not get
+    /// its own event back.
+    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+        let wire = check_client_event(message, self.config.max_payload)?;
+        let conn = self.conn()?;
+        let subscribed = lock(&conn.shared).subs.get(&wire).is_some_and(|s| s.active);
+        if !subscribed {
+            return Err(RealtimeError::Protocol(format!(
+                "client events need an active subscription to `{}`",
+                message.channel
+            )));
+        }
+        conn.limiter.try_acquire(Instant::now())?;
+        conn.send(protocol::client_event(&message.event, &wire, &message.data))?;
+        Ok(())
+    }
+
+    /// On Pusher, joining a presence channel is part of subscribing to it (with the user data
+    /// the authorizer signed); this only checks that the subscription is active.
+    async fn presence_enter(&mut self, channel: &Channel, _data: Value) -> Result<()> {
+        let wire = to_wire(channel)?;
+        let conn = self.conn()?;
+        if lock(&conn.shared).subs.get(&wire).is_some_and(|s| s.active) {
+            Ok(())
+        } else {
+            Err(RealtimeError::Protocol(format!(
+                "`{channel}` is joined by subscribing to it"
+            )))
+        }
+    }
+
+    /// Pusher has no way to leave a presence channel but unsubscribing: this unsubscribes.
+    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+        self.unsubscribe(channel).await
+    }
+
+    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+        let wire = to_wire(channel)?;
+        let conn = self.conn()?;
+        let s = lock(&conn.shared);
+        let sub = s
+            .subs
+            .get(&wire)
+            .filter(|s| s.active)
+            .ok_or_else(|| RealtimeError::Protocol(format!("`{channel}` is not subscribed")))?;
+        Ok(sub
+            .members
+            .iter()
+            .map(|(id, info)| PresenceMember::new(id.clone(), info.clone()))
+            .collect())
+    }
+
+    /// Sends `pusher:ping` and waits for `pusher:pong` (at most the pong timeout).
+    async fn ping(&mut self) -> Result<Duration> {
+        let limit = self.config.pong_timeout;
+        let conn = self.conn()?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&conn.shared);
+            s.pings.retain(|w| !w.is_closed());
+            s.pings.push_back(tx);
+        }
+        let start = Instant::now();
+        conn.send(protocol::ping())?;
+        match timeout(limit, rx).await {
+            Ok(Ok(())) => Ok(start.elapsed()),
+            Ok(Err(_)) => Err(RealtimeError::Connection(
+                "the connection closed while waiting for pusher:pong".into(),
+            )),
+            Err(_) => Err(RealtimeError::timeout("pusher:pong", limit)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_tls_stack_builds() {
+        assert!(matches!(
+            tls_connector(),
+            Ok(tokio_tungstenite::Connector::Rustls(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn calls_before_connect_are_connection_errors() {
+        let mut p = PusherProvider::new(PusherConfig::cluster("k", "eu"));
+        let ch = Channel::public("a");
+        let err = p
+            .subscribe(&ch, &SubscribeOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), relayport_core::ErrorKind::Connection);
+        assert!(p.ping().await.is_err());
+        assert!(p.unsubscribe(&ch).await.is_ok());
+        assert!(p.disconnect().await.is_ok());
+        assert_eq!(p.socket_id(), None);
+    }
+}

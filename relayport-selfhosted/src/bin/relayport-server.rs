@@ -1,0 +1,139 @@
+//! `relayport-server`: the self-hosted realtime server.
+//!
+//! ```text
+//! REALTIME_SECRET=… relayport-server --port 8080
+//! relayport-server --help
+//! ```
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use relayport_selfhosted::protocol::Limits;
+use relayport_selfhosted::server::{Server, ServerError};
+
+/// The self-hosted realtime server: WebSocket (`/ws`), Server-Sent Events (`/sse`), HTTP
+/// publish (`POST /publish`), presence, history, Prometheus metrics (`/metrics`).
+#[derive(Debug, Parser)]
+#[command(name = "relayport-server", version)]
+struct Args {
+    /// The app secret: signs private/presence subscriptions (HMAC-SHA256) and authorizes the
+    /// HTTP API (`Authorization: Bearer <secret>`). Required.
+    #[arg(long, env = "REALTIME_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+
+    /// The address to listen on (`0.0.0.0` for every interface).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+
+    /// The port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    port: u16,
+
+    /// Allow browsers from this origin (`*` for any); no CORS headers when unset.
+    #[arg(long, env = "CORS_ORIGIN")]
+    cors_origin: Option<String>,
+
+    /// The largest message payload (JSON `data`), in bytes.
+    #[arg(long, env = "REALTIME_MAX_PAYLOAD", default_value_t = 64 * 1024)]
+    max_payload: usize,
+
+    /// Subscriptions per connection.
+    #[arg(long, env = "REALTIME_MAX_SUBSCRIPTIONS", default_value_t = 50)]
+    max_subscriptions: usize,
+
+    /// Client publishes per connection per minute.
+    #[arg(long, env = "REALTIME_PUBLISHES_PER_MINUTE", default_value_t = 100)]
+    publishes_per_minute: u32,
+
+    /// Frames queued per connection before it is disconnected as a slow consumer (close 4008).
+    #[arg(long, env = "REALTIME_SEND_QUEUE", default_value_t = 1000)]
+    send_queue: usize,
+
+    /// Messages kept per channel for recovery.
+    #[arg(long, env = "REALTIME_HISTORY_SIZE", default_value_t = 100)]
+    history_size: usize,
+
+    /// How long messages stay in history, in seconds.
+    #[arg(long, env = "REALTIME_HISTORY_TTL", default_value_t = 120)]
+    history_ttl_secs: u64,
+
+    /// Allow client publishes on public channels (otherwise private and presence only).
+    #[arg(long, env = "REALTIME_ALLOW_PUBLIC_PUBLISH")]
+    allow_public_publish: bool,
+
+    /// Redis URL for scale-out across nodes (`redis://127.0.0.1:6379`); in-memory when unset.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let Some(secret) = args.secret.filter(|s| !s.is_empty()) else {
+        eprintln!("relayport-server: {}", ServerError::MissingSecret);
+        return ExitCode::from(2);
+    };
+    let limits = Limits {
+        max_payload: args.max_payload,
+        max_subscriptions: args.max_subscriptions,
+        publishes_per_minute: args.publishes_per_minute,
+        send_queue: args.send_queue,
+    };
+    let mut builder = Server::builder()
+        .secret(secret)
+        .limits(limits)
+        .history_size(args.history_size)
+        .history_ttl(Duration::from_secs(args.history_ttl_secs))
+        .allow_public_publish(args.allow_public_publish);
+    if let Some(origin) = args.cors_origin {
+        builder = builder.cors_origin(origin);
+    }
+    if let Some(url) = args.redis_url {
+        builder = builder.redis_url(url);
+    }
+    let handle = match builder.bind((args.host.as_str(), args.port)).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("relayport-server: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "relayport-server listening on http://{}",
+        handle.local_addr()
+    );
+    shutdown_signal().await;
+    println!("relayport-server shutting down: telling clients to reconnect");
+    handle.shutdown().await;
+    ExitCode::SUCCESS
+}

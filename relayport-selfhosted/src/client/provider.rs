@@ -1,0 +1,478 @@
+//! [`SelfHostedProvider`]: the [`RealtimeProvider`] over the native protocol.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use relayport_core::{
+    Capabilities, Channel, ChannelKind, EventSink, OutboundMessage, RealtimeError,
+    RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
+};
+use serde_json::Value;
+use tokio::time::Instant;
+use tracing::info;
+use url::Url;
+
+use crate::PROVIDER_NAME;
+use crate::client::errors::CodeContext;
+use crate::client::sse::SseLink;
+use crate::client::ws::{Opened, WsLink, open};
+use crate::client::{Transport, TransportPreference};
+use crate::protocol::{ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
+
+/// The default time a request (subscribe, publish, presence, ping) waits for its answer.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time a connection attempt waits for the server's `connected` frame.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Link {
+    Ws(WsLink),
+    Sse(SseLink),
+}
+
+/// The client of the self-hosted server.
+///
+/// Speaks the native protocol over a WebSocket (`GET /ws?v=1`). When the WebSocket upgrade is
+/// refused with a 4xx status (a proxy that does not pass WebSockets), it falls back to
+/// Server-Sent Events for receiving and `POST /publish` for publishing; see
+/// [`Transport::Sse`] for what that mode cannot do. [`SelfHostedProvider::transport`] says
+/// which one is in use.
+///
+/// The provider holds no secret: private and presence subscriptions are signed by the
+/// application's auth endpoint (see [`crate::client::HttpAuthorizer`]).
+///
+/// ```no_run
+/// # async fn demo() -> relayport_core::Result<()> {
+/// use relayport_selfhosted::client::SelfHostedProvider;
+/// use relayport_core::RealtimeClient;
+///
+/// let provider = SelfHostedProvider::new("http://127.0.0.1:8080")?;
+/// let client = RealtimeClient::new(provider);
+/// let mut room = client.subscribe("room:1").await?;
+/// client.publish("private:room:1", "chat:message", serde_json::json!({"text": "hi"})).await?;
+/// # Ok(()) }
+/// ```
+pub struct SelfHostedProvider {
+    base: Url,
+    preference: TransportPreference,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    publish_token: Option<String>,
+    http: reqwest::Client,
+    link: Option<Link>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for SelfHostedProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfHostedProvider")
+            .field("base", &self.base.as_str())
+            .field("preference", &self.preference)
+            .field("transport", &self.transport())
+            .field(
+                "publish_token",
+                &self.publish_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a server base URL (`http`, `https`, `ws` or `wss`), keeping its path as a prefix.
+pub(crate) fn parse_base(url: &str) -> Result<Url> {
+    let mut base =
+        Url::parse(url).map_err(|e| RealtimeError::Config(format!("server URL `{url}`: {e}")))?;
+    let scheme = match base.scheme() {
+        "http" | "ws" => "http",
+        "https" | "wss" => "https",
+        other => {
+            return Err(RealtimeError::Config(format!(
+                "server URL `{url}`: unsupported scheme `{other}` (use http, https, ws or wss)"
+            )));
+        }
+    };
+    if base.set_scheme(scheme).is_err() || base.cannot_be_a_base() {
+        return Err(RealtimeError::Config(format!(
+            "server URL `{url}` cannot be a base URL"
+        )));
+    }
+    base.set_query(None);
+    base.set_fragment(None);
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    Ok(base)
+}
+
+/// `base` joined with a relative `path` (`ws`, `publish`, …).
+pub(crate) fn endpoint(base: &Url, path: &str) -> Result<Url> {
+    base.join(path)
+        .map_err(|e| RealtimeError::Config(format!("endpoint `{path}`: {e}")))
+}
+
+impl SelfHostedProvider {
+    /// A provider for the server at `url` (`http://host:port`, `https://…`, or the same with
+    /// `ws`/`wss`; a path is kept as a prefix, for a server behind a reverse proxy).
+    pub fn new(url: &str) -> Result<Self> {
+        Ok(Self {
+            base: parse_base(url)?,
+            preference: TransportPreference::Auto,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            publish_token: None,
+            http: reqwest::Client::new(),
+            link: None,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Which transports to use (default: WebSocket, SSE when the upgrade is refused).
+    pub fn with_transport(mut self, preference: TransportPreference) -> Self {
+        self.preference = preference;
+        self
+    }
+
+    /// How long a request waits for the server's answer (default 10 s).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a connection attempt waits for the `connected` frame (default 10 s).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// A bearer token for `POST /publish`, used only in SSE mode (the WebSocket publishes on
+    /// its own connection). The server accepts its app secret there, so configure this only
+    /// in a process trusted with that secret (a backend, an operator's CLI), never in an
+    /// end-user's client. Without it, publishing in SSE mode is `Unsupported`.
+    pub fn with_publish_token(mut self, token: impl Into<String>) -> Self {
+        self.publish_token = Some(token.into());
+        self
+    }
+
+    /// The transport of the current connection, `None` when not connected.
+    pub fn transport(&self) -> Option<Transport> {
+        match self.link {
+            Some(Link::Ws(_)) => Some(Transport::WebSocket),
+            Some(Link::Sse(_)) => Some(Transport::Sse),
+            None => None,
+        }
+    }
+
+    /// The limits the server announced on the current connection (the protocol's defaults in
+    /// SSE mode and before connecting).
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn ws_url(&self) -> Result<String> {
+        let mut url = endpoint(&self.base, "ws")?;
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| RealtimeError::Config("cannot make a WebSocket URL".into()))?;
+        url.set_query(Some(&format!("v={PROTOCOL_VERSION}")));
+        Ok(url.into())
+    }
+
+    fn ws(&mut self) -> Result<&mut WsLink> {
+        match &mut self.link {
+            Some(Link::Ws(ws)) => Ok(ws),
+            Some(Link::Sse(_)) => Err(RealtimeError::Unsupported(
+                "this operation over the SSE fallback (WebSocket only)".into(),
+            )),
+            None => Err(not_connected()),
+        }
+    }
+
+    async fn connect_sse(&mut self, sink: EventSink, status: Option<u16>) -> Result<Session> {
+        let link = SseLink::open(
+            self.http.clone(),
+            self.base.clone(),
+            self.publish_token.clone(),
+            sink,
+            self.connect_timeout,
+        )
+        .await?;
+        let session = Session::new(link.connection_id());
+        match status {
+            Some(status) => info!(
+                transport = "sse",
+                status,
+                "the WebSocket upgrade was refused; using Server-Sent Events + HTTP publish"
+            ),
+            None => info!(transport = "sse", "using Server-Sent Events + HTTP publish"),
+        }
+        self.limits = Limits::default();
+        self.link = Some(Link::Sse(link));
+        Ok(session)
+    }
+}
+
+fn not_connected() -> RealtimeError {
+    RealtimeError::Connection("not connected".into())
+}
+
+fn unexpected(what: &str, frame: &ServerFrame) -> RealtimeError {
+    RealtimeError::Protocol(format!("unexpected answer to {what}: {frame:?}"))
+}
+
+/// The `auth` and `channel_data` to send for a private or presence channel.
+fn signature(
+    channel: &Channel,
+    options: &SubscribeOptions,
+) -> Result<(Option<String>, Option<String>)> {
+    if !channel.kind().requires_auth() {
+        return Ok((None, None));
+    }
+    let Some(auth) = &options.auth else {
+        return Err(RealtimeError::Unauthorized(format!(
+            "`{channel}` needs an authorization and none was given"
+        )));
+    };
+    let Some(sig) = auth.str_field("auth") else {
+        return Err(RealtimeError::Unauthorized(format!(
+            "the authorization for `{channel}` has no string field `auth`"
+        )));
+    };
+    let data = match channel.kind() {
+        ChannelKind::Presence => match auth.str_field("channel_data") {
+            Some(d) => Some(d.to_owned()),
+            None => {
+                return Err(RealtimeError::Unauthorized(format!(
+                    "the authorization for `{channel}` has no string field `channel_data`"
+                )));
+            }
+        },
+        _ => None,
+    };
+    Ok((Some(sig.to_owned()), data))
+}
+
+#[async_trait]
+impl RealtimeProvider for SelfHostedProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER_NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            presence: true,
+            presence_update: true,
+            history: true,
+            client_publish: true,
+            wildcards: true,
+            max_payload: Limits::default().max_payload,
+        }
+    }
+
+    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
+        self.disconnect().await?;
+        if self.preference == TransportPreference::SseOnly {
+            return self.connect_sse(sink, None).await;
+        }
+        let url = self.ws_url()?;
+        match open(&url, sink.clone(), self.connect_timeout).await? {
+            Opened::Link(link) => {
+                let hello = link.hello.clone();
+                info!(transport = "websocket", socket_id = %hello.socket_id, "connected");
+                self.limits = hello.limits;
+                self.link = Some(Link::Ws(link));
+                Ok(Session {
+                    connection_id: hello.socket_id,
+                    heartbeat_interval: Some(hello.heartbeat),
+                    max_payload: Some(hello.limits.max_payload),
+                    resumed: false,
+                })
+            }
+            Opened::Refused(status) if self.preference == TransportPreference::Auto => {
+                self.connect_sse(sink, Some(status)).await
+            }
+            Opened::Refused(status) => Err(RealtimeError::Connection(format!(
+                "the WebSocket upgrade was refused with HTTP {status}"
+            ))),
+        }
+    }
+
+    async fn disconnect(&mut self) -> Result<()> {
+        match self.link.take() {
+            Some(Link::Ws(ws)) => ws.close().await,
+            Some(Link::Sse(sse)) => sse.close(),
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        options: &SubscribeOptions,
+    ) -> Result<Subscribed> {
+        let wait = self.request_timeout;
+        if let Some(Link::Sse(sse)) = &mut self.link {
+            return sse.subscribe(channel, options, wait).await;
+        }
+        let (auth, channel_data) = signature(channel, options)?;
+        let name = channel.to_string();
+        let since = options.since.clone();
+        let asked = since.is_some();
+        let ctx = CodeContext {
+            channel: Some(&name),
+            ..CodeContext::default()
+        };
+        let frame = self
+            .ws()?
+            .request("subscribe", wait, ctx, |reference| ClientFrame::Subscribe {
+                reference,
+                channel: name.clone(),
+                auth,
+                channel_data,
+                since,
+            })
+            .await?;
+        match frame {
+            ServerFrame::Subscribed {
+                recovered,
+                position,
+                ..
+            } => Ok(Subscribed {
+                recovery: match (asked, recovered) {
+                    (false, _) => Recovery::NotAttempted,
+                    (true, Some(true)) => Recovery::Recovered,
+                    (true, _) => Recovery::Gap,
+                },
+                position,
+            }),
+            other => Err(unexpected("subscribe", &other)),
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+        let wait = self.request_timeout;
+        if let Some(Link::Sse(sse)) = &mut self.link {
+            sse.unsubscribe(channel);
+            return Ok(());
+        }
+        let name = channel.to_string();
+        let ctx = CodeContext {
+            channel: Some(&name),
+            ..CodeContext::default()
+        };
+        match self
+            .ws()?
+            .request("unsubscribe", wait, ctx, |reference| {
+                ClientFrame::Unsubscribe {
+                    reference,
+                    channel: name.clone(),
+                }
+            })
+            .await?
+        {
+            ServerFrame::Unsubscribed { .. } => Ok(()),
+            other => Err(unexpected("unsubscribe", &other)),
+        }
+    }
+
+    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+        let wait = self.request_timeout;
+        let limit = self.limits.max_payload;
+        message.validate(limit)?;
+        if let Some(Link::Sse(sse)) = &self.link {
+            return sse.publish(message, wait).await;
+        }
+        let name = message.channel.to_string();
+        let ctx = CodeContext {
+            channel: Some(&name),
+            payload_size: Some(message.payload_size()),
+            limit: Some(limit),
+        };
+        match self
+            .ws()?
+            .request("publish", wait, ctx, |reference| ClientFrame::Publish {
+                reference,
+                channel: name.clone(),
+                event: message.event.clone(),
+                data: message.data.clone(),
+            })
+            .await?
+        {
+            ServerFrame::Ack { .. } => Ok(()),
+            other => Err(unexpected("publish", &other)),
+        }
+    }
+
+    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        let name = channel.to_string();
+        self.presence_request("presence enter", channel, |reference| {
+            ClientFrame::PresenceEnter {
+                reference,
+                channel: name,
+                data,
+            }
+        })
+        .await
+    }
+
+    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        let name = channel.to_string();
+        self.presence_request("presence update", channel, |reference| {
+            ClientFrame::PresenceUpdate {
+                reference,
+                channel: name,
+                data,
+            }
+        })
+        .await
+    }
+
+    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+        let name = channel.to_string();
+        self.presence_request("presence leave", channel, |reference| {
+            ClientFrame::PresenceLeave {
+                reference,
+                channel: name,
+            }
+        })
+        .await
+    }
+
+    async fn ping(&mut self) -> Result<Duration> {
+        let wait = self.request_timeout;
+        let started = Instant::now();
+        if let Some(Link::Sse(sse)) = &self.link {
+            sse.ping(wait).await?;
+            return Ok(started.elapsed());
+        }
+        match self
+            .ws()?
+            .request("ping", wait, CodeContext::default(), |reference| {
+                ClientFrame::Ping { reference }
+            })
+            .await?
+        {
+            ServerFrame::Pong { .. } => Ok(started.elapsed()),
+            other => Err(unexpected("ping", &other)),
+        }
+    }
+}
+
+impl SelfHostedProvider {
+    async fn presence_request(
+        &mut self,
+        what: &str,
+        channel: &Channel,
+        build: impl FnOnce(Option<String>) -> ClientFrame,
+    ) -> Result<()> {
+        let wait = self.request_timeout;
+        let name = channel.to_string();
+        let ctx = CodeContext {
+            channel: Some(&name),
+            ..CodeContext::default()
+        };
+        match self.ws()?.request(what, wait, ctx, build).await? {
+            ServerFrame::Ack { .. } => Ok(()),
+            other => Err(unexpected(what, &other)),
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The fallback transport: Server-Sent Events (`GET /sse?channel=…`, one stream per channel)
+//! for receiving, `POST /publish` for publishing, `GET /health` for the heartbeat.
+//!
+//! Its limits, by construction of the transport:
+//! - public channels only: an SSE stream has no socket id to sign a private or presence
+//!   subscription with, so those are refused with `Unsupported`;
+//! - no presence (enter, update, leave, members);
+//! - publishing needs a publish token ([`crate::client::SelfHostedProvider::with_publish_token`]),
+//!   otherwise it is `Unsupported`;
+//! - recovery is by `Last-Event-ID`: the server replays what is still in history after it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use relayport_core::{
+    Channel, ChannelKind, CloseReason, EventSink, OutboundMessage, Position, RealtimeError,
+    Recovery, Result, SubscribeOptions, Subscribed,
+};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tracing::debug;
+use url::Url;
+
+use crate::client::errors::{CodeContext, close_reason, error_for_code};
+use crate::client::provider::endpoint;
+use crate::client::publisher::check_response;
+use crate::protocol::{MessageFrame, ServerFrame};
+
+/// One event of a `text/event-stream`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field (`message` when absent).
+    pub event: String,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+    /// The `id:` field, if the event had one.
+    pub id: Option<String>,
+}
+
+/// An incremental `text/event-stream` parser (the WHATWG rules: `field: value` lines, `:`
+/// comments, a blank line ends an event, CR, LF and CRLF line ends).
+#[derive(Debug, Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    event: Option<String>,
+    data: Vec<String>,
+    id: Option<String>,
+    has_data: bool,
+}
+
+impl SseParser {
+    /// Feeds bytes; returns the events they completed.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        self.buf.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        while let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            // A CR at the very end of the buffer may be half of a CRLF: wait for more.
+            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
+                break;
+            }
+            let skip = if self.buf[end] == b'\r' && self.buf.get(end + 1) == Some(&b'\n') {
+                2
+            } else {
+                1
+            };
+            let line: Vec<u8> = self.buf.drain(..end + skip).take(end).collect();
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if let Some(event) = self.line(&line) {
+                out.push(event);
+            }
+        }
+        out
+    }
+
+    fn line(&mut self, line: &str) -> Option<SseEvent> {
+        if line.is_empty() {
+            let event = SseEvent {
+                event: self.event.take().unwrap_or_else(|| "message".into()),
+                data: std::mem::take(&mut self.data).join("\n"),
+                id: self.id.clone(),
+            };
+            let had = std::mem::take(&mut self.has_data);
+            return had.then_some(event);
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                self.data.push(value.to_owned());
+                self.has_data = true;
+            }
+            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// The `Last-Event-ID` that resumes `channel` after `position`: the server's cursor format,
+/// `channel~epoch~seq`. `None` when the position has no epoch (nothing to resume from).
+pub fn last_event_id(channel: &Channel, position: &Position) -> Option<String> {
+    let epoch = position.epoch.as_ref()?;
+    Some(format!("{channel}~{epoch}~{}", position.sequence))
+}
+
+/// The SSE "link": the streams of the subscribed channels.
+pub(crate) struct SseLink {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<String>,
+    sink: EventSink,
+    connection_id: String,
+    streams: HashMap<Channel, JoinHandle<()>>,
+}
+
+impl SseLink {
+    /// Checks that the server answers (`GET /health`) and starts an empty link.
+    pub(crate) async fn open(
+        http: reqwest::Client,
+        base: Url,
+        token: Option<String>,
+        sink: EventSink,
+        wait: Duration,
+    ) -> Result<Self> {
+        let link = Self {
+            http,
+            base,
+            token,
+            sink,
+            connection_id: format!("sse-{:016x}", fastrand::u64(..)),
+            streams: HashMap::new(),
+        };
+        link.ping(wait).await?;
+        Ok(link)
+    }
+
+    /// A local id for this link (SSE has no server socket id).
+    pub(crate) fn connection_id(&self) -> String {
+        self.connection_id.clone()
+    }
+
+    /// One round trip to `GET /health`; any HTTP answer counts as alive.
+    pub(crate) async fn ping(&self, wait: Duration) -> Result<()> {
+        let url = endpoint(&self.base, "health")?;
+        match timeout(wait, self.http.get(url).send()).await {
+            Err(_) => Err(RealtimeError::timeout("health check", wait)),
+            Ok(Err(e)) => Err(RealtimeError::Connection(e.to_string())),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Opens the channel's stream and waits for the server to accept it. With `since`, the
+    /// stream resumes after it (`Last-Event-ID`): the answer says whether it recovered.
+    pub(crate) async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        options: &SubscribeOptions,
+        wait: Duration,
+    ) -> Result<Subscribed> {
+        if channel.kind() != ChannelKind::Public {
+            return Err(RealtimeError::Unsupported(format!(
+                "`{channel}` over the SSE fallback: only public channels can be received \
+                 without a WebSocket"
+            )));
+        }
+        let name = channel.to_string();
+        let mut url = endpoint(&self.base, "sse")?;
+        url.query_pairs_mut().append_pair("channel", &name);
+        let mut request = self.http.get(url).header("accept", "text/event-stream");
+        let resume = options
+            .since
+            .as_ref()
+            .and_then(|since| last_event_id(channel, since));
+        let asked = resume.is_some();
+        let since = options.since.as_ref().filter(|_| asked).map(|p| p.sequence);
+        if let Some(id) = resume {
+            request = request.header("last-event-id", id);
+        }
+        let response = match timeout(wait, request.send()).await {
+            Err(_) => return Err(RealtimeError::timeout("SSE subscribe", wait)),
+            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
+            Ok(Ok(r)) => r,
+        };
+        let ctx = CodeContext {
+            channel: Some(&name),
+            ..CodeContext::default()
+        };
+        let response = check_response(response, ctx).await?;
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(read_stream(
+            response,
+            self.sink.clone(),
+            channel.clone(),
+            since,
+            ready_tx,
+        ));
+        if let Some(old) = self.streams.insert(channel.clone(), task) {
+            old.abort();
+        }
+        let answer = match timeout(wait, ready_rx).await {
+            Err(_) => Err(RealtimeError::timeout("SSE `subscribed` event", wait)),
+            Ok(Err(_)) => Err(RealtimeError::Connection(
+                "the SSE stream ended before `subscribed`".into(),
+            )),
+            Ok(Ok(result)) => result,
+        };
+        // A `since` without an epoch could not be resumed: the application must resync.
+        match answer {
+            Ok(mut subscribed) if options.since.is_some() && !asked => {
+                subscribed.recovery = Recovery::Gap;
+                Ok(subscribed)
+            }
+            other => other,
+        }
+    }
+
+    /// Stops the channel's stream.
+    pub(crate) fn unsubscribe(&mut self, channel: &Channel) {
+        if let Some(task) = self.streams.remove(channel) {
+            task.abort();
+        }
+    }
+
+    /// Publishes over `POST /publish` with the configured token.
+    pub(crate) async fn publish(&self, message: &OutboundMessage, wait: Duration) -> Result<()> {
+        let Some(token) = &self.token else {
+            return Err(RealtimeError::Unsupported(
+                "publishing over the SSE fallback without a publish token".into(),
+            ));
+        };
+        let url = endpoint(&self.base, "publish")?;
+        let name = message.channel.to_string();
+        let body = json!({"channel": name, "event": message.event, "data": message.data});
+        let send = self.http.post(url).bearer_auth(token).json(&body).send();
+        let response = match timeout(wait, send).await {
+            Err(_) => return Err(RealtimeError::timeout("publish", wait)),
+            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
+            Ok(Ok(r)) => r,
+        };
+        let ctx = CodeContext {
+            channel: Some(&name),
+            payload_size: Some(message.payload_size()),
+            limit: None,
+        };
+        check_response(response, ctx).await.map(|_| ())
+    }
+
+    /// Stops every stream.
+    pub(crate) fn close(self) {
+        drop(self);
+    }
+}
+
+impl Drop for SseLink {
+    fn drop(&mut self) {
+        for task in self.streams.values() {
+            task.abort();
+        }
+    }
+}
+
+/// Reads one channel's stream and answers its `subscribe`.
+struct StreamReader {
+    sink: EventSink,
+    channel: Channel,
+    /// The sequence resumed after, when resuming.
+    since: Option<u64>,
+    ready: Option<oneshot::Sender<Result<Subscribed>>>,
+    /// An answer held until the replay up to this sequence has reached the sink.
+    held: Option<(Subscribed, u64)>,
+}
+
+/// Reads one channel's stream until it ends; reports why through the sink.
+async fn read_stream(
+    response: reqwest::Response,
+    sink: EventSink,
+    channel: Channel,
+    since: Option<u64>,
+    ready: oneshot::Sender<Result<Subscribed>>,
+) {
+    let mut reader = StreamReader {
+        sink,
+        channel,
+        since,
+        ready: Some(ready),
+        held: None,
+    };
+    let mut parser = SseParser::default();
+    let mut body = response.bytes_stream();
+    let channel = reader.channel.clone();
+    let reason = 'read: loop {
+        let chunk = match body.next().await {
+            None => {
+                break CloseReason::retry(None, format!("the SSE stream of `{channel}` ended"));
+            }
+            Some(Err(e)) => break CloseReason::retry(None, format!("SSE stream: {e}")),
+            Some(Ok(chunk)) => chunk,
+        };
+        for event in parser.feed(&chunk) {
+            match reader.on_event(event) {
+                Step::Continue => {}
+                Step::Stop => return,
+                Step::Closed(reason) => break 'read reason,
+            }
+        }
+    };
+    debug!(%channel, message = %reason.message, "SSE stream closed");
+    if let Some(ready) = reader.ready.take() {
+        let _ = ready.send(Err(RealtimeError::Connection(reason.message.clone())));
+        return;
+    }
+    reader.sink.closed(reason);
+}
+
+/// What one SSE event means.
+enum Step {
+    /// Go on reading.
+    Continue,
+    /// Nobody listens to the sink any more: stop quietly.
+    Stop,
+    /// The server ended the stream with this reason.
+    Closed(CloseReason),
+}
+
+fn step(alive: bool) -> Step {
+    if alive { Step::Continue } else { Step::Stop }
+}
+
+impl StreamReader {
+    fn answer(&mut self, result: Result<Subscribed>) {
+        if let Some(tx) = self.ready.take() {
+            let _ = tx.send(result);
+        }
+    }
+
+    fn protocol_error(&self, what: String) -> bool {
+        self.sink
+            .error(Some(self.channel.clone()), RealtimeError::Protocol(what))
+    }
+
+    /// Handles one SSE event. The server sends `connected`, `subscribed`, `presence`, `error`
+    /// and `frame` events as [`ServerFrame`] JSON, `message` events as [`MessageFrame`] JSON,
+    /// and a last `close` event `{"code": …}` when it ends the stream.
+    fn on_event(&mut self, event: SseEvent) -> Step {
+        let frame = match event.event.as_str() {
+            "message" => {
+                serde_json::from_str::<MessageFrame>(&event.data).map(ServerFrame::Message)
+            }
+            "close" => {
+                let code = serde_json::from_str::<Value>(&event.data)
+                    .ok()
+                    .and_then(|v| v.get("code").and_then(Value::as_u64))
+                    .and_then(|c| u16::try_from(c).ok());
+                return Step::Closed(close_reason(code, "the server closed the SSE stream"));
+            }
+            _ => serde_json::from_str::<ServerFrame>(&event.data),
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                return step(
+                    self.protocol_error(format!("malformed SSE event `{}`: {e}", event.event)),
+                );
+            }
+        };
+        let alive = match frame {
+            ServerFrame::Message(m) => self.on_message(&m),
+            ServerFrame::Subscribed {
+                snapshot,
+                recovered,
+                messages,
+                position,
+                ..
+            } => {
+                if let Some(mut m) = snapshot.as_ref().and_then(MessageFrame::to_message) {
+                    m.position = None;
+                    self.sink.message(m);
+                }
+                let recovery = match (self.since, recovered) {
+                    (None, _) => Recovery::NotAttempted,
+                    (Some(_), Some(true)) => Recovery::Recovered,
+                    (Some(_), _) => Recovery::Gap,
+                };
+                let target = position.as_ref().map(|p| p.sequence);
+                let subscribed = Subscribed { recovery, position };
+                match (recovery, self.since, target) {
+                    // The replay follows as `message` events: answer once it is through.
+                    (Recovery::Recovered, Some(since), Some(target)) if since < target => {
+                        self.held = Some((subscribed, target));
+                    }
+                    _ => self.answer(Ok(subscribed)),
+                }
+                let mut alive = !self.sink.is_closed();
+                for m in &messages {
+                    alive = self.on_message(m);
+                }
+                alive
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                channel,
+                ..
+            } => {
+                let name = self.channel.to_string();
+                let ctx = CodeContext {
+                    channel: Some(&name),
+                    ..CodeContext::default()
+                };
+                let error = error_for_code(&code, &message, channel.as_deref(), ctx);
+                if self.ready.is_some() {
+                    self.answer(Err(error));
+                    !self.sink.is_closed()
+                } else {
+                    self.sink.error(Some(self.channel.clone()), error)
+                }
+            }
+            ServerFrame::Presence { .. } => {
+                self.protocol_error("a presence event on an SSE stream".into())
+            }
+            other => {
+                debug!(?other, "SSE event ignored");
+                !self.sink.is_closed()
+            }
+        };
+        step(alive)
+    }
+
+    fn on_message(&mut self, m: &MessageFrame) -> bool {
+        let Some(message) = m.to_message() else {
+            return self.protocol_error(format!("a message on an invalid channel `{}`", m.channel));
+        };
+        let alive = self.sink.message(message);
+        if let Some((_, target)) = &self.held
+            && m.channel == self.channel.to_string()
+            && m.seq >= *target
+            && let Some((subscribed, _)) = self.held.take()
+        {
+            self.answer(Ok(subscribed));
+        }
+        alive
+    }
+}

@@ -1,0 +1,315 @@
+//! The native wire protocol (version 1), shared by the server and the client.
+//!
+//! One JSON object per WebSocket text frame, both ways, tagged by `"type"`. The protocol
+//! version is chosen by the `v` query parameter of `GET /ws` (only [`PROTOCOL_VERSION`] is
+//! supported; any other gets an `error` frame with code `unsupported_version` and a close with
+//! [`close::UNSUPPORTED_VERSION`]). `PROTOCOL.md` documents every frame with an example.
+//!
+//! Requests may carry a `ref` (any string chosen by the client); the answer to that request
+//! (`subscribed`, `unsubscribed`, `ack`, `error`, `pong`) carries the same `ref`.
+
+use relayport_core::{Channel, Message, Position, PresenceMember};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// WebSocket close codes the server uses.
+pub mod close {
+    /// The server is shutting down or restarting: reconnect at once (RFC 6455 1012).
+    pub const SERVICE_RESTART: u16 = 1012;
+    /// The `v` query parameter names a version the server does not speak: fatal.
+    pub const UNSUPPORTED_VERSION: u16 = 4000;
+    /// The client stopped reading and its send queue filled: reconnect (with backoff) and
+    /// recover through history.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The client sent no frame (not even a ping) for too long: reconnect.
+    pub const IDLE_TIMEOUT: u16 = 4009;
+}
+
+/// Stable error codes carried by `error` frames and HTTP error bodies.
+pub mod code {
+    /// The frame is not valid JSON, or a field has the wrong type.
+    pub const MALFORMED: &str = "malformed";
+    /// The frame's `type` is unknown.
+    pub const UNKNOWN_TYPE: &str = "unknown_type";
+    /// The `v` query parameter names an unsupported protocol version.
+    pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
+    /// The channel name is invalid.
+    pub const INVALID_CHANNEL: &str = "invalid_channel";
+    /// A private or presence subscription without a valid signature.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The operation is not allowed on this channel (client publish on a public channel…).
+    pub const FORBIDDEN: &str = "forbidden";
+    /// The payload exceeds the limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// The connection has as many subscriptions as allowed.
+    pub const TOO_MANY_SUBSCRIPTIONS: &str = "too_many_subscriptions";
+    /// The connection publishes faster than allowed.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The operation needs a subscription the connection does not have.
+    pub const NOT_SUBSCRIBED: &str = "not_subscribed";
+    /// The frame is larger than the server reads.
+    pub const FRAME_TOO_LARGE: &str = "frame_too_large";
+    /// `POST /publish`: a batch with more events than allowed (100).
+    pub const BATCH_TOO_LARGE: &str = "batch_too_large";
+    /// The server cannot do it now (the scale-out engine is unreachable…): try again.
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// HTTP: the resource does not exist.
+    pub const NOT_FOUND: &str = "not_found";
+    /// SSE: the requested `socket_id` is already in use.
+    pub const CONFLICT: &str = "conflict";
+}
+
+/// The limits a server enforces, announced in `connected`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// The largest `data` payload, in bytes (as JSON).
+    pub max_payload: usize,
+    /// Subscriptions per connection.
+    pub max_subscriptions: usize,
+    /// Client publishes per connection per minute.
+    pub publishes_per_minute: u32,
+    /// Frames the server queues for one connection before disconnecting it as a slow
+    /// consumer.
+    pub send_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_payload: 64 * 1024,
+            max_subscriptions: 50,
+            publishes_per_minute: 100,
+            send_queue: 1000,
+        }
+    }
+}
+
+/// A frame from client to server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Subscribe to a channel or a wildcard pattern.
+    Subscribe {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The neutral channel name (`room`, `private:room`, `presence:room`, `agent.*`).
+        channel: String,
+        /// For private and presence channels: the hex HMAC signature from the auth endpoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth: Option<String>,
+        /// For presence channels: the exact JSON string that was signed,
+        /// `{"user_id": …, "user_info": …}`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel_data: Option<String>,
+        /// Replay what was published after this position.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Position>,
+    },
+    /// Leave a channel.
+    Unsubscribe {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+    },
+    /// Publish on a channel (private/presence, unless the server allows public client
+    /// publishes). The sender receives it too.
+    Publish {
+        /// Echoed in the `ack` or `error`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+        /// The event name.
+        event: String,
+        /// The payload.
+        data: Value,
+    },
+    /// Enter a presence channel's member set (the user is the one signed in `channel_data`).
+    PresenceEnter {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+        /// Member data shown to others (replaces `user_info`).
+        #[serde(default)]
+        data: Value,
+    },
+    /// Change this member's data.
+    PresenceUpdate {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+        /// The new data.
+        data: Value,
+    },
+    /// Leave a presence channel's member set (staying subscribed).
+    PresenceLeave {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+    },
+    /// A heartbeat; answered with `pong`.
+    Ping {
+        /// Echoed in the `pong`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+/// A message as the server sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageFrame {
+    /// The concrete channel.
+    pub channel: String,
+    /// The event name.
+    pub event: String,
+    /// The payload.
+    pub data: Value,
+    /// The server-assigned id.
+    pub id: String,
+    /// The per-channel sequence number (1-based, gapless within an epoch).
+    pub seq: u64,
+    /// The channel stream's epoch (changes when the server loses its history).
+    pub epoch: String,
+    /// Server time, milliseconds since the Unix epoch.
+    pub ts: u64,
+    /// The publishing connection's socket id, when a client published it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+}
+
+impl MessageFrame {
+    /// The core's [`Message`], or `None` when the channel name is invalid.
+    pub fn to_message(&self) -> Option<Message> {
+        let channel = Channel::parse(&self.channel).ok()?;
+        Some(Message {
+            channel,
+            event: self.event.clone(),
+            data: self.data.clone(),
+            id: Some(self.id.clone()),
+            position: Some(Position {
+                epoch: Some(self.epoch.clone()),
+                sequence: self.seq,
+            }),
+            timestamp: Some(self.ts),
+            sender: self.sender.clone(),
+        })
+    }
+}
+
+/// What happened in a `presence` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceAction {
+    /// A member joined (its first connection entered).
+    Join,
+    /// A member left (its last connection left).
+    Leave,
+    /// A member changed its data.
+    Update,
+}
+
+/// A frame from server to client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The first frame on every connection.
+    Connected {
+        /// This connection's id; signatures are bound to it.
+        socket_id: String,
+        /// The protocol version in use.
+        protocol: u32,
+        /// How often the client should ping, in milliseconds.
+        heartbeat_ms: u64,
+        /// The limits in force.
+        limits: Limits,
+    },
+    /// A subscription is live.
+    Subscribed {
+        /// The request's `ref`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+        /// The channel's retained state, delivered before any live message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        snapshot: Option<MessageFrame>,
+        /// Presence channels: the current members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<PresenceMember>>,
+        /// With `since`: whether every missed message is in `messages`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
+        /// With `since`: the missed messages, oldest first.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        messages: Vec<MessageFrame>,
+        /// The channel's current position (the last sequence published), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<Position>,
+    },
+    /// A subscription ended at the client's request.
+    Unsubscribed {
+        /// The request's `ref`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+    },
+    /// A publish or presence request succeeded.
+    Ack {
+        /// The request's `ref`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// A message on a subscribed channel.
+    Message(MessageFrame),
+    /// A presence change on a subscribed presence channel.
+    Presence {
+        /// The channel.
+        channel: String,
+        /// What happened.
+        action: PresenceAction,
+        /// The member.
+        member: PresenceMember,
+    },
+    /// A request failed, or the server refuses something.
+    Error {
+        /// The failed request's `ref`, if it had one and could be read.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// A stable code from [`code`].
+        code: String,
+        /// A human-readable message.
+        message: String,
+        /// The channel concerned, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
+    /// The answer to `ping`.
+    Pong {
+        /// The ping's `ref`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+/// The string a private subscription's signature covers: `socket_id:channel`.
+pub fn private_signing_string(socket_id: &str, channel: &str) -> String {
+    format!("{socket_id}:{channel}")
+}
+
+/// The string a presence subscription's signature covers: `socket_id:channel:channel_data`.
+pub fn presence_signing_string(socket_id: &str, channel: &str, channel_data: &str) -> String {
+    format!("{socket_id}:{channel}:{channel_data}")
+}

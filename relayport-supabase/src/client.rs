@@ -1,0 +1,1045 @@
+//! [`SupabaseProvider`]: the [`RealtimeProvider`] for Supabase Realtime.
+//!
+//! One `connect` opens one WebSocket (`{endpoint}/websocket?apikey=…&vsn=2.0.0`) and spawns a
+//! reader and a writer task; `disconnect` stops both. Every call makes one attempt: the core
+//! owns reconnecting, backoff, resubscribing and the heartbeat schedule (it calls
+//! [`RealtimeProvider::ping`], which sends Phoenix's `heartbeat` and waits for its reply).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tracing::{debug, warn};
+
+use relayport_core::{
+    Capabilities, Channel, ChannelKind, CloseReason, EventSink, OutboundMessage, PresenceMember,
+    ProviderEvent, RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions,
+    Subscribed,
+};
+
+use crate::PROVIDER_NAME;
+use crate::dispatch::{Action, ChannelEntry, Dispatcher, JoinState, as_binary};
+use crate::errors::{ErrorContext, handshake_error, to_error};
+use crate::frame::{ProtocolVersion, UserPayload, decode_binary, decode_text};
+use crate::join::{ChannelOptions, JoinParams, Reply, parse_join_reply};
+use crate::postgres::PostgresChangesFilter;
+use crate::push::{ClientPush, WireFrame};
+use crate::rest::{DEFAULT_MAX_PAYLOAD, Persist, SupabasePublisher};
+use crate::topic::{PHOENIX_TOPIC, check_channel, is_private, topic_for};
+
+/// realtime-js's heartbeat interval: 25 s.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(25);
+/// How long `disconnect` lets the reader deliver what arrives before the server's close reply.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// realtime-js's push and join timeout: 10 s (the server answers join errors ~5 s late).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to reach a Supabase Realtime server.
+#[derive(Clone)]
+pub struct SupabaseConfig {
+    /// The socket endpoint, before `/websocket`: `https://<ref>.supabase.co/realtime/v1`
+    /// (http(s) is turned into ws(s)), or `ws://host:4000/socket` for a server reached directly.
+    pub endpoint: String,
+    /// The project API key (a JWT: the anon key on clients), sent as the `apikey` parameter.
+    pub api_key: String,
+    /// The user's JWT, sent as `access_token` on every join and rejoin; the server uses the
+    /// API key when there is none.
+    pub access_token: Option<String>,
+    /// The serializer version (default 2.0.0).
+    pub vsn: ProtocolVersion,
+    /// How long a join may wait for its reply (default 10 s; keep it over 5 s).
+    pub join_timeout: Duration,
+    /// How long a broadcast ack, presence reply or leave reply may take (default 10 s).
+    pub push_timeout: Duration,
+    /// The heartbeat interval announced to the core (default 25 s).
+    pub heartbeat_interval: Duration,
+    /// How long a heartbeat may go unanswered before the link is closed (default 25 s).
+    pub heartbeat_timeout: Duration,
+    /// The payload limit (default 256 KB, the Free plan's; 3,000 KB on paid plans).
+    pub max_payload: usize,
+    /// This client's presence key when neither the channel options nor the channel
+    /// authorization give one (empty: the server picks a UUID).
+    pub presence_key: Option<String>,
+    /// The optional `log_level` parameter (`info`, `warning`, `error`).
+    pub log_level: Option<String>,
+}
+
+impl std::fmt::Debug for SupabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupabaseConfig")
+            .field("endpoint", &self.endpoint)
+            .field("api_key", &"<redacted>")
+            .field(
+                "access_token",
+                &self.access_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("vsn", &self.vsn)
+            .field("join_timeout", &self.join_timeout)
+            .field("push_timeout", &self.push_timeout)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("presence_key", &self.presence_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupabaseConfig {
+    /// A hosted project: `project_url` is `https://<ref>.supabase.co` (or any base URL that
+    /// serves `/realtime/v1`), `api_key` the anon key.
+    ///
+    /// ```
+    /// use relayport_supabase::client::SupabaseConfig;
+    /// let c = SupabaseConfig::new("https://abc.supabase.co", "anon");
+    /// assert_eq!(c.socket_url().unwrap(), "wss://abc.supabase.co/realtime/v1/websocket?apikey=anon&vsn=2.0.0");
+    /// assert_eq!(c.rest_base().unwrap(), "https://abc.supabase.co/realtime/v1");
+    /// ```
+    pub fn new(project_url: &str, api_key: impl Into<String>) -> Self {
+        Self::with_endpoint(
+            format!("{}/realtime/v1", project_url.trim_end_matches('/')),
+            api_key,
+        )
+    }
+
+    /// An explicit socket endpoint (everything before `/websocket`).
+    pub fn with_endpoint(endpoint: impl Into<String>, api_key: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            api_key: api_key.into(),
+            access_token: None,
+            vsn: ProtocolVersion::V2,
+            join_timeout: DEFAULT_TIMEOUT,
+            push_timeout: DEFAULT_TIMEOUT,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_INTERVAL,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            presence_key: None,
+            log_level: None,
+        }
+    }
+
+    fn url_with_scheme(&self, suffix: &str, ws: bool) -> Result<url::Url> {
+        let raw = format!("{}{suffix}", self.endpoint);
+        let mut url = url::Url::parse(&raw)
+            .map_err(|e| RealtimeError::Config(format!("bad Supabase endpoint `{raw}`: {e}")))?;
+        let scheme = match (url.scheme(), ws) {
+            ("http" | "ws", true) => "ws",
+            ("https" | "wss", true) => "wss",
+            ("http" | "ws", false) => "http",
+            ("https" | "wss", false) => "https",
+            (other, _) => {
+                return Err(RealtimeError::Config(format!(
+                    "unsupported scheme `{other}` in the Supabase endpoint"
+                )));
+            }
+        };
+        url.set_scheme(scheme)
+            .map_err(|_| RealtimeError::Config(format!("cannot use scheme {scheme}")))?;
+        Ok(url)
+    }
+
+    /// `{endpoint}/websocket?apikey=…[&log_level=…]&vsn=…`, as realtime-js builds it.
+    pub fn socket_url(&self) -> Result<String> {
+        let mut url = self.url_with_scheme("/websocket", true)?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("apikey", &self.api_key);
+            if let Some(level) = &self.log_level {
+                q.append_pair("log_level", level);
+            }
+            q.append_pair("vsn", self.vsn.as_str());
+        }
+        Ok(url.to_string())
+    }
+
+    /// The REST base (`http(s)://…/realtime/v1`) derived from the endpoint.
+    pub fn rest_base(&self) -> Result<String> {
+        Ok(self
+            .url_with_scheme("", false)?
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned())
+    }
+}
+
+/// A byte stream a WebSocket can run over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// The future a [`Connector`] returns.
+pub type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<Box<dyn Io>>> + Send>>;
+
+/// Opens the byte stream for a socket URL, for custom transports (an in-memory pipe in
+/// tests, a proxy tunnel); the WebSocket handshake then runs over it. TLS is the connector's
+/// business: the default (no connector) is tokio-tungstenite with rustls.
+pub type Connector = Arc<dyn Fn(&str) -> ConnectFuture + Send + Sync>;
+
+struct Conn {
+    id: u64,
+    tx: mpsc::UnboundedSender<WsMessage>,
+    sink: EventSink,
+    /// We are closing it: its end is not reported.
+    closing: bool,
+}
+
+struct Shared {
+    vsn: ProtocolVersion,
+    next_ref: u64,
+    access_token: Option<String>,
+    conn: Option<Conn>,
+    dispatcher: Dispatcher,
+    pending: HashMap<String, oneshot::Sender<Reply>>,
+}
+
+impl Shared {
+    fn next_ref(&mut self) -> String {
+        self.next_ref = self.next_ref.wrapping_add(1);
+        self.next_ref.to_string()
+    }
+
+    /// Forgets the link: pending waiters fail (their senders drop), channels are gone.
+    fn drop_link(&mut self) -> Option<Conn> {
+        self.pending.clear();
+        self.dispatcher.clear();
+        self.conn.take()
+    }
+
+    fn send(&self, frame: WireFrame) -> Result<()> {
+        let conn = self
+            .conn
+            .as_ref()
+            .ok_or_else(|| RealtimeError::Connection("not connected".into()))?;
+        conn.tx
+            .send(to_ws(frame))
+            .map_err(|_| RealtimeError::Connection("the link is closed".into()))
+    }
+
+    fn is_current(&self, id: u64) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.id == id)
+    }
+}
+
+fn to_ws(frame: WireFrame) -> WsMessage {
+    match frame {
+        WireFrame::Text(t) => WsMessage::Text(t.into()),
+        WireFrame::Binary(b) => WsMessage::Binary(b.into()),
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Sets the user's JWT from anywhere, including while the provider is owned by a
+/// `RealtimeClient`: the new token goes into every later join and rejoin, and is pushed at once
+/// (`access_token`) to every joined channel.
+#[derive(Clone)]
+pub struct AccessTokenHandle {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl std::fmt::Debug for AccessTokenHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessTokenHandle(<redacted>)")
+    }
+}
+
+impl AccessTokenHandle {
+    /// Sets the token; returns how many joined channels it was pushed to (0 when unchanged:
+    /// the server ignores a repeated token, and realtime-js does not resend it either).
+    pub fn set(&self, token: impl Into<String>) -> usize {
+        let token = token.into();
+        let mut s = lock(&self.shared);
+        if s.access_token.as_deref() == Some(token.as_str()) {
+            return 0;
+        }
+        s.access_token = Some(token.clone());
+        let vsn = s.vsn;
+        let mut pushed = 0;
+        for (topic, join_ref) in s.dispatcher.joined() {
+            let r = s.next_ref();
+            let push = ClientPush::AccessToken(token.clone());
+            if let Ok(frame) = push.encode(vsn, Some(&join_ref), &r, &topic)
+                && s.send(frame).is_ok()
+            {
+                pushed += 1;
+            }
+        }
+        pushed
+    }
+
+    /// Whether a token is set.
+    pub fn is_set(&self) -> bool {
+        lock(&self.shared).access_token.is_some()
+    }
+}
+
+/// The Supabase Realtime provider.
+///
+/// ```
+/// use relayport_supabase::client::{SupabaseConfig, SupabaseProvider};
+/// use relayport_supabase::postgres::{PostgresChangesFilter, PostgresEvent};
+/// use relayport_core::{Channel, RealtimeProvider};
+/// let provider = SupabaseProvider::new(SupabaseConfig::new("https://abc.supabase.co", "anon-key"))
+///     .with_postgres_changes(
+///         Channel::public("db"),
+///         [PostgresChangesFilter::new(PostgresEvent::Insert, "public").table("todos")],
+///     );
+/// assert_eq!(provider.name(), "supabase");
+/// ```
+pub struct SupabaseProvider {
+    config: SupabaseConfig,
+    channels: HashMap<Channel, ChannelOptions>,
+    shared: Arc<Mutex<Shared>>,
+    reader: Option<JoinHandle<()>>,
+    writer: Option<JoinHandle<()>>,
+    connections: u64,
+    rest: Option<SupabasePublisher>,
+    connector: Option<Connector>,
+}
+
+impl std::fmt::Debug for SupabaseProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupabaseProvider")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupabaseProvider {
+    /// A provider with this configuration; nothing is opened until `connect`.
+    pub fn new(config: SupabaseConfig) -> Self {
+        let shared = Shared {
+            vsn: config.vsn,
+            next_ref: 0,
+            access_token: config.access_token.clone(),
+            conn: None,
+            dispatcher: Dispatcher::default(),
+            pending: HashMap::new(),
+        };
+        Self {
+            config,
+            channels: HashMap::new(),
+            shared: Arc::new(Mutex::new(shared)),
+            reader: None,
+            writer: None,
+            connections: 0,
+            rest: None,
+            connector: None,
+        }
+    }
+
+    /// Opens sockets through `connector` instead of TCP/TLS (see [`Connector`]).
+    pub fn with_connector(mut self, connector: Connector) -> Self {
+        self.connector = Some(connector);
+        self
+    }
+
+    /// Sets a channel's join options (broadcast self/ack/replay, presence, private, postgres
+    /// changes), used by every join of that channel.
+    pub fn with_channel_options(mut self, channel: Channel, options: ChannelOptions) -> Self {
+        self.channels.insert(channel, options);
+        self
+    }
+
+    /// Listens to postgres changes on `channel` (joined with these filters; see
+    /// [`crate::postgres`] for the messages).
+    pub fn with_postgres_changes(
+        mut self,
+        channel: Channel,
+        filters: impl IntoIterator<Item = PostgresChangesFilter>,
+    ) -> Self {
+        self.channels
+            .entry(channel)
+            .or_default()
+            .postgres_changes
+            .extend(filters);
+        self
+    }
+
+    /// A handle to change the user's JWT later (see [`AccessTokenHandle`]).
+    pub fn access_token_handle(&self) -> AccessTokenHandle {
+        AccessTokenHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The join parameters for `channel` (the naming rule of [`crate::topic`], overridden by
+    /// the channel's options, with the authorization's token and presence key).
+    pub fn join_params(&self, channel: &Channel, options: &SubscribeOptions) -> JoinParams {
+        let opts = self.channels.get(channel).cloned().unwrap_or_default();
+        let auth_str = |k: &str| {
+            options
+                .auth
+                .as_ref()
+                .and_then(|a| a.str_field(k))
+                .map(str::to_owned)
+        };
+        JoinParams {
+            broadcast: opts.broadcast.clone(),
+            presence_key: opts
+                .presence_key
+                .clone()
+                .or_else(|| auth_str("presence_key"))
+                .or_else(|| self.config.presence_key.clone())
+                .unwrap_or_default(),
+            presence_enabled: opts
+                .presence_enabled
+                .unwrap_or(channel.kind() == ChannelKind::Presence),
+            postgres_changes: opts.postgres_changes.clone(),
+            private: opts.private.unwrap_or_else(|| is_private(channel)),
+            access_token: auth_str("access_token")
+                .or_else(|| lock(&self.shared).access_token.clone()),
+        }
+    }
+
+    fn rest(&mut self) -> Result<SupabasePublisher> {
+        if self.rest.is_none() {
+            self.rest = Some(
+                SupabasePublisher::with_base_url(self.config.rest_base()?, &self.config.api_key)
+                    .max_payload(self.config.max_payload),
+            );
+        }
+        let token = lock(&self.shared).access_token.clone();
+        let rest = self
+            .rest
+            .clone()
+            .ok_or_else(|| RealtimeError::Config("REST publisher unavailable".into()))?;
+        Ok(match token {
+            Some(t) => rest.bearer(t),
+            None => rest,
+        })
+    }
+
+    /// Sends a push; with `reply`, registers a waiter for its ref first.
+    fn push(
+        &self,
+        join_ref: Option<&str>,
+        topic: &str,
+        push: &ClientPush,
+        reply: bool,
+    ) -> Result<(String, Option<oneshot::Receiver<Reply>>)> {
+        let mut s = lock(&self.shared);
+        if s.conn.is_none() {
+            return Err(RealtimeError::Connection("not connected".into()));
+        }
+        let r = s.next_ref();
+        let frame = push.encode(self.config.vsn, join_ref, &r, topic)?;
+        let rx = reply.then(|| {
+            let (tx, rx) = oneshot::channel();
+            s.pending.insert(r.clone(), tx);
+            rx
+        });
+        if let Err(e) = s.send(frame) {
+            s.pending.remove(&r);
+            return Err(e);
+        }
+        Ok((r, rx))
+    }
+
+    async fn wait(
+        &self,
+        r: &str,
+        rx: Option<oneshot::Receiver<Reply>>,
+        limit: Duration,
+        what: &str,
+    ) -> Result<Reply> {
+        let rx = rx.ok_or_else(|| RealtimeError::Protocol(format!("no waiter for {what}")))?;
+        match timeout(limit, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(RealtimeError::Connection(format!(
+                "the link closed while waiting for {what}"
+            ))),
+            Err(_) => {
+                lock(&self.shared).pending.remove(r);
+                Err(RealtimeError::timeout(what, limit))
+            }
+        }
+    }
+
+    /// The topic and join ref of a joined channel.
+    fn joined(&self, channel: &Channel) -> Option<(String, String, bool)> {
+        let topic = topic_for(channel);
+        let s = lock(&self.shared);
+        let e = s.dispatcher.get(&topic)?;
+        (e.channel == *channel && e.state == JoinState::Joined).then(|| {
+            (
+                topic.clone(),
+                e.join_ref.clone(),
+                e.params
+                    .broadcast
+                    .as_ref()
+                    .and_then(|b| b.ack)
+                    .unwrap_or(false),
+            )
+        })
+    }
+
+    fn not_joined(channel: &Channel) -> RealtimeError {
+        RealtimeError::invalid_channel(
+            channel.to_string(),
+            "not joined on this connection; subscribe first",
+        )
+    }
+
+    /// Closes the link on our side and reports it to the core with `reason`.
+    fn close_link(&self, code: CloseCode, text: &str, reason: CloseReason) {
+        let conn = lock(&self.shared).drop_link();
+        if let Some(conn) = conn {
+            let _ = conn.tx.send(WsMessage::Close(Some(CloseFrame {
+                code,
+                reason: text.to_owned().into(),
+            })));
+            conn.sink.closed(reason);
+        }
+    }
+
+    /// Closes the link (the reader keeps delivering what the server sent before its close
+    /// reply, for at most [`CLOSE_GRACE`]) and stops both tasks.
+    async fn stop_tasks(&mut self) {
+        let tx = {
+            let mut s = lock(&self.shared);
+            s.conn.as_mut().map(|c| {
+                c.closing = true;
+                c.tx.clone()
+            })
+        };
+        let live = tx.is_some();
+        if let Some(tx) = tx {
+            // No code: the server sees 1005, as with realtime-js's disconnect().
+            let _ = tx.send(WsMessage::Close(None));
+        }
+        if !live && let Some(reader) = self.reader.take() {
+            // The link is already gone (lost or closed by us): nothing more to deliver.
+            reader.abort();
+        }
+        for task in [self.writer.take(), self.reader.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut task = task;
+            if timeout(CLOSE_GRACE, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+        lock(&self.shared).drop_link();
+    }
+
+    fn start_link<S: Io>(&mut self, ws: WebSocketStream<S>, sink: EventSink) -> Session {
+        let (write, read) = ws.split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.connections += 1;
+        let id = self.connections;
+        {
+            let mut s = lock(&self.shared);
+            s.drop_link();
+            s.conn = Some(Conn {
+                id,
+                tx,
+                sink: sink.clone(),
+                closing: false,
+            });
+        }
+        self.writer = Some(tokio::spawn(write_loop(write, rx)));
+        self.reader = Some(tokio::spawn(read_loop(self.shared.clone(), id, read, sink)));
+        Session {
+            connection_id: format!("supabase-{id}"),
+            heartbeat_interval: Some(self.config.heartbeat_interval),
+            max_payload: None,
+            resumed: false,
+        }
+    }
+
+    fn handshake_failed(&self, e: tungstenite::Error) -> RealtimeError {
+        match e {
+            tungstenite::Error::Http(response) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                handshake_error(status, &body)
+            }
+            e => RealtimeError::Connection(format!(
+                "cannot open {}/websocket: {e}",
+                self.config.endpoint
+            )),
+        }
+    }
+
+    /// Publishes with kind-3 metadata (`persist`), as realtime-js's `send({…, persist})`.
+    /// Without a joined channel the message goes over REST (realtime-js's fallback).
+    pub async fn publish_with(
+        &mut self,
+        message: &OutboundMessage,
+        persist: Option<Persist>,
+    ) -> Result<()> {
+        check_channel(&message.channel)?;
+        let size = message.payload_size();
+        if size > self.config.max_payload {
+            return Err(RealtimeError::PayloadTooLarge {
+                size,
+                limit: self.config.max_payload,
+            });
+        }
+        let Some((topic, join_ref, acked)) = self.joined(&message.channel) else {
+            debug!(channel = %message.channel, "not joined: broadcasting over REST");
+            let rest = self.rest()?;
+            return match persist {
+                None => relayport_core::Publisher::publish(&rest, message).await,
+                Some(p) => {
+                    let body = match as_binary(&message.data) {
+                        Some(b) => crate::rest::EventBody::Binary(b),
+                        None => crate::rest::EventBody::Json(message.data.clone()),
+                    };
+                    rest.send_event(&message.channel, &message.event, body, Some(p))
+                        .await
+                }
+            };
+        };
+        let payload = match as_binary(&message.data) {
+            Some(bytes) => UserPayload::Binary(bytes),
+            None => UserPayload::Json(message.data.clone()),
+        };
+        let push = ClientPush::Broadcast {
+            event: message.event.clone(),
+            payload,
+            metadata: persist.map(Persist::metadata),
+        };
+        let (r, rx) = self.push(Some(&join_ref), &topic, &push, acked)?;
+        if !acked {
+            return Ok(());
+        }
+        match self
+            .wait(&r, rx, self.config.push_timeout, "broadcast ack")
+            .await
+        {
+            Ok(reply) if reply.is_ok() => Ok(()),
+            Ok(reply) => Err(to_error(
+                &reply.reason(),
+                ErrorContext {
+                    channel: Some(&message.channel),
+                    size: Some(size),
+                    limit: self.config.max_payload,
+                    status: None,
+                },
+            )),
+            Err(RealtimeError::Timeout { after, .. }) if is_private(&message.channel) => {
+                Err(RealtimeError::Forbidden {
+                    channel: message.channel.to_string(),
+                    reason: format!(
+                        "no broadcast ack within {after:?}: the server drops a private-channel \
+                         broadcast that its RLS write policy denies, without replying"
+                    ),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn presence_push(&mut self, channel: &Channel, push: ClientPush) -> Result<()> {
+        let (topic, join_ref, _) = self
+            .joined(channel)
+            .ok_or_else(|| Self::not_joined(channel))?;
+        let (r, rx) = self.push(Some(&join_ref), &topic, &push, true)?;
+        let reply = self
+            .wait(&r, rx, self.config.push_timeout, "presence reply")
+            .await?;
+        if reply.is_ok() {
+            Ok(())
+        } else {
+            Err(to_error(
+                &reply.reason(),
+                ErrorContext {
+                    channel: Some(channel),
+                    limit: self.config.max_payload,
+                    ..Default::default()
+                },
+            ))
+        }
+    }
+}
+
+impl Drop for SupabaseProvider {
+    fn drop(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+        if let Some(w) = self.writer.take() {
+            w.abort();
+        }
+    }
+}
+
+async fn write_loop<S>(mut write: S, mut rx: mpsc::UnboundedReceiver<WsMessage>)
+where
+    S: futures_util::Sink<WsMessage> + Unpin,
+{
+    while let Some(msg) = rx.recv().await {
+        let closing = matches!(msg, WsMessage::Close(_));
+        if write.send(msg).await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = write.close().await;
+}
+
+async fn read_loop<S>(shared: Arc<Mutex<Shared>>, id: u64, mut read: S, sink: EventSink)
+where
+    S: futures_util::Stream<Item = std::result::Result<WsMessage, tungstenite::Error>> + Unpin,
+{
+    let (code, why) = loop {
+        let decoded = match read.next().await {
+            Some(Ok(WsMessage::Text(t))) => decode_text(t.as_str()),
+            Some(Ok(WsMessage::Binary(b))) => decode_binary(&b),
+            Some(Ok(WsMessage::Close(frame))) => {
+                break frame.map_or((Some(1005), "closed by the server".to_owned()), |f| {
+                    (Some(i64::from(u16::from(f.code))), f.reason.to_string())
+                });
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => break (Some(1006), e.to_string()),
+            None => break (Some(1006), "the connection ended".to_owned()),
+        };
+        let frame = match decoded {
+            Ok(f) => f,
+            Err(e) => {
+                warn!(error = %e, "malformed frame from the server");
+                sink.error(None, e.into());
+                continue;
+            }
+        };
+        let mut s = lock(&shared);
+        if !s.is_current(id) {
+            return;
+        }
+        let closing = s.conn.as_ref().is_some_and(|c| c.closing);
+        for action in s.dispatcher.handle(frame) {
+            match action {
+                Action::Reply { ref_, reply } => match s.pending.remove(&ref_) {
+                    Some(tx) => {
+                        let _ = tx.send(reply);
+                    }
+                    None => debug!(%ref_, "reply nobody waits for"),
+                },
+                Action::Message(m) => {
+                    sink.message(m);
+                }
+                Action::Presence { channel, update } => {
+                    for change in update.changes {
+                        sink.presence(channel.clone(), change);
+                    }
+                }
+                Action::Lost { channel, error } => {
+                    sink.emit(ProviderEvent::SubscriptionLost { channel, error });
+                }
+                Action::CloseLink(_) if closing => {}
+                Action::CloseLink(reason) => {
+                    if let Some(conn) = s.drop_link() {
+                        let _ = conn.tx.send(WsMessage::Close(Some(CloseFrame {
+                            code: CloseCode::Normal,
+                            reason: "channel error".into(),
+                        })));
+                    }
+                    sink.closed(reason);
+                    return;
+                }
+                Action::Error { channel, error } => {
+                    sink.error(channel, error);
+                }
+                Action::Ignored(why) => debug!(%why, "frame ignored"),
+            }
+        }
+    };
+    let ours = {
+        let mut s = lock(&shared);
+        let current = s.is_current(id);
+        let closing = s.conn.as_ref().is_some_and(|c| c.closing);
+        if current {
+            s.drop_link();
+        }
+        current && !closing
+    };
+    if ours {
+        sink.closed(CloseReason::retry(
+            code,
+            format!("connection closed: {why}"),
+        ));
+    }
+}
+
+#[async_trait]
+impl RealtimeProvider for SupabaseProvider {
+    fn name(&self) -> &'static str {
+        PROVIDER_NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            presence: true,
+            presence_update: true,
+            history: false,
+            client_publish: true,
+            wildcards: false,
+            max_payload: self.config.max_payload,
+        }
+    }
+
+    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
+        self.stop_tasks().await;
+        let url = self.config.socket_url()?;
+        if url.starts_with("wss:") {
+            // Several crates may enable rustls providers; pick ring explicitly.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        match self.connector.clone() {
+            None => match tokio_tungstenite::connect_async(url.as_str()).await {
+                Ok((ws, _)) => Ok(self.start_link(ws, sink)),
+                Err(e) => Err(self.handshake_failed(e)),
+            },
+            Some(connector) => {
+                let io = connector(&url).await.map_err(|e| {
+                    RealtimeError::Connection(format!(
+                        "cannot open {}/websocket: {e}",
+                        self.config.endpoint
+                    ))
+                })?;
+                match tokio_tungstenite::client_async(url.as_str(), io).await {
+                    Ok((ws, _)) => Ok(self.start_link(ws, sink)),
+                    Err(e) => Err(self.handshake_failed(e)),
+                }
+            }
+        }
+    }
+
+    async fn disconnect(&mut self) -> Result<()> {
+        self.stop_tasks().await;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &mut self,
+        channel: &Channel,
+        options: &SubscribeOptions,
+    ) -> Result<Subscribed> {
+        check_channel(channel)?;
+        let topic = topic_for(channel);
+        let params = self.join_params(channel, options);
+        let (join_ref, rx) = {
+            let mut s = lock(&self.shared);
+            if s.conn.is_none() {
+                return Err(RealtimeError::Connection("not connected".into()));
+            }
+            if let Some(e) = s.dispatcher.get(&topic) {
+                if e.channel != *channel {
+                    return Err(RealtimeError::invalid_channel(
+                        channel.to_string(),
+                        format!(
+                            "`{}` already uses topic `{topic}` on this connection",
+                            e.channel
+                        ),
+                    ));
+                }
+                if e.state == JoinState::Joined {
+                    return Ok(Subscribed::plain());
+                }
+            }
+            let r = s.next_ref();
+            let frame =
+                ClientPush::Join(params.clone()).encode(self.config.vsn, Some(&r), &r, &topic)?;
+            s.dispatcher.insert(
+                topic.clone(),
+                ChannelEntry::joining(channel.clone(), r.clone(), params.clone()),
+            );
+            let (tx, rx) = oneshot::channel();
+            s.pending.insert(r.clone(), tx);
+            if let Err(e) = s.send(frame) {
+                s.dispatcher.remove_if(&topic, &r);
+                s.pending.remove(&r);
+                return Err(e);
+            }
+            (r, rx)
+        };
+        let reply = match self
+            .wait(&join_ref, Some(rx), self.config.join_timeout, "join reply")
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) => {
+                let timed_out = matches!(e, RealtimeError::Timeout { .. });
+                lock(&self.shared).dispatcher.remove_if(&topic, &join_ref);
+                if timed_out {
+                    // As phoenix.js: leave the timed-out join so a late reply cannot revive it.
+                    let _ = self.push(Some(&join_ref), &topic, &ClientPush::Leave, false);
+                }
+                return Err(e);
+            }
+        };
+        match parse_join_reply(&reply, channel, &params.postgres_changes) {
+            Ok(_) => {
+                let recovery = Recovery::NotAttempted;
+                Ok(Subscribed {
+                    recovery,
+                    position: None,
+                })
+            }
+            Err(e) => {
+                lock(&self.shared).dispatcher.remove_if(&topic, &join_ref);
+                Err(e)
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+        let topic = topic_for(channel);
+        let join_ref = {
+            let mut s = lock(&self.shared);
+            match s.dispatcher.get_mut(&topic) {
+                Some(e) if e.channel == *channel => {
+                    e.state = JoinState::Leaving;
+                    e.join_ref.clone()
+                }
+                _ => return Ok(()),
+            }
+        };
+        let result = match self.push(Some(&join_ref), &topic, &ClientPush::Leave, true) {
+            Ok((r, rx)) => self
+                .wait(&r, rx, self.config.push_timeout, "leave reply")
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        lock(&self.shared).dispatcher.remove_if(&topic, &join_ref);
+        if let Err(e) = result {
+            // The channel is gone on our side either way; the server drops it with the socket.
+            debug!(%channel, error = %e, "leave without a reply");
+        }
+        Ok(())
+    }
+
+    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+        self.publish_with(message, None).await
+    }
+
+    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        self.presence_push(channel, ClientPush::Track(data)).await
+    }
+
+    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+        self.presence_push(channel, ClientPush::Track(data)).await
+    }
+
+    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+        self.presence_push(channel, ClientPush::Untrack).await
+    }
+
+    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+        let topic = topic_for(channel);
+        let s = lock(&self.shared);
+        match s.dispatcher.get(&topic) {
+            Some(e) if e.channel == *channel => Ok(e.presence.members()),
+            _ => Err(Self::not_joined(channel)),
+        }
+    }
+
+    async fn ping(&mut self) -> Result<Duration> {
+        let start = Instant::now();
+        let (r, rx) = self.push(None, PHOENIX_TOPIC, &ClientPush::Heartbeat, true)?;
+        match self
+            .wait(&r, rx, self.config.heartbeat_timeout, "heartbeat reply")
+            .await
+        {
+            Ok(reply) if reply.is_ok() => Ok(start.elapsed()),
+            Ok(reply) => Err(RealtimeError::Protocol(format!(
+                "heartbeat refused: {}",
+                reply.reason()
+            ))),
+            Err(e @ RealtimeError::Timeout { .. }) => {
+                self.close_link(
+                    CloseCode::Normal,
+                    "heartbeat timeout",
+                    CloseReason::retry(Some(1000), "heartbeat timeout"),
+                );
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_urls() {
+        let mut c = SupabaseConfig::with_endpoint("ws://localhost:4000/socket/", "k.e.y");
+        c.vsn = ProtocolVersion::V1;
+        c.log_level = Some("info".into());
+        assert_eq!(
+            c.socket_url().unwrap(),
+            "ws://localhost:4000/socket/websocket?apikey=k.e.y&log_level=info&vsn=1.0.0"
+        );
+        assert_eq!(c.rest_base().unwrap(), "http://localhost:4000/socket");
+        let bad = SupabaseConfig::with_endpoint("ftp://x", "k");
+        assert_eq!(
+            bad.socket_url().unwrap_err().kind(),
+            relayport_core::ErrorKind::Config
+        );
+        assert_eq!(
+            SupabaseConfig::with_endpoint("not a url", "k")
+                .socket_url()
+                .unwrap_err()
+                .kind(),
+            relayport_core::ErrorKind::Config
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_debug() {
+        let mut c = SupabaseConfig::new("https://abc.supabase.co", "anon-key-value");
+        c.access_token = Some("user-jwt-value".into());
+        let p = SupabaseProvider::new(c);
+        let shown = format!("{p:?} {:?}", p.access_token_handle());
+        assert!(!shown.contains("anon-key-value") && !shown.contains("user-jwt-value"));
+    }
+
+    #[test]
+    fn join_params_follow_the_naming_rule_and_the_authorization() {
+        let p = SupabaseProvider::new(SupabaseConfig::new("https://abc.supabase.co", "anon"));
+        let auth = SubscribeOptions {
+            auth: Some(relayport_core::ChannelAuth(serde_json::json!({
+                "access_token": "minted", "presence_key": "u1"
+            }))),
+            ..Default::default()
+        };
+        let presence = p.join_params(&Channel::presence("room"), &auth);
+        assert!(presence.private && presence.presence_enabled);
+        assert_eq!(presence.presence_key, "u1");
+        assert_eq!(presence.access_token.as_deref(), Some("minted"));
+        let public = p.join_params(&Channel::public("room"), &SubscribeOptions::default());
+        assert!(!public.private && !public.presence_enabled);
+        assert_eq!(public.access_token, None);
+        p.access_token_handle().set("jwt");
+        let private = p.join_params(&Channel::private("room"), &SubscribeOptions::default());
+        assert!(private.private && !private.presence_enabled);
+        assert_eq!(private.access_token.as_deref(), Some("jwt"));
+    }
+}

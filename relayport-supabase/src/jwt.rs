@@ -1,0 +1,181 @@
+//! Server-side channel authorization: short-lived HS256 JWTs signed with the project's JWT
+//! secret, for private channels guarded by RLS policies on `realtime.messages`.
+//!
+//! The secret stays on the backend; what leaves it is the [`ChannelAuth`] body
+//! `{"access_token": "<jwt>", "presence_key": "<user id>"}` (the key only for presence
+//! channels), which the client provider puts into the channel's `phx_join`. Realtime requires
+//! the `role` and `exp` claims; `sub` is what policies usually check with `auth.uid()`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::{Map, Value, json};
+
+use relayport_core::{AuthRequest, ChannelAuth, ChannelAuthorizer, RealtimeError, Result};
+
+/// The default token lifetime: 10 minutes.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+/// Mints channel tokens with the project's JWT secret.
+#[derive(Clone)]
+pub struct SupabaseAuthorizer {
+    key: EncodingKey,
+    ttl: Duration,
+    role: String,
+    subject: Option<String>,
+    claims: Map<String, Value>,
+}
+
+impl std::fmt::Debug for SupabaseAuthorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupabaseAuthorizer")
+            .field("key", &"<redacted>")
+            .field("ttl", &self.ttl)
+            .field("role", &self.role)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SupabaseAuthorizer {
+    /// An authorizer signing with the project's JWT secret, role `authenticated`, 10-minute
+    /// tokens.
+    pub fn new(jwt_secret: impl AsRef<[u8]>) -> Self {
+        Self {
+            key: EncodingKey::from_secret(jwt_secret.as_ref()),
+            ttl: DEFAULT_TTL,
+            role: "authenticated".into(),
+            subject: None,
+            claims: Map::new(),
+        }
+    }
+
+    /// Changes the token lifetime.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Changes the `role` claim (the Postgres role RLS runs as).
+    pub fn role(mut self, role: impl Into<String>) -> Self {
+        self.role = role.into();
+        self
+    }
+
+    /// Sets the `sub` claim: the user the backend authenticated (`auth.uid()` in policies).
+    /// Without it, a presence request's user id is used; a private-channel request has none.
+    pub fn subject(mut self, sub: impl Into<String>) -> Self {
+        self.subject = Some(sub.into());
+        self
+    }
+
+    /// Adds an application claim (`role`, `exp`, `iat` and `sub` cannot be overridden).
+    pub fn claim(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.claims.insert(name.into(), value);
+        self
+    }
+
+    /// Mints a token for `sub` as of `now` (seconds since the Unix epoch).
+    pub fn mint_at(&self, sub: Option<&str>, now: u64) -> Result<String> {
+        let mut claims = self.claims.clone();
+        claims.insert("role".into(), json!(self.role));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + self.ttl.as_secs()));
+        if let Some(sub) = sub {
+            claims.insert("sub".into(), json!(sub));
+        }
+        encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .map_err(|e| RealtimeError::Config(format!("cannot sign the channel token: {e}")))
+    }
+
+    /// The auth body for a request, as of `now`.
+    pub fn authorize_at(&self, request: &AuthRequest, now: u64) -> Result<ChannelAuth> {
+        let user = request.user.as_ref().map(|u| u.id.as_str());
+        let sub = self.subject.as_deref().or(user);
+        let token = self.mint_at(sub, now)?;
+        let mut body = json!({ "access_token": token });
+        if let Some(user) = user {
+            body["presence_key"] = json!(user);
+        }
+        Ok(ChannelAuth(body))
+    }
+}
+
+#[async_trait]
+impl ChannelAuthorizer for SupabaseAuthorizer {
+    async fn authorize(&self, request: &AuthRequest) -> Result<ChannelAuth> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|e| RealtimeError::Config(format!("system clock before 1970: {e}")))?
+            .as_secs();
+        self.authorize_at(request, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation, decode};
+    use relayport_core::{Channel, PresenceUser};
+
+    const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters";
+
+    fn claims(
+        token: &str,
+        secret: &str,
+    ) -> std::result::Result<Value, jsonwebtoken::errors::Error> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.validate_exp = false;
+        v.required_spec_claims.clear();
+        decode::<Value>(token, &DecodingKey::from_secret(secret.as_bytes()), &v).map(|d| d.claims)
+    }
+
+    #[test]
+    fn presence_token_carries_role_exp_sub_and_app_claims() {
+        let auth = SupabaseAuthorizer::new(SECRET)
+            .ttl(Duration::from_secs(60))
+            .claim("app", json!("chat"))
+            .claim("role", json!("ignored"));
+        let req = AuthRequest {
+            socket_id: "s".into(),
+            channel: Channel::presence("room"),
+            user: Some(PresenceUser {
+                id: "user-1".into(),
+                info: Value::Null,
+            }),
+        };
+        let body = auth.authorize_at(&req, 1_700_000_000).unwrap();
+        assert_eq!(body.str_field("presence_key"), Some("user-1"));
+        let token = body.str_field("access_token").unwrap();
+        let c = claims(token, SECRET).unwrap();
+        assert_eq!(c["role"], "authenticated");
+        assert_eq!(c["sub"], "user-1");
+        assert_eq!(c["iat"], 1_700_000_000u64);
+        assert_eq!(c["exp"], 1_700_000_060u64);
+        assert_eq!(c["app"], "chat");
+        assert!(claims(token, "another-secret-another-secret-another").is_err());
+        assert!(!body.0.to_string().contains(SECRET));
+        assert!(!format!("{auth:?}").contains(SECRET));
+    }
+
+    #[tokio::test]
+    async fn private_token_uses_the_configured_subject() {
+        let auth = SupabaseAuthorizer::new(SECRET)
+            .subject("uid-9")
+            .role("service_role");
+        let req = AuthRequest {
+            socket_id: "s".into(),
+            channel: Channel::private("room"),
+            user: None,
+        };
+        let body = auth.authorize(&req).await.unwrap();
+        assert_eq!(body.str_field("presence_key"), None);
+        let c = claims(body.str_field("access_token").unwrap(), SECRET).unwrap();
+        assert_eq!(c["sub"], "uid-9");
+        assert_eq!(c["role"], "service_role");
+        let exp = c["exp"].as_u64().unwrap();
+        let iat = c["iat"].as_u64().unwrap();
+        assert_eq!(exp - iat, DEFAULT_TTL.as_secs());
+    }
+}
