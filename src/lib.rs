@@ -14,8 +14,14 @@
 //! - [`auth_endpoint`] (feature `auth-endpoint`): the axum channel auth endpoint;
 //! - [`cli`] (feature `cli`): the `relayport` command-line client.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use relayport_core::*;
+
+/// A scripted in-memory provider for testing code written against [`RealtimeClient`]
+/// (feature `testing`; see [`relayport_core::testing`]).
+#[cfg(feature = "testing")]
+pub use relayport_core::testing;
 
 #[cfg(feature = "auth-endpoint")]
 pub mod auth_endpoint;

@@ -1,5 +1,5 @@
 //! The auth endpoint (`relayport::auth_endpoint`) through its axum router: each provider's body
-//! against its vectors (`testdata/vectors/`), and the status codes.
+//! against its vectors (`tests/vectors/`), and the status codes.
 
 use axum::Router;
 use axum::body::Body;
@@ -17,7 +17,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
 const JSON: &str = "application/json";
 
 fn vectors(name: &str) -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors/");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/");
     let text = std::fs::read_to_string(format!("{path}{name}")).expect("vector file");
     serde_json::from_str(&text).expect("vector JSON")
 }

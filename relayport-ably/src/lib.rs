@@ -6,8 +6,9 @@
 //! [`relayport_core::ChannelAuthorizer`] ([`token::AblyAuthorizer`]).
 //!
 //! Behaviour follows ably-js 2.28.0 frame for frame (see the crate README and the vectors in
-//! `testdata/vectors/ably.json`); reconnect timing, queuing and resubscription are the core's.
+//! `tests/vectors/ably.json`); reconnect timing, queuing and resubscription are the core's.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
 pub mod channels;

@@ -14,6 +14,7 @@
 //! Providers speak protocols; the core owns policy. See the workspace README for the
 //! architecture.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 pub mod channel;
@@ -44,6 +45,11 @@ pub use provider::{
     Recovery, Session, SubscribeOptions, Subscribed,
 };
 pub use state::{ClientEvent, ConnectionState};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Re-exported so provider crates implement the trait with the same macro version.
 pub use async_trait::async_trait;

@@ -13,6 +13,7 @@
 //! - [`names`]: the channel-name mapping (`private:room:1` ↔ `private-room-1`);
 //! - [`errors`]: Pusher error and close codes → `RealtimeError` and the reconnect decision.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 pub mod client;

@@ -15,6 +15,7 @@
 //! [`ChannelAuthorizer`]: relayport_core::ChannelAuthorizer
 //! [`RealtimeProvider`]: relayport_core::RealtimeProvider
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
 pub mod dispatch;

@@ -23,9 +23,9 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 pub fn vectors() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/vectors/ably.json"
+        "/tests/vectors/ably.json"
     ))
-    .expect("testdata/vectors/ably.json");
+    .expect("tests/vectors/ably.json");
     serde_json::from_str(&text).expect("JSON")
 }
 

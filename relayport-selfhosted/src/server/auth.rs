@@ -2,12 +2,12 @@
 //! constant time), the bearer secret check for the HTTP API, and [`SelfHostedAuthorizer`], the
 //! backend side that produces the signatures.
 
-use async_trait::async_trait;
 use relayport_core::auth::{hmac_sha256_hex, verify_hmac_sha256_hex};
-use relayport_core::{AuthRequest, Channel, ChannelAuth, ChannelAuthorizer, ChannelKind};
-use serde_json::{Value, json};
+use relayport_core::{Channel, ChannelKind};
+use serde_json::Value;
 
 use super::broker::Refusal;
+pub use crate::authorizer::SelfHostedAuthorizer;
 use crate::protocol::{code, presence_signing_string, private_signing_string};
 
 /// The user a presence subscription is signed for: `(user_id, user_info)`.
@@ -91,74 +91,12 @@ pub fn bearer_matches(secret: &str, header: Option<&str>) -> bool {
     verify_hmac_sha256_hex(KEY, token.trim().as_bytes(), &expected)
 }
 
-/// Signs private and presence subscriptions for the self-hosted server with the app secret.
-///
-/// The body is `{"auth": "<hex>"}`, plus `"channel_data": "<json string>"` for presence
-/// channels (built from `AuthRequest.user`: `{"user_id": …, "user_info": …}`). A client sends
-/// both back in its `subscribe` frame unchanged.
-pub struct SelfHostedAuthorizer {
-    secret: String,
-}
-
-impl std::fmt::Debug for SelfHostedAuthorizer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SelfHostedAuthorizer")
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl SelfHostedAuthorizer {
-    /// An authorizer signing with `secret` (the server's `REALTIME_SECRET`).
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self {
-            secret: secret.into(),
-        }
-    }
-
-    /// The auth body for a request, synchronously.
-    pub fn sign(&self, request: &AuthRequest) -> relayport_core::Result<ChannelAuth> {
-        let name = request.channel.to_string();
-        match request.channel.kind() {
-            ChannelKind::Public => Err(relayport_core::auth::forbidden(
-                &request.channel,
-                "public channels need no authorization",
-            )),
-            ChannelKind::Private => {
-                let msg = private_signing_string(&request.socket_id, &name);
-                Ok(ChannelAuth(json!({
-                    "auth": hmac_sha256_hex(self.secret.as_bytes(), msg.as_bytes())
-                })))
-            }
-            ChannelKind::Presence => {
-                let Some(user) = &request.user else {
-                    return Err(relayport_core::auth::forbidden(
-                        &request.channel,
-                        "presence channels need a user",
-                    ));
-                };
-                let data = json!({"user_id": user.id, "user_info": user.info}).to_string();
-                let msg = presence_signing_string(&request.socket_id, &name, &data);
-                Ok(ChannelAuth(json!({
-                    "auth": hmac_sha256_hex(self.secret.as_bytes(), msg.as_bytes()),
-                    "channel_data": data,
-                })))
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl ChannelAuthorizer for SelfHostedAuthorizer {
-    async fn authorize(&self, request: &AuthRequest) -> relayport_core::Result<ChannelAuth> {
-        self.sign(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use relayport_core::AuthRequest;
     use relayport_core::auth::PresenceUser;
+    use serde_json::json;
 
     fn req(channel: &str, user: Option<PresenceUser>) -> AuthRequest {
         AuthRequest {

@@ -2,20 +2,17 @@
 //! client frames back into our own push types.
 #![allow(dead_code)]
 
+use relayport_core::Channel;
 use relayport_supabase::frame::{ProtocolVersion, UserPayload, decode_user_broadcast_push};
 use relayport_supabase::join::{BroadcastOptions, ChannelOptions, JoinParams};
 use relayport_supabase::postgres::PostgresChangesFilter;
 use relayport_supabase::push::ClientPush;
-use relayport_core::Channel;
 use serde_json::{Value, json};
 
-/// The vector file, copied from the shared captures into the repository.
+/// The vector file, kept in this crate (`tests/vectors/`).
 pub fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testdata/vectors/supabase.json"
-    );
-    let text = std::fs::read_to_string(path).expect("testdata/vectors/supabase.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/supabase.json");
+    let text = std::fs::read_to_string(path).expect("tests/vectors/supabase.json");
     serde_json::from_str(&text).expect("vector file is JSON")
 }
 
