@@ -43,6 +43,13 @@ pub fn provider(cfg: &ProviderConfig) -> Result<Box<dyn RealtimeProvider>> {
     build_provider(&cfg.client_side(), None)
 }
 
+/// The client-side provider for a trusted process holding the server secret (see
+/// [`trusted_client_builder`]): the public settings, plus what the provider signs locally (an
+/// Ably provider configured with only `ABLY_API_KEY` signs its token requests here).
+pub fn trusted_provider(cfg: &ProviderConfig) -> Result<Box<dyn RealtimeProvider>> {
+    build_provider(&cfg.client_side(), Some(cfg))
+}
+
 /// A [`ClientBuilder`] for `cfg` (public parts only), with the client id and, when
 /// `REALTIME_AUTH_ENDPOINT` is set, an authorizer calling that endpoint. Adjust the runtime's
 /// policies on it, then `build()`.

@@ -11,8 +11,9 @@
 //!   `PUSHER_KEY`, `ABLY_API_KEY`, `SUPABASE_URL`, `REALTIME_URL`, …);
 //! - [`client()`], [`publisher()`], [`authorizer()`]: a [`RealtimeClient`], a [`Publisher`] and
 //!   a [`ChannelAuthorizer`] for it (a client only ever sees the public settings);
-//! - [`auth_endpoint`] (feature `auth-endpoint`): the axum channel auth endpoint;
-//! - [`cli`] (feature `cli`): the `relayport` command-line client.
+//! - [`auth_endpoint`] (feature `auth-endpoint`): the axum channel auth endpoint.
+//!
+//! The `relayport` command-line client is its own crate, `relayport-cli`.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -25,14 +26,13 @@ pub use relayport_core::testing;
 
 #[cfg(feature = "auth-endpoint")]
 pub mod auth_endpoint;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod config;
 mod factory;
 
 pub use config::ProviderConfig;
 pub use factory::{
     authorizer, client, client_builder, provider, publisher, trusted_client_builder,
+    trusted_provider,
 };
 
 /// The Pusher Channels provider (feature `pusher`).

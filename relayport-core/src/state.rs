@@ -52,6 +52,14 @@ impl ConnectionState {
 pub enum ClientEvent {
     /// The connection state changed.
     StateChanged(ConnectionState),
+    /// The link went down (before the reconnect, or the failure, its state change announces):
+    /// the close or error code and the server's text, as the provider reported them.
+    LinkLost {
+        /// The provider's close or error code, if any.
+        code: Option<i64>,
+        /// The reason, as the server or the provider put it.
+        message: String,
+    },
     /// A heartbeat round trip took longer than the degraded threshold.
     ConnectionDegraded {
         /// The measured round trip.

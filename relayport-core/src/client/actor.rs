@@ -375,6 +375,10 @@ impl Actor {
             return;
         }
         warn!(code = ?reason.code, message = %reason.message, "link lost");
+        self.emit(ClientEvent::LinkLost {
+            code: reason.code,
+            message: reason.message.clone(),
+        });
         let _ = self.provider.disconnect().await;
         self.next_ping = None;
         self.typing.clear();

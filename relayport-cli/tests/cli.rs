@@ -1,11 +1,13 @@
 //! The `relayport` binary as a process, against a self-hosted server running in this test's
-//! process on loopback. Every wait is bounded; nothing sleeps.
+//! process on loopback. Every wait is bounded; nothing sleeps. (Time-based behaviour, the
+//! backoff and the countdown, is the runtime's and is tested there on the paused clock; here
+//! the clock is real because the binary runs in its own process.)
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use relayport::Channel;
-use relayport::selfhosted::server::{Server, ServerHandle, auth::verify_subscription};
+use relayport_selfhosted::server::{Server, ServerHandle, auth::verify_subscription};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
@@ -81,19 +83,33 @@ impl Running {
         seen
     }
 
-    /// Sends SIGINT (ctrl-c) and waits for a clean exit.
-    async fn interrupt(mut self) {
+    /// Sends `signal` (`INT`, `TERM`) with `kill`.
+    fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running");
         let status = std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
+            .args([&format!("-{signal}"), &pid.to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
-        let exit = timeout(WAIT, self.child.wait())
+    }
+
+    /// Waits for the process to exit; returns its status code (`None`: killed by a signal).
+    async fn exit_code(&mut self) -> Option<i32> {
+        timeout(WAIT, self.child.wait())
             .await
             .expect("exits in time")
-            .expect("waitable");
-        assert!(exit.success(), "ctrl-c should leave cleanly: {exit:?}");
+            .expect("waitable")
+            .code()
+    }
+
+    /// Sends SIGINT (ctrl-c) and waits for a clean exit.
+    async fn interrupt(mut self) {
+        self.signal("INT");
+        assert_eq!(
+            self.exit_code().await,
+            Some(0),
+            "ctrl-c should leave cleanly"
+        );
     }
 }
 
@@ -151,6 +167,12 @@ async fn listen_reports_the_reconnect_on_stderr_and_resubscribes() {
     assert!(
         seen.iter()
             .any(|l| l.starts_with("state: reconnecting (attempt 1) in")),
+        "{seen:?}"
+    );
+    // The reason of the reconnect: the close code and the server's text.
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("disconnected: code 1012: the server is restarting")),
         "{seen:?}"
     );
     let (code, _, err) = run(command(&srv, &["publish", "ticker", "tick", "1"])).await;
@@ -264,28 +286,20 @@ async fn history_prints_the_retained_messages_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fatal_errors_exit_non_zero_with_one_line() {
+async fn fatal_errors_exit_1_with_one_line() {
     let srv = server().await;
     let mut no_url = command(&srv, &["listen", "news"]);
     no_url.env_remove("REALTIME_URL");
-    let mut bad_provider = command(&srv, &["--provider", "soketi", "listen", "news"]);
-    bad_provider.env_remove("REALTIME_PROVIDER");
+    let mut no_provider = command(&srv, &["listen", "news"]);
+    no_provider.env_remove("REALTIME_PROVIDER");
+    let no_file = command(
+        &srv,
+        &["--config", "/nonexistent/relayport.toml", "listen", "x"],
+    );
     let cases = [
         (no_url, "REALTIME_URL"),
-        (bad_provider, "soketi"),
-        (
-            command(
-                &srv,
-                &["--config", "/nonexistent/relayport.toml", "listen", "x"],
-            ),
-            "/nonexistent/relayport.toml",
-        ),
-        (
-            command(&srv, &["publish", "news", "e", "{not json"]),
-            "JSON",
-        ),
-        (command(&srv, &["listen", "bad channel"]), "invalid channel"),
-        (command(&srv, &["presence", "news"]), "presence"),
+        (no_provider, "REALTIME_PROVIDER"),
+        (no_file, "/nonexistent/relayport.toml"),
     ];
     for (cmd, needle) in cases {
         let (code, out, err) = run(cmd).await;
@@ -293,11 +307,149 @@ async fn fatal_errors_exit_non_zero_with_one_line() {
         assert!(out.is_empty(), "{out}");
         assert_eq!(err.lines().count(), 1, "{err:?}");
         assert!(
-            err.starts_with("realtime: ") && err.contains(needle),
+            err.starts_with("relayport: ") && err.contains(needle),
             "{err:?}"
         );
     }
-    // Usage errors are clap's: status 2.
-    let (code, _, _) = run(command(&srv, &["listen"])).await;
-    assert_eq!(code, Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_before_connecting() {
+    let srv = server().await;
+    let mut bad_provider = command(&srv, &["--provider", "soketi", "listen", "news"]);
+    bad_provider.env_remove("REALTIME_PROVIDER");
+    let mut bad_env_provider = command(&srv, &["listen", "news"]);
+    bad_env_provider.env("REALTIME_PROVIDER", "soketi");
+    let cases = [
+        (
+            bad_provider,
+            "possible values: pusher, ably, supabase, selfhosted",
+        ),
+        (bad_env_provider, "soketi"),
+        (
+            command(&srv, &["publish", "news", "e", "{not json"]),
+            "not valid JSON",
+        ),
+        (
+            command(&srv, &["presence", "presence:room", "--data", "[1,"]),
+            "not valid JSON",
+        ),
+        (
+            command(&srv, &["auth", "n.1", "presence:room", "--user-data", "x"]),
+            "not valid JSON",
+        ),
+        (
+            command(&srv, &["auth", "n.1", "presence:room"]),
+            "--user-data",
+        ),
+        (command(&srv, &["listen", "bad channel"]), "bad channel"),
+        (command(&srv, &["presence", "news"]), "presence channel"),
+        (command(&srv, &["listen"]), "<CHANNELS>"),
+        (command(&srv, &["subscribe", "news"]), "subscribe"),
+    ];
+    for (cmd, needle) in cases {
+        let (code, out, err) = run(cmd).await;
+        assert_eq!(code, Some(2), "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{err:?}"
+        );
+    }
+    // Nothing connected: the server saw no connection at all.
+    assert_eq!(
+        srv.metrics().snapshot().connections_total,
+        0,
+        "a usage error must not connect"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_shows_the_environment_and_examples_but_never_a_secret() {
+    let srv = server().await;
+    let secrets = [
+        ("REALTIME_SECRET", "hunter2-selfhosted-secret"),
+        ("PUSHER_SECRET", "hunter2-pusher-secret"),
+        ("ABLY_API_KEY", "app.key:hunter2-ably"),
+        ("SUPABASE_JWT_SECRET", "hunter2-jwt-secret"),
+        ("SUPABASE_SERVICE_ROLE_KEY", "hunter2-service-role"),
+    ];
+    for args in [
+        &["--help"][..],
+        &["listen", "--help"],
+        &["publish", "--help"],
+    ] {
+        let mut cmd = command(&srv, args);
+        cmd.envs(secrets);
+        let (code, out, err) = run(cmd).await;
+        assert_eq!(code, Some(0), "{err}");
+        for (_, value) in secrets {
+            assert!(!out.contains(value), "{args:?} leaks {value}: {out}");
+        }
+        assert!(out.contains("[env: REALTIME_PROVIDER="), "{out}");
+        assert!(out.contains("[env: REALTIME_CLIENT_ID"), "{out}");
+        assert!(out.contains("Example"), "{out}");
+    }
+    let (_, out, _) = run(command(&srv, &["--help"])).await;
+    for name in ["REALTIME_SECRET*", "PUSHER_SECRET*", "Exit status"] {
+        assert!(out.contains(name), "{name}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_cleanly_like_ctrl_c() {
+    let srv = server().await;
+    let args = ["--client-id", "alice", "presence", "presence:room"];
+    let mut alice = Running::spawn(command(&srv, &args));
+    assert_eq!(alice.json().await["member"]["id"], "alice");
+    let args = ["--client-id", "bob", "presence", "presence:room"];
+    let mut bob = Running::spawn(command(&srv, &args));
+    bob.stderr_until("joined presence:room").await;
+    assert_eq!(alice.json().await["action"], "joined");
+
+    bob.signal("TERM");
+    // Handled (a default SIGTERM would kill it: no exit code), and said goodbye.
+    assert_eq!(
+        bob.exit_code().await,
+        Some(0),
+        "SIGTERM should leave cleanly"
+    );
+    bob.stderr_until("terminated: leaving").await;
+    let left = alice.json().await;
+    assert_eq!(
+        (&left["action"], &left["member"]["id"]),
+        (&json!("left"), &json!("bob"))
+    );
+    alice.interrupt().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_the_server_ends_exits_1_with_the_reason() {
+    let srv = server().await;
+    let addr = srv.local_addr();
+    let mut listen = Running::spawn(command(&srv, &["listen", "news", "private:orders"]));
+    listen.stderr_until("subscribed to private:orders").await;
+    // The server comes back with another secret: the resubscribe of the private channel,
+    // signed with the old one, is refused; the public channel is restored.
+    let (config, broker) = (srv.config().clone(), srv.broker());
+    srv.shutdown().await;
+    let _srv = Server::builder()
+        .config(config)
+        .secret("a-rotated-secret")
+        .broker(broker)
+        .bind(addr)
+        .await
+        .expect("binds the same address again");
+    let seen = listen
+        .stderr_until("subscription to private:orders ended")
+        .await;
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("disconnected: code 1012")),
+        "{seen:?}"
+    );
+    assert_eq!(listen.exit_code().await, Some(1));
+    let rest = listen.stderr_until("relayport: ").await;
+    let last = rest.last().expect("a reason");
+    assert!(last.contains("unauthorized"), "{last}");
 }

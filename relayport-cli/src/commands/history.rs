@@ -2,18 +2,16 @@
 //! through a resubscribe, like the self-hosted server) what a resubscribe from the start of
 //! the channel's current stream replays.
 
-use relayport_core::{
-    AuthRequest, ChannelAuth, EventSink, Position, PresenceUser, ProviderEvent, RealtimeError,
-    Recovery, Result, SubscribeOptions,
+use relayport::config::ProviderConfig;
+use relayport::{
+    AuthRequest, Channel, ChannelAuth, ChannelKind, EventSink, Position, PresenceUser,
+    ProviderEvent, RealtimeError, Recovery, Result, SubscribeOptions,
 };
 
-use super::channel;
-use crate::cli::output::{json_line, note};
-use crate::config::ProviderConfig;
+use crate::output::{json_line, note};
 
-pub(super) async fn run(cfg: &ProviderConfig, name: &str) -> Result<()> {
-    let ch = channel(name)?;
-    let mut provider = crate::factory::build_provider(&cfg.client_side(), Some(cfg))?;
+pub(super) async fn run(cfg: &ProviderConfig, ch: Channel) -> Result<()> {
+    let mut provider = relayport::trusted_provider(cfg)?;
     let (sink, mut events) = EventSink::channel();
     let session = provider.connect(sink).await?;
     let outcome = async {
@@ -75,16 +73,12 @@ pub(super) async fn run(cfg: &ProviderConfig, name: &str) -> Result<()> {
     outcome
 }
 
-async fn sign(
-    cfg: &ProviderConfig,
-    socket_id: &str,
-    ch: &relayport_core::Channel,
-) -> Result<ChannelAuth> {
-    let user = (ch.kind() == relayport_core::ChannelKind::Presence).then(|| PresenceUser {
-        id: cfg.client_id().unwrap_or("realtime-cli").to_owned(),
+async fn sign(cfg: &ProviderConfig, socket_id: &str, ch: &Channel) -> Result<ChannelAuth> {
+    let user = (ch.kind() == ChannelKind::Presence).then(|| PresenceUser {
+        id: cfg.client_id().unwrap_or("relayport-cli").to_owned(),
         info: serde_json::Value::Null,
     });
-    crate::authorizer(cfg)?
+    relayport::authorizer(cfg)?
         .authorize(&AuthRequest {
             socket_id: socket_id.to_owned(),
             channel: ch.clone(),

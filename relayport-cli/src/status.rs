@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use relayport_core::{ConnectionState, RealtimeClient, RealtimeError};
+use relayport::{ConnectionState, RealtimeClient, RealtimeError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 

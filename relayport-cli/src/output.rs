@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use relayport_core::{RealtimeError, Result};
+use relayport::{RealtimeError, Result};
 use serde::Serialize;
 
 /// `text` on one line (newlines become spaces).
@@ -25,10 +25,4 @@ pub(crate) fn json_line<T: Serialize + ?Sized>(value: &T) -> Result<()> {
 pub(crate) fn note(text: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{}", one_line(text));
-}
-
-/// Parses a JSON argument, naming it in the error.
-pub(crate) fn parse_json(what: &str, text: &str) -> Result<serde_json::Value> {
-    serde_json::from_str(text)
-        .map_err(|e| RealtimeError::Config(format!("{what} is not valid JSON: {e}")))
 }

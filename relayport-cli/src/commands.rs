@@ -1,0 +1,62 @@
+//! The commands, one module each, and what they share: the client they connect with and the
+//! way a long-running command ends.
+
+mod auth;
+mod history;
+mod listen;
+mod presence;
+mod publish;
+
+use std::future::Future;
+
+use relayport::config::ProviderConfig;
+use relayport::{Channel, RealtimeClient, Result};
+
+use crate::args::Command;
+use crate::{events, signals, status};
+
+/// Runs `command` against the provider `cfg` names.
+pub(crate) async fn run(command: Command, cfg: &ProviderConfig) -> Result<()> {
+    match command {
+        Command::Listen { channels } => listen::run(cfg, channels).await,
+        Command::Publish {
+            channel,
+            event,
+            data,
+            client,
+        } => publish::run(cfg, channel, &event, data, client).await,
+        Command::Presence { channel, data } => presence::run(cfg, channel, data).await,
+        Command::History { channel } => history::run(cfg, channel).await,
+        Command::Auth {
+            socket_id,
+            channel,
+            user_data,
+        } => auth::run(cfg, socket_id, channel, user_data).await,
+    }
+}
+
+/// A client for the CLI: the provider gets the public settings; private and presence channels
+/// are signed by `REALTIME_AUTH_ENDPOINT`, or here when the configuration holds the secret.
+fn client(cfg: &ProviderConfig) -> Result<RealtimeClient> {
+    Ok(relayport::trusted_client_builder(cfg)?.build())
+}
+
+/// Runs `work` on `client` until it finishes, the client fails, the server ends the
+/// subscription of one of `channels` with an error, or the process is asked to stop (ctrl-c,
+/// SIGTERM: a clean exit). Connection states and client events go to stderr meanwhile. The
+/// client then says goodbye (`close()`) whatever happened.
+async fn supervise<F>(client: RealtimeClient, channels: &[Channel], work: F) -> Result<()>
+where
+    F: Future<Output = Result<()>>,
+{
+    // Taken before `work` subscribes, so no event about its channels can be missed.
+    let mut client_events = client.events();
+    let outcome = tokio::select! {
+        r = work => r,
+        e = status::watch_states(&client) => Err(e),
+        e = events::watch(&mut client_events, channels) => Err(e),
+        r = signals::stop_requested() => r,
+    };
+    client.close().await;
+    outcome
+}

@@ -1,5 +1,0 @@
-//! The `relayport` command-line client; see [`relayport::cli`].
-
-fn main() -> std::process::ExitCode {
-    relayport::cli::main()
-}
