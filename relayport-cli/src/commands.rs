@@ -51,11 +51,14 @@ where
 {
     // Taken before `work` subscribes, so no event about its channels can be missed.
     let mut client_events = client.events();
+    // Events first: when a fatal close is both an event (its reason) and a state, the reason
+    // is printed before the state ends the command.
     let outcome = tokio::select! {
-        r = work => r,
-        e = status::watch_states(&client) => Err(e),
+        biased;
         e = events::watch(&mut client_events, channels) => Err(e),
+        e = status::watch_states(&client) => Err(e),
         r = signals::stop_requested() => r,
+        r = work => r,
     };
     client.close().await;
     outcome
