@@ -9,7 +9,8 @@
 //! Modules: [`frame`] (text and binary codec), [`topic`] (channel names ↔ topics), [`join`]
 //! (the `phx_join` payload and reply), [`presence`] (presence folding), [`postgres`] (postgres
 //! changes), [`errors`] (the error table), [`dispatch`] (what incoming frames mean),
-//! [`client`] (the [`RealtimeProvider`]), [`rest`] (REST broadcast) and [`jwt`] (token minting).
+//! [`client`] (the [`RealtimeProvider`]), [`rest`] (REST broadcast) and [`jwt`] (HS256 token
+//! minting and verification).
 //!
 //! [`Publisher`]: relayport_core::Publisher
 //! [`ChannelAuthorizer`]: relayport_core::ChannelAuthorizer
