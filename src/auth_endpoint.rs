@@ -10,7 +10,7 @@
 //!   `HttpAuthorizer` posts);
 //! - it asks the application who the user is and whether they may use the channel
 //!   ([`AccessPolicy`]: `user(headers)` and `can_access_channel(user, channel)`);
-//! - it answers 200 with the provider's body ([`ChannelAuth`]), 401 when there is no user,
+//! - it answers 200 with the provider's body ([`ChannelAuth`](crate::ChannelAuth)), 401 when there is no user,
 //!   403 with a JSON error when access is refused, and 400 on malformed input.
 //!
 //! `POST /api/realtime/signin` is the user sign-in endpoint where the provider has one

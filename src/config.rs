@@ -5,7 +5,7 @@
 //!
 //! Every setting is either **public** (safe in a browser, a desktop app or a CLI handed to end
 //! users) or a **server secret** (only ever on the backend). Building a client
-//! ([`crate::client`], [`crate::provider`]) uses only the public parts, whatever the
+//! ([`crate::client()`], [`crate::provider()`]) uses only the public parts, whatever the
 //! configuration holds: see [`ProviderConfig::client_side`].
 //!
 //! | provider | public (client) | server secret (publisher, authorizer) |

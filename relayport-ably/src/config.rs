@@ -96,6 +96,7 @@ pub struct ChannelOptions {
 
 /// Settings of [`AblyRealtime`](crate::AblyRealtime).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AblyConfig {
     /// Credentials.
     pub credentials: Credentials,

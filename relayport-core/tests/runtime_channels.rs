@@ -547,11 +547,10 @@ async fn typed_events_round_trip_and_mismatches_are_errors() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_subscriber_is_reported_not_silently_skipped() {
     let (client, script) = client(|b| {
-        b.config(relayport_core::ClientConfig {
-            subscriber_buffer: 2,
-            client_id: Some("alice".into()),
-            ..Default::default()
-        })
+        let mut config = relayport_core::ClientConfig::default();
+        config.subscriber_buffer = 2;
+        config.client_id = Some("alice".into());
+        b.config(config)
     });
     let mut events = client.events();
     let mut sub = client.subscribe("news").await.unwrap();

@@ -7,6 +7,7 @@ use crate::auth::UserAuthenticator;
 
 /// How a [`PusherProvider`](crate::PusherProvider) connects.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct PusherConfig {
     /// The app key.
     pub key: String,

@@ -236,11 +236,9 @@ async fn sse_private_channels_need_signed_parameters() {
 
 #[tokio::test]
 async fn sse_heartbeat_comment_and_close_on_shutdown() {
-    let config = ServerConfig {
-        secret: SECRET.into(),
-        sse_keep_alive: Duration::from_millis(50),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.secret = SECRET.into();
+    config.sse_keep_alive = Duration::from_millis(50);
     let server = start_with(builder().config(config)).await;
     let addr = server.local_addr();
     let mut sse = SseReader::open(addr, "?channel=quiet", None).await;

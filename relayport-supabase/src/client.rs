@@ -50,6 +50,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to reach a Supabase Realtime server.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SupabaseConfig {
     /// The socket endpoint, before `/websocket`: `https://<ref>.supabase.co/realtime/v1`
     /// (http(s) is turned into ws(s)), or `ws://host:4000/socket` for a server reached directly.

@@ -194,10 +194,8 @@ async fn start(path: Path, addr: std::net::SocketAddr, ctx: Arc<RecvCtx>) -> Res
         }
         Path::Client => {
             let provider = SelfHostedProvider::new(&url).map_err(|e| anyhow!("{e}"))?;
-            let config = ClientConfig {
-                subscriber_buffer: 1 << 17,
-                ..ClientConfig::default()
-            };
+            let mut config = ClientConfig::default();
+            config.subscriber_buffer = 1 << 17;
             let client = RealtimeClient::builder(provider).config(config).build();
             client
                 .connect()

@@ -11,6 +11,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024;
 
 /// Settings of a [`RealtimeClient`](crate::RealtimeClient).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Reconnect timing and the give-up limit.
     pub backoff: Backoff,

@@ -29,6 +29,7 @@ pub enum Transport {
 
 /// Which transports a [`SelfHostedProvider`] may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum TransportPreference {
     /// WebSocket; SSE when the WebSocket upgrade is refused with a 4xx status.
     #[default]

@@ -7,6 +7,7 @@ use crate::protocol::Limits;
 
 /// Everything a server is configured with. The secret is never printed.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The app secret: signs subscriptions, authorizes the HTTP API.
     pub secret: String,
