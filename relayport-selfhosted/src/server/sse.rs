@@ -145,7 +145,15 @@ fn event_stream(state: SseState) -> impl Stream<Item = Result<Event, Infallible>
                     st.metrics.disconnect(code);
                 }
                 item = st.reg.rx.recv() => match item {
-                    Some(frame) => st.push_frame(&frame.frame),
+                    Some(item) => match item.decode() {
+                        Some(frame) => st.push_frame(&frame),
+                        // Every queued text was encoded from a frame; if one ever fails to
+                        // decode, say so rather than drop it silently.
+                        None => st.pending.push_back(json_event(
+                            "error",
+                            &json!({"code": code::MALFORMED, "message": "undecodable frame"}),
+                        )),
+                    },
                     None => st.done = true,
                 },
             }
