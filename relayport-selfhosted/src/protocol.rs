@@ -64,6 +64,8 @@ pub mod code {
     pub const NOT_FOUND: &str = "not_found";
     /// SSE: the requested `socket_id` is already in use.
     pub const CONFLICT: &str = "conflict";
+    /// HTTP: the request (body included) took longer than the server waits.
+    pub const TIMEOUT: &str = "timeout";
 }
 
 /// The limits a server enforces, announced in `connected`.
