@@ -51,6 +51,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     let mut router = Router::new()
         .route("/ws", get(super::ws::handler))
         .route("/sse", get(super::sse::handler))
+        .route("/sse/tickets", post(super::sse_tickets::issue))
+        .route("/sse/auth", post(super::sse_tickets::authorize))
         .route("/publish", post(publish))
         .route("/channels/{name}", get(channel_info))
         .route("/channels/{name}/presence", get(presence))
@@ -89,7 +91,7 @@ fn publish_body_limit(c: &super::ServerConfig) -> usize {
 
 /// Reads a body of at most `limit` bytes within the request timeout; called only once the
 /// request is authorized.
-async fn read_body(
+pub(crate) async fn read_body(
     app: &AppState,
     headers: &HeaderMap,
     body: Body,

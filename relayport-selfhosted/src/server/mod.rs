@@ -28,6 +28,7 @@ pub mod presence;
 pub mod ratelimit;
 pub mod redis;
 pub mod sse;
+pub mod sse_tickets;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -129,6 +130,8 @@ pub(crate) struct AppState {
     pub(crate) tracker: connection::Tracker,
     /// The cap on open connections (TCP connections and upgraded WebSockets).
     pub(crate) limit: accept::ConnectionLimit,
+    /// Pending SSE tickets.
+    pub(crate) tickets: sse_tickets::Tickets,
 }
 
 /// The server's entry point: [`Server::builder`].
@@ -358,6 +361,11 @@ impl ServerBuilder {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let limit = accept::ConnectionLimit::new(config.max_connections);
+        let tickets = sse_tickets::Tickets::new(
+            config.sse_ticket_ttl,
+            config.max_connections,
+            config.clock.clone(),
+        );
         let state = Arc::new(AppState {
             config,
             broker: broker.clone(),
@@ -367,6 +375,7 @@ impl ServerBuilder {
             engine_kill,
             tracker: connection::Tracker::default(),
             limit,
+            tickets,
         });
         let app = http::router(state.clone());
         let serve = tokio::spawn(accept::serve(
