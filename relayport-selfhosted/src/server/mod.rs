@@ -355,7 +355,8 @@ impl ServerBuilder {
                     engine_kill.clone(),
                 )
                 .await
-                .map_err(ServerError::Redis)?,
+                .map_err(ServerError::Redis)?
+                .with_idle_channel_ttl(config.idle_channel_ttl),
             ),
         };
         let listener = TcpListener::bind(addr).await?;
