@@ -52,7 +52,7 @@ use crate::protocol::{Limits, MessageFrame, close};
 pub enum ServerError {
     /// No secret was configured.
     #[error(
-        "no secret configured: set REALTIME_SECRET (or pass --secret); it signs subscriptions and authorizes the HTTP API"
+        "no secret configured: set REALTIME_SECRET (or --secret-file; --secret works but is visible in ps); it signs subscriptions and authorizes the HTTP API"
     )]
     MissingSecret,
     /// The address could not be bound.
