@@ -1635,6 +1635,53 @@ mod tests {
     }
 
     #[test]
+    fn the_pattern_list_follows_subscriptions() {
+        let b = Broker::default();
+        let a = b.register();
+        let c = b.register();
+        let target = ch("agent.7.status");
+        assert!(b.matching_patterns(&target).is_empty());
+        for r in [&a, &c] {
+            b.subscribe(
+                r.conn,
+                &ch("agent.#"),
+                "agent.#",
+                SubscribeOptions::default(),
+            )
+            .unwrap();
+        }
+        assert_eq!(b.matching_patterns(&target), vec!["agent.#".to_owned()]);
+        assert!(b.matching_patterns(&ch("private:agent.7")).is_empty());
+        b.unsubscribe(a.conn, &ch("agent.#"), "agent.#", None)
+            .unwrap();
+        assert_eq!(b.matching_patterns(&target).len(), 1, "c still holds it");
+        b.unregister(c.conn);
+        assert!(b.matching_patterns(&target).is_empty());
+    }
+
+    #[test]
+    fn a_byte_budget_kicks_a_connection_that_does_not_drain() {
+        let b = Broker::new(BrokerConfig {
+            send_queue_bytes: 2000,
+            ..BrokerConfig::default()
+        });
+        let mut a = b.register();
+        b.subscribe(a.conn, &ch("room"), "room", SubscribeOptions::default())
+            .unwrap();
+        drain(&mut a.rx);
+        for _ in 0..4 {
+            b.publish(publication("room", json!("x".repeat(200))));
+        }
+        assert_eq!(a.kick.code(), None, "4 × ~330 bytes: not yet");
+        // Draining frees the budget.
+        assert_eq!(messages(&drain(&mut a.rx)).len(), 4);
+        for _ in 0..7 {
+            b.publish(publication("room", json!("x".repeat(200))));
+        }
+        assert_eq!(a.kick.code(), Some(close::SLOW_CONSUMER));
+    }
+
+    #[test]
     fn sweep_keeps_channels_with_history_until_ttl() {
         let clock = Clock::manual();
         let b = Broker::new(BrokerConfig {

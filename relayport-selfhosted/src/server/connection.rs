@@ -192,3 +192,32 @@ impl Tracker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_byte_budget_is_charged_until_the_item_drops() {
+        let budget = Arc::new(ByteBudget::default());
+        let frame = Encoded::new(ServerFrame::Pong { reference: None });
+        let len = frame.text.len();
+        let max = 2 * len;
+        let a = Outbound::charge(&frame, &budget, max).expect("fits");
+        let b = Outbound::charge(&frame, &budget, max).expect("fits exactly");
+        assert_eq!(budget.used(), 2 * len);
+        assert!(
+            Outbound::charge(&frame, &budget, max).is_none(),
+            "one byte past"
+        );
+        drop(a);
+        assert_eq!(budget.used(), len);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        // A frame larger than the whole budget still fits an empty queue, alone.
+        let big = Outbound::charge(&frame, &budget, 1).expect("alone");
+        assert!(Outbound::charge(&frame, &budget, 1).is_none());
+        drop(big);
+        assert_eq!(budget.used(), 0);
+    }
+}
