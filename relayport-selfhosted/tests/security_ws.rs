@@ -333,5 +333,12 @@ async fn a_frame_past_twice_the_limit_closes_with_1009() {
     c.send_raw(Message::text("x".repeat(2049))).await;
     let (code, _) = c.until_close().await;
     assert_eq!(code, Some(close::MESSAGE_TOO_BIG));
+    server
+        .metrics()
+        .wait_for(WAIT, |m| {
+            m.disconnects.get(&close::MESSAGE_TOO_BIG) == Some(&1)
+        })
+        .await
+        .expect("counted as a 1009 disconnect");
     server.shutdown().await;
 }

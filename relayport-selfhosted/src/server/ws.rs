@@ -217,7 +217,6 @@ async fn run(socket: WebSocket, app: Arc<AppState>) {
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
                     if is_too_big(&e) {
-                        app.broker.metrics().error_sent();
                         kick.kick(close::MESSAGE_TOO_BIG);
                     }
                     break;
