@@ -26,6 +26,10 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The client sent no frame (not even a ping) for too long: reconnect.
     pub const IDLE_TIMEOUT: u16 = 4009;
+    /// The client sent a frame larger than the server reads at all (past twice
+    /// `max_frame_size`; RFC 6455 1009, message too big). Frames up to that size get a
+    /// `frame_too_large` error instead and the connection stays open.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
 }
 
 /// Stable error codes carried by `error` frames and HTTP error bodies.
@@ -60,6 +64,8 @@ pub mod code {
     pub const NOT_FOUND: &str = "not_found";
     /// SSE: the requested `socket_id` is already in use.
     pub const CONFLICT: &str = "conflict";
+    /// HTTP: the request (body included) took longer than the server waits.
+    pub const TIMEOUT: &str = "timeout";
 }
 
 /// The limits a server enforces, announced in `connected`.

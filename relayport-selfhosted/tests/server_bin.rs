@@ -24,6 +24,7 @@ fn command() -> Command {
         "REDIS_URL",
         "REALTIME_MAX_PAYLOAD",
         "REALTIME_ALLOW_PUBLIC_PUBLISH",
+        "REALTIME_SECRET_FILE",
     ] {
         cmd.env_remove(var);
     }
@@ -84,6 +85,15 @@ fn help_documents_every_flag() {
         "--history-ttl-secs",
         "--allow-public-publish",
         "--redis-url",
+        "--secret-file",
+        "--send-queue-bytes",
+        "--subscribes-per-minute",
+        "--presence-updates-per-minute",
+        "--max-connections",
+        "--header-read-timeout-secs",
+        "--request-timeout-secs",
+        "--sse-ticket-ttl-secs",
+        "--idle-channel-ttl-secs",
     ] {
         assert!(
             help.contains(flag),
@@ -155,4 +165,61 @@ async fn serves_health_and_stops_gracefully_on_sigterm() {
         panic!("relayport-server did not exit after SIGTERM");
     };
     assert_eq!(exit.and_then(|s| s.code()), Some(0), "exits cleanly");
+}
+
+/// Issue 11, item 8: `--help` printed the environment's Redis URL, password included.
+#[test]
+fn help_never_prints_secrets_from_the_environment() {
+    let out = command()
+        .env("REDIS_URL", "redis://:hunter2-redis@127.0.0.1:6379")
+        .env("REALTIME_SECRET", "hunter2-secret")
+        .arg("--help")
+        .output()
+        .expect("run relayport-server");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("REDIS_URL"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_can_come_from_a_file() {
+    let dir = std::env::temp_dir().join(format!("relayport-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("secret");
+    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+    let mut child = Reap(
+        command()
+            .arg("--secret-file")
+            .arg(&path)
+            .args(["--port", "0", "--host", "127.0.0.1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn relayport-server"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().map_while(Result::ok).next()
+    })
+    .await
+    .unwrap()
+    .expect("the server prints its address");
+    let addr: std::net::SocketAddr = line
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    // The file's secret (without its newline) authorizes the HTTP API.
+    let (status, body) = get_json(addr, "/channels/room").await;
+    assert_eq!(status, 200, "{body}");
+    drop(child);
+    let missing = command()
+        .arg("--secret-file")
+        .arg(dir.join("missing"))
+        .output()
+        .expect("run relayport-server");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("secret file"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -498,3 +498,50 @@ async fn a_crashed_nodes_members_leave_when_its_liveness_expires() {
     a.shutdown().await;
     c.shutdown().await;
 }
+
+/// Issue 11, item 6: every subscribe used to leave a permanent `realtime:{ch}:epoch` key.
+/// Now an epoch created by a read expires after `idle_channel_ttl`, and becomes permanent
+/// only when the channel is published to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_churn_leaves_no_permanent_keys_in_redis() {
+    let Some(redis) = redis_server().await else {
+        return;
+    };
+    let ttl = std::time::Duration::from_secs(60);
+    let a = start_with(builder().redis_url(&redis.url).idle_channel_ttl(ttl)).await;
+    let mut c = WsClient::connect(a.local_addr()).await;
+    for i in 0..20 {
+        let ch = format!("churn{i}");
+        c.subscribe(&ch).await;
+        c.send(json!({"type": "unsubscribe", "channel": ch})).await;
+        c.expect("unsubscribed").await;
+    }
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for i in 0..20 {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(format!("realtime:{{churn{i}}}:epoch"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            pttl > 0 && pttl <= 60_000,
+            "churn{i}: PTTL {pttl} (-1: permanent)"
+        );
+    }
+    // Published to: the epoch is kept like the sequence.
+    let (s, _) = publish(
+        a.local_addr(),
+        json!({"channel": "churn0", "event": "e", "data": 1}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("realtime:{churn0}:epoch")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(pttl, -1);
+    assert_eq!(a.broker().channel_count(), 1, "only the published channel");
+    a.shutdown().await;
+}

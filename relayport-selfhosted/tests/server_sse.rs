@@ -1,5 +1,5 @@
-//! `GET /sse`: events, resumable ids with `Last-Event-ID`, private channels with signed
-//! parameters, heartbeat comments, and the end of the stream on shutdown.
+//! `GET /sse`: events, resumable ids with `Last-Event-ID`, private channels through tickets,
+//! heartbeat comments, and the end of the stream on shutdown.
 #![cfg(all(feature = "server", feature = "client"))]
 
 mod server_common;
@@ -182,8 +182,33 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// `POST path` with a JSON body (no bearer: the SSE ticket endpoints are for browsers).
+async fn post_json(addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
+    let resp = within(
+        "POST",
+        http()
+            .post(format!("http://{addr}{path}"))
+            .json(&body)
+            .send(),
+    )
+    .await
+    .unwrap();
+    let s = resp.status().as_u16();
+    (s, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A ticket and its server-assigned socket id.
+async fn ticket(addr: SocketAddr) -> (String, String) {
+    let (s, b) = post_json(addr, "/sse/tickets", json!({})).await;
+    assert_eq!(s, 200, "{b}");
+    (
+        b["ticket"].as_str().unwrap().to_owned(),
+        b["socket_id"].as_str().unwrap().to_owned(),
+    )
+}
+
 #[tokio::test]
-async fn sse_private_channels_need_signed_parameters() {
+async fn sse_private_channels_need_a_ticket_with_signatures_handed_in() {
     let server = start().await;
     let addr = server.local_addr();
     let ch = "private:inbox";
@@ -192,14 +217,17 @@ async fn sse_private_channels_need_signed_parameters() {
         (s, b["error"]["code"].as_str()),
         (401, Some(code::UNAUTHORIZED))
     );
-    let (s, _) = get_status(
-        addr,
-        &format!("?channel={ch}&socket_id=me.1&auth={}", "0".repeat(64)),
-    )
-    .await;
-    assert_eq!(s, 401);
-    let other = sign_private("someone.else", ch);
-    let (s, _) = get_status(addr, &format!("?channel={ch}&socket_id=me.1&auth={other}")).await;
+    let (t, socket_id) = ticket(addr).await;
+    // A wrong signature, or one for another socket id, is refused when handed in.
+    for bad in ["0".repeat(64), sign_private("someone.else", ch)] {
+        let (s, b) = post_json(addr, "/sse/auth", json!({"ticket": t, "auth": {ch: bad}})).await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (401, Some(code::UNAUTHORIZED))
+        );
+    }
+    // Without a handed-in signature the ticket does not open the private channel.
+    let (s, _) = get_status(addr, &format!("?channel={ch}&ticket={t}")).await;
     assert_eq!(s, 401);
     let (s, b) = get_status(addr, "?channel=presence:room").await;
     assert_eq!(
@@ -214,20 +242,22 @@ async fn sse_private_channels_need_signed_parameters() {
         (400, Some(code::INVALID_CHANNEL))
     );
 
-    let auth = sign_private("me.1", ch);
-    let mut sse = SseReader::open(
-        addr,
-        &format!("?channel={ch}&socket_id=me.1&auth={auth}"),
-        None,
-    )
-    .await;
-    assert_eq!(sse.next_event().await.data["socket_id"], "me.1");
+    let (t, socket_id2) = ticket(addr).await;
+    assert_ne!(socket_id, socket_id2, "every ticket gets a fresh socket id");
+    let auth = sign_private(&socket_id2, ch);
+    let (s, b) = post_json(addr, "/sse/auth", json!({"ticket": t, "auth": {ch: auth}})).await;
+    assert_eq!((s, b["authorized"].clone()), (200, json!([ch])));
+    let mut sse = SseReader::open(addr, &format!("?channel={ch}&ticket={t}"), None).await;
+    assert_eq!(
+        sse.next_event().await.data["socket_id"],
+        socket_id2.as_str()
+    );
     assert_eq!(sse.next_event().await.event, "subscribed");
-    // The same socket id cannot be used twice at once.
-    let (s, b) = get_status(addr, &format!("?channel={ch}&socket_id=me.1&auth={auth}")).await;
+    // The ticket was used up.
+    let (s, b) = get_status(addr, &format!("?channel={ch}&ticket={t}")).await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
-        (409, Some(code::CONFLICT))
+        (401, Some(code::UNAUTHORIZED))
     );
     publish(addr, json!({"channel": ch, "event": "e", "data": "secret"})).await;
     assert_eq!(sse.next_event().await.data["data"], "secret");

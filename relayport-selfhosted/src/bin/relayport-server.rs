@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! REALTIME_SECRET=… relayport-server --port 8080
+//! relayport-server --secret-file /run/secrets/realtime --port 8080
 //! relayport-server --help
 //! ```
 
@@ -18,9 +19,14 @@ use relayport_selfhosted::server::{Server, ServerError};
 #[command(name = "relayport-server", version)]
 struct Args {
     /// The app secret: signs private/presence subscriptions (HMAC-SHA256) and authorizes the
-    /// HTTP API (`Authorization: Bearer <secret>`). Required.
+    /// HTTP API (`Authorization: Bearer <secret>`). Required: set it in the environment or
+    /// use --secret-file; the flag itself is visible to every user in `ps`.
     #[arg(long, env = "REALTIME_SECRET", hide_env_values = true)]
     secret: Option<String>,
+
+    /// Read the app secret from this file (surrounding whitespace is ignored).
+    #[arg(long, env = "REALTIME_SECRET_FILE", conflicts_with = "secret")]
+    secret_file: Option<std::path::PathBuf>,
 
     /// The address to listen on (`0.0.0.0` for every interface).
     #[arg(long, default_value = "127.0.0.1")]
@@ -63,8 +69,57 @@ struct Args {
     allow_public_publish: bool,
 
     /// Redis URL for scale-out across nodes (`redis://127.0.0.1:6379`); in-memory when unset.
-    #[arg(long, env = "REDIS_URL")]
+    /// It may hold a password: prefer the environment to the flag.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
+
+    /// Bytes queued per connection and not yet written before it is disconnected as a slow
+    /// consumer (close 4008). Keep it above history-size × max-payload.
+    #[arg(long, env = "REALTIME_SEND_QUEUE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    send_queue_bytes: usize,
+
+    /// Subscribe requests per connection per minute (re-subscribes and replays count).
+    #[arg(long, env = "REALTIME_SUBSCRIBES_PER_MINUTE", default_value_t = 120)]
+    subscribes_per_minute: u32,
+
+    /// Presence enter/update requests per connection per minute.
+    #[arg(
+        long,
+        env = "REALTIME_PRESENCE_UPDATES_PER_MINUTE",
+        default_value_t = 60
+    )]
+    presence_updates_per_minute: u32,
+
+    /// Open connections at most (TCP and WebSocket); further clients wait in the backlog.
+    /// Keep it below the process's file-descriptor limit.
+    #[arg(long, env = "REALTIME_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "REALTIME_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout_secs: u64,
+
+    /// Seconds an HTTP API request may take, body included (408 past it).
+    #[arg(long, env = "REALTIME_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout_secs: u64,
+
+    /// Seconds an SSE ticket stays valid (single use).
+    #[arg(long, env = "REALTIME_SSE_TICKET_TTL", default_value_t = 30)]
+    sse_ticket_ttl_secs: u64,
+
+    /// With Redis: seconds the keys of a channel that was only read (never published) live.
+    #[arg(long, env = "REALTIME_IDLE_CHANNEL_TTL", default_value_t = 600)]
+    idle_channel_ttl_secs: u64,
+}
+
+/// The secret from the flag, the environment or the file; `Err` when the file is unreadable.
+fn secret(args: &Args) -> Result<Option<String>, String> {
+    if let Some(path) = &args.secret_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
+        return Ok(Some(text.trim().to_owned()).filter(|s| !s.is_empty()));
+    }
+    Ok(args.secret.clone().filter(|s| !s.is_empty()))
 }
 
 async fn shutdown_signal() {
@@ -99,9 +154,16 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let Some(secret) = args.secret.filter(|s| !s.is_empty()) else {
-        eprintln!("relayport-server: {}", ServerError::MissingSecret);
-        return ExitCode::from(2);
+    let secret = match secret(&args) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            eprintln!("relayport-server: {}", ServerError::MissingSecret);
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("relayport-server: {e}");
+            return ExitCode::from(2);
+        }
     };
     let limits = Limits {
         max_payload: args.max_payload,
@@ -114,7 +176,15 @@ async fn main() -> ExitCode {
         .limits(limits)
         .history_size(args.history_size)
         .history_ttl(Duration::from_secs(args.history_ttl_secs))
-        .allow_public_publish(args.allow_public_publish);
+        .allow_public_publish(args.allow_public_publish)
+        .send_queue_bytes(args.send_queue_bytes)
+        .subscribes_per_minute(args.subscribes_per_minute)
+        .presence_updates_per_minute(args.presence_updates_per_minute)
+        .max_connections(args.max_connections)
+        .header_read_timeout(Duration::from_secs(args.header_read_timeout_secs))
+        .request_timeout(Duration::from_secs(args.request_timeout_secs))
+        .sse_ticket_ttl(Duration::from_secs(args.sse_ticket_ttl_secs))
+        .idle_channel_ttl(Duration::from_secs(args.idle_channel_ttl_secs));
     if let Some(origin) = args.cors_origin {
         builder = builder.cors_origin(origin);
     }

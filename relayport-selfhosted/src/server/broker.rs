@@ -2,9 +2,14 @@
 //! snapshots, presence, subscriptions (exact and wildcard) and the fan-out to connections.
 //!
 //! All state sits behind one mutex that is never held across an `.await`. Fan-out only ever
-//! `try_send`s into a connection's bounded queue: a connection whose queue is full is kicked
-//! as a slow consumer, never awaited, so a client that stops reading cannot grow memory or
-//! slow anyone else down.
+//! `try_send`s into a connection's queue, bounded in frames and in bytes: a connection whose
+//! queue is full is kicked as a slow consumer, never awaited, so a client that stops reading
+//! cannot grow memory or slow anyone else down.
+//!
+//! Wildcard patterns are matched against a published channel before the lock is taken, on a
+//! copy of the pattern list; each match is linear in pattern × name (see
+//! [`Channel::match_with_steps`]). A channel nobody uses any more (no subscriber, member,
+//! snapshot or live history) is forgotten as soon as its last subscriber leaves.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +21,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::clock::{Clock, unix_ms};
-use super::connection::{Encoded, Kick, Outbound};
+use super::connection::{ByteBudget, Encoded, Kick, Outbound};
 use super::history::{Adopted, Recovery, Stream};
 use super::metrics::Metrics;
 use super::presence::{ConnId, PresenceChange, PresenceSet};
@@ -33,6 +38,9 @@ pub struct BrokerConfig {
     pub max_subscriptions: usize,
     /// Frames queued per connection before it is disconnected as a slow consumer.
     pub send_queue: usize,
+    /// Bytes queued per connection (frames not yet written to its socket) before it is
+    /// disconnected as a slow consumer. A single frame always fits an empty queue.
+    pub send_queue_bytes: usize,
     /// The clock for history TTLs.
     pub clock: Clock,
 }
@@ -45,10 +53,15 @@ impl Default for BrokerConfig {
             history_ttl: Duration::from_secs(120),
             max_subscriptions: limits.max_subscriptions,
             send_queue: limits.send_queue,
+            send_queue_bytes: DEFAULT_SEND_QUEUE_BYTES,
             clock: Clock::system(),
         }
     }
 }
+
+/// The default byte budget of a connection's send queue: 16 MiB, room for the largest
+/// `subscribed` replay with the default history (100 messages of at most 64 KiB).
+pub const DEFAULT_SEND_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A refusal, as an `error` frame's code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +211,8 @@ pub struct ChannelInfo {
 struct Conn {
     socket_id: Arc<str>,
     tx: mpsc::Sender<Outbound>,
+    budget: Arc<ByteBudget>,
+    max_bytes: usize,
     kick: Arc<Kick>,
     kicked: bool,
     /// Channel keys and pattern keys this connection is subscribed to.
@@ -232,9 +247,14 @@ struct State {
     patterns: HashMap<String, PatternState>,
 }
 
+/// The subscribed patterns, copied out of the state whenever the set of patterns changes, so
+/// that matching a published channel against them never runs under the state lock.
+type PatternList = Arc<Vec<(String, Channel)>>;
+
 struct Inner {
     config: BrokerConfig,
     state: Mutex<State>,
+    pattern_list: Mutex<PatternList>,
     metrics: Arc<Metrics>,
     next_conn: AtomicU64,
     node: String,
@@ -267,7 +287,14 @@ fn deliver(conn: &mut Conn, frame: &Arc<Encoded>, metrics: &Metrics) -> bool {
         metrics.drop_frame();
         return false;
     }
-    match conn.tx.try_send(frame.clone()) {
+    let Some(item) = Outbound::charge(frame, &conn.budget, conn.max_bytes) else {
+        // Over the byte budget: the client is not reading fast enough.
+        metrics.drop_frame();
+        conn.kicked = true;
+        conn.kick.kick(close::SLOW_CONSUMER);
+        return false;
+    };
+    match conn.tx.try_send(item) {
         Ok(()) => {
             let depth = conn.tx.max_capacity() - conn.tx.capacity();
             metrics.message_out(depth as u64);
@@ -346,12 +373,20 @@ impl State {
         }
     }
 
-    fn remove_sub(&mut self, conn_id: ConnId, key: &str, metrics: &Metrics) -> bool {
+    /// Ends one subscription; returns whether the pattern set changed (the caller refreshes
+    /// the pattern list) in the second field.
+    fn remove_sub(
+        &mut self,
+        conn_id: ConnId,
+        key: &str,
+        now: Duration,
+        metrics: &Metrics,
+    ) -> (bool, bool) {
         let Some(conn) = self.conns.get_mut(&conn_id) else {
-            return false;
+            return (false, false);
         };
         if !conn.subs.remove(key) {
-            return false;
+            return (false, false);
         }
         let user = conn.users.remove(key);
         if let Some((user_id, _)) = &user {
@@ -364,10 +399,12 @@ impl State {
                 metrics,
             );
         }
+        let mut patterns_changed = false;
         if let Some(p) = self.patterns.get_mut(key) {
             p.subs.remove(&conn_id);
             if p.subs.is_empty() {
                 self.patterns.remove(key);
+                patterns_changed = true;
             }
         } else if let Some(ch) = self.channels.get_mut(key) {
             ch.subs.remove(&conn_id);
@@ -376,9 +413,32 @@ impl State {
             {
                 self.broadcast_presence(key, change, Some(conn_id), metrics);
             }
+            self.forget_if_unused(key, now);
         }
         metrics.unsubscribed(1);
-        true
+        (true, patterns_changed)
+    }
+
+    /// Removes a channel nobody uses: no subscriber, no member, no snapshot, no live history
+    /// (subscribe/unsubscribe churn must not leave channels behind).
+    fn forget_if_unused(&mut self, key: &str, now: Duration) {
+        if let Some(ch) = self.channels.get_mut(key)
+            && ch.subs.is_empty()
+            && ch.presence.is_empty()
+            && ch.snapshot.is_none()
+            && ch.stream.is_empty_at(now)
+        {
+            self.channels.remove(key);
+        }
+    }
+
+    fn pattern_list(&self) -> PatternList {
+        Arc::new(
+            self.patterns
+                .iter()
+                .map(|(k, p)| (k.clone(), p.pattern.clone()))
+                .collect(),
+        )
     }
 }
 
@@ -393,6 +453,7 @@ impl Broker {
                     node: node.clone(),
                     ..State::default()
                 }),
+                pattern_list: Mutex::new(Arc::new(Vec::new())),
                 metrics: Arc::new(Metrics::default()),
                 next_conn: AtomicU64::new(1),
                 node,
@@ -490,6 +551,35 @@ impl Broker {
         self.inner.config.clock.now()
     }
 
+    /// Publishes a fresh copy of the pattern list; called with the state lock held, so a
+    /// pattern acknowledged as subscribed is in the list before any later publish reads it.
+    fn refresh_patterns(&self, state: &State) {
+        let list = state.pattern_list();
+        *self
+            .inner
+            .pattern_list
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = list;
+    }
+
+    /// The keys of the subscribed patterns that match `channel`, computed without the state
+    /// lock (each match costs at most (pattern segments + 2) × (name segments + 1) steps).
+    fn matching_patterns(&self, channel: &Channel) -> Vec<String> {
+        if channel.kind() != ChannelKind::Public || channel.is_wildcard() {
+            return Vec::new();
+        }
+        let list = self
+            .inner
+            .pattern_list
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        list.iter()
+            .filter(|(_, p)| p.matches(channel))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Registers a connection, with a bounded send queue of `send_queue` frames.
     pub fn register(&self) -> Registration {
         let conn = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -526,6 +616,7 @@ impl Broker {
 
     fn register_inner(&self, conn: ConnId, socket_id: String, state: &mut State) -> Registration {
         let (tx, rx) = mpsc::channel(self.inner.config.send_queue.max(1));
+        let budget = Arc::new(ByteBudget::default());
         let kick = Arc::new(Kick::default());
         let id: Arc<str> = Arc::from(socket_id.as_str());
         state.socket_ids.insert(id.clone());
@@ -534,6 +625,8 @@ impl Broker {
             Conn {
                 socket_id: id,
                 tx,
+                budget,
+                max_bytes: self.inner.config.send_queue_bytes,
                 kick: kick.clone(),
                 kicked: false,
                 subs: HashSet::new(),
@@ -559,8 +652,13 @@ impl Broker {
         else {
             return;
         };
+        let now = self.now();
+        let mut patterns_changed = false;
         for key in keys {
-            state.remove_sub(conn_id, &key, &self.inner.metrics);
+            patterns_changed |= state.remove_sub(conn_id, &key, now, &self.inner.metrics).1;
+        }
+        if patterns_changed {
+            self.refresh_patterns(&state);
         }
         if let Some(conn) = state.conns.remove(&conn_id) {
             state.socket_ids.remove(&conn.socket_id);
@@ -640,15 +738,22 @@ impl Broker {
         }
 
         if channel.is_wildcard() {
+            let mut added = false;
             state
                 .patterns
                 .entry(key.clone())
-                .or_insert_with(|| PatternState {
-                    pattern: channel.clone(),
-                    subs: BTreeSet::new(),
+                .or_insert_with(|| {
+                    added = true;
+                    PatternState {
+                        pattern: channel.clone(),
+                        subs: BTreeSet::new(),
+                    }
                 })
                 .subs
                 .insert(conn_id);
+            if added {
+                self.refresh_patterns(state);
+            }
             let frame = Encoded::new(ServerFrame::Subscribed {
                 reference: opts.reference,
                 channel: requested.to_owned(),
@@ -776,12 +881,17 @@ impl Broker {
         reference: Option<String>,
     ) -> Result<(), Refusal> {
         let key = channel.to_string();
+        let now = self.now();
         let mut state = self.lock();
-        if !state.remove_sub(conn_id, &key, &self.inner.metrics) {
+        let (removed, patterns_changed) = state.remove_sub(conn_id, &key, now, &self.inner.metrics);
+        if !removed {
             return Err(Refusal::new(
                 code::NOT_SUBSCRIBED,
                 format!("not subscribed to {requested}"),
             ));
+        }
+        if patterns_changed {
+            self.refresh_patterns(&state);
         }
         let frame = Encoded::new(ServerFrame::Unsubscribed {
             reference,
@@ -810,6 +920,7 @@ impl Broker {
     pub fn publish(&self, p: Publication) -> MessageFrame {
         let key = p.channel.to_string();
         let now = self.now();
+        let patterns = self.matching_patterns(&p.channel);
         let mut guard = self.lock();
         let state = &mut *guard;
         let ch = self.channel_entry(state, &key);
@@ -826,7 +937,7 @@ impl Broker {
             sender: p.sender,
         };
         self.store_and_fan_out(
-            state, &key, &p.channel, now, frame, p.exclude, p.retain, true,
+            state, &key, &patterns, now, frame, p.exclude, p.retain, true,
         )
     }
 
@@ -841,6 +952,7 @@ impl Broker {
         }
         let key = channel.to_string();
         let now = self.now();
+        let patterns = self.matching_patterns(&channel);
         let mut guard = self.lock();
         let state = &mut *guard;
         let ch = self.channel_entry(state, &key);
@@ -850,7 +962,7 @@ impl Broker {
             // it); pattern subscribers never saw it.
             Adopted::Duplicate => false,
         };
-        self.store_and_fan_out(state, &key, &channel, now, frame, exclude, retain, exact);
+        self.store_and_fan_out(state, &key, &patterns, now, frame, exclude, retain, exact);
     }
 
     fn channel_entry<'a>(&self, state: &'a mut State, key: &str) -> &'a mut ChannelState {
@@ -873,7 +985,7 @@ impl Broker {
         &self,
         state: &mut State,
         key: &str,
-        channel: &Channel,
+        patterns: &[String],
         now: Duration,
         frame: MessageFrame,
         exclude: Option<String>,
@@ -896,12 +1008,8 @@ impl Broker {
                 exact_subs.extend(ch.subs.iter().copied());
             }
         }
-        if channel.kind() == ChannelKind::Public {
-            for p in state.patterns.values() {
-                if p.pattern.matches(channel) {
-                    targets.extend(p.subs.iter().filter(|c| !exact_subs.contains(c)).copied());
-                }
-            }
+        for p in patterns.iter().filter_map(|k| state.patterns.get(k)) {
+            targets.extend(p.subs.iter().filter(|c| !exact_subs.contains(c)).copied());
         }
         let encoded = Encoded::new(ServerFrame::Message(frame.clone()));
         for id in targets {
@@ -1064,6 +1172,7 @@ impl Broker {
     /// A channel's counts.
     pub fn channel_info(&self, channel: &Channel) -> ChannelInfo {
         let key = channel.to_string();
+        let patterns = self.matching_patterns(channel);
         let state = self.lock();
         let mut conns: BTreeSet<ConnId> = BTreeSet::new();
         let mut subscription_count = 0;
@@ -1079,13 +1188,9 @@ impl Broker {
             }
             None => (0, None, false),
         };
-        if channel.kind() == ChannelKind::Public && !channel.is_wildcard() {
-            for p in state.patterns.values() {
-                if p.pattern.matches(channel) {
-                    conns.extend(p.subs.iter().copied());
-                    subscription_count += p.subs.len();
-                }
-            }
+        for p in patterns.iter().filter_map(|k| state.patterns.get(k)) {
+            conns.extend(p.subs.iter().copied());
+            subscription_count += p.subs.len();
         }
         ChannelInfo {
             channel: key,
@@ -1161,7 +1266,7 @@ mod tests {
     fn drain(rx: &mut mpsc::Receiver<Outbound>) -> Vec<ServerFrame> {
         let mut out = Vec::new();
         while let Ok(f) = rx.try_recv() {
-            out.push(f.frame.clone());
+            out.push(f.decode().expect("a server frame"));
         }
         out
     }
@@ -1527,6 +1632,53 @@ mod tests {
             "free again once its owner left"
         );
         assert_eq!(b.register_as("bad id!").unwrap_err().code, code::MALFORMED);
+    }
+
+    #[test]
+    fn the_pattern_list_follows_subscriptions() {
+        let b = Broker::default();
+        let a = b.register();
+        let c = b.register();
+        let target = ch("agent.7.status");
+        assert!(b.matching_patterns(&target).is_empty());
+        for r in [&a, &c] {
+            b.subscribe(
+                r.conn,
+                &ch("agent.#"),
+                "agent.#",
+                SubscribeOptions::default(),
+            )
+            .unwrap();
+        }
+        assert_eq!(b.matching_patterns(&target), vec!["agent.#".to_owned()]);
+        assert!(b.matching_patterns(&ch("private:agent.7")).is_empty());
+        b.unsubscribe(a.conn, &ch("agent.#"), "agent.#", None)
+            .unwrap();
+        assert_eq!(b.matching_patterns(&target).len(), 1, "c still holds it");
+        b.unregister(c.conn);
+        assert!(b.matching_patterns(&target).is_empty());
+    }
+
+    #[test]
+    fn a_byte_budget_kicks_a_connection_that_does_not_drain() {
+        let b = Broker::new(BrokerConfig {
+            send_queue_bytes: 2000,
+            ..BrokerConfig::default()
+        });
+        let mut a = b.register();
+        b.subscribe(a.conn, &ch("room"), "room", SubscribeOptions::default())
+            .unwrap();
+        drain(&mut a.rx);
+        for _ in 0..4 {
+            b.publish(publication("room", json!("x".repeat(200))));
+        }
+        assert_eq!(a.kick.code(), None, "4 × ~330 bytes: not yet");
+        // Draining frees the budget.
+        assert_eq!(messages(&drain(&mut a.rx)).len(), 4);
+        for _ in 0..7 {
+            b.publish(publication("room", json!("x".repeat(200))));
+        }
+        assert_eq!(a.kick.code(), Some(close::SLOW_CONSUMER));
     }
 
     #[test]

@@ -55,6 +55,28 @@ pub struct ServerConfig {
     pub redis_url: Option<String>,
     /// The clock for rate limits and history TTLs.
     pub clock: Clock,
+    /// Bytes queued per connection and not yet written before it is closed as a slow
+    /// consumer (4008). It should hold the largest `subscribed` replay
+    /// (`history_size` × `max_payload`).
+    pub send_queue_bytes: usize,
+    /// `subscribe` requests per connection per `rate_window` (every request counts:
+    /// re-subscribes and replays too); past it, `rate_limited`.
+    pub subscribes_per_minute: u32,
+    /// `presence_enter`/`presence_update` requests per connection per `rate_window`.
+    pub presence_updates_per_minute: u32,
+    /// Open TCP connections (WebSocket, SSE and HTTP); further clients wait in the listen
+    /// backlog until one closes.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long an HTTP API request may take, body included (not the WebSocket or SSE
+    /// streams once open); past it, 408.
+    pub request_timeout: Duration,
+    /// How long an SSE ticket (`POST /sse/tickets`) stays valid; it is single-use.
+    pub sse_ticket_ttl: Duration,
+    /// With Redis: how long the keys of a channel that was only ever read (never published
+    /// to) live.
+    pub idle_channel_ttl: Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -68,6 +90,15 @@ impl std::fmt::Debug for ServerConfig {
             .field("allow_public_publish", &self.allow_public_publish)
             .field("cors_origin", &self.cors_origin)
             .field("max_frame_size", &self.max_frame_size)
+            .field("send_queue_bytes", &self.send_queue_bytes)
+            .field("subscribes_per_minute", &self.subscribes_per_minute)
+            .field(
+                "presence_updates_per_minute",
+                &self.presence_updates_per_minute,
+            )
+            .field("max_connections", &self.max_connections)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_timeout", &self.request_timeout)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
@@ -98,6 +129,14 @@ impl Default for ServerConfig {
             node_ttl: Duration::from_secs(30),
             redis_url: None,
             clock: Clock::system(),
+            send_queue_bytes: super::broker::DEFAULT_SEND_QUEUE_BYTES,
+            subscribes_per_minute: 120,
+            presence_updates_per_minute: 60,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            sse_ticket_ttl: Duration::from_secs(30),
+            idle_channel_ttl: Duration::from_secs(600),
         }
     }
 }

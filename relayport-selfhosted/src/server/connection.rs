@@ -1,21 +1,21 @@
-//! What the broker keeps per connection: the bounded send queue, the kick signal that closes
-//! the connection from the publish path without ever awaiting its socket, and the frames
-//! encoded once and shared by every recipient.
+//! What the broker keeps per connection: the send queue, bounded in frames and in bytes
+//! ([`ByteBudget`]), the kick signal that closes the connection from the publish path without
+//! ever awaiting its socket, and the frames encoded once and shared by every recipient.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::ServerFrame;
 
-/// A server frame with its JSON text, encoded once and shared by every recipient.
+/// A server frame's JSON text, encoded once and shared by every recipient. Only the text is
+/// kept (not the frame as well), so a queued frame costs its length in bytes, which is what
+/// the byte budget counts.
 #[derive(Debug)]
 pub struct Encoded {
-    /// The frame.
-    pub frame: ServerFrame,
-    /// Its JSON text.
+    /// The frame's JSON text.
     pub text: Utf8Bytes,
 }
 
@@ -29,14 +29,86 @@ impl Encoded {
             )
         });
         Arc::new(Self {
-            frame,
             text: Utf8Bytes::from(text),
+        })
+    }
+
+    /// The frame, decoded again from its text (SSE, which re-frames it, and tests).
+    pub fn decode(&self) -> Option<ServerFrame> {
+        serde_json::from_str(self.text.as_str()).ok()
+    }
+}
+
+/// The bytes a connection has queued and not yet written: charged when a frame is queued,
+/// released when the queue item is dropped (after the writer flushed it, or when a kicked
+/// connection's queue is emptied).
+#[derive(Debug, Default)]
+pub struct ByteBudget {
+    used: AtomicUsize,
+}
+
+impl ByteBudget {
+    /// Charges `len` bytes if they fit under `max`; a frame always fits an empty queue, so
+    /// one frame larger than the budget is still delivered (alone). `false`: over budget,
+    /// nothing charged.
+    pub fn try_charge(&self, len: usize, max: usize) -> bool {
+        let mut used = self.used.load(Ordering::Acquire);
+        loop {
+            if used > 0 && used.saturating_add(len) > max {
+                return false;
+            }
+            match self.used.compare_exchange_weak(
+                used,
+                used + len,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    fn release(&self, len: usize) {
+        self.used.fetch_sub(len, Ordering::AcqRel);
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// One item of a connection's send queue: a shared frame, charged to the connection's
+/// [`ByteBudget`] until dropped.
+#[derive(Debug)]
+pub struct Outbound {
+    frame: Arc<Encoded>,
+    budget: Arc<ByteBudget>,
+}
+
+impl Outbound {
+    /// Charges `frame` to `budget` (under `max` bytes); `None` when over budget.
+    pub fn charge(frame: &Arc<Encoded>, budget: &Arc<ByteBudget>, max: usize) -> Option<Self> {
+        budget.try_charge(frame.text.len(), max).then(|| Self {
+            frame: frame.clone(),
+            budget: budget.clone(),
         })
     }
 }
 
-/// One item of a connection's send queue.
-pub type Outbound = Arc<Encoded>;
+impl std::ops::Deref for Outbound {
+    type Target = Encoded;
+    fn deref(&self) -> &Encoded {
+        &self.frame
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        self.budget.release(self.frame.text.len());
+    }
+}
 
 /// Tells a connection's task to close with a code (slow consumer, shutdown…).
 #[derive(Debug, Default)]
@@ -118,5 +190,34 @@ impl Tracker {
             }
             idle.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_byte_budget_is_charged_until_the_item_drops() {
+        let budget = Arc::new(ByteBudget::default());
+        let frame = Encoded::new(ServerFrame::Pong { reference: None });
+        let len = frame.text.len();
+        let max = 2 * len;
+        let a = Outbound::charge(&frame, &budget, max).expect("fits");
+        let b = Outbound::charge(&frame, &budget, max).expect("fits exactly");
+        assert_eq!(budget.used(), 2 * len);
+        assert!(
+            Outbound::charge(&frame, &budget, max).is_none(),
+            "one byte past"
+        );
+        drop(a);
+        assert_eq!(budget.used(), len);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        // A frame larger than the whole budget still fits an empty queue, alone.
+        let big = Outbound::charge(&frame, &budget, 1).expect("alone");
+        assert!(Outbound::charge(&frame, &budget, 1).is_none());
+        drop(big);
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -1,17 +1,20 @@
 //! The HTTP API and the router: `POST /publish`, `PUT /channels/{name}/snapshot`,
 //! `GET /channels/{name}[/presence|/history]`, `GET /health`, `GET /metrics`, plus `/ws` and
 //! `/sse`. Errors are `{"error": {"code", "message"}}` with a fitting status.
+//!
+//! Requests with a body are authenticated from their headers before a byte of the body is
+//! read, and the body is read within `request_timeout` and its size limit.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use futures_util::StreamExt;
 use relayport_core::Channel;
 use relayport_core::message::MAX_EVENT_NAME_LEN;
 use serde::Deserialize;
@@ -44,15 +47,12 @@ impl IntoResponse for ApiError {
 /// Builds the router over the shared state.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     let c = &state.config;
-    // A full batch of maximal payloads, plus room for the envelopes.
-    let body_limit = c
-        .limits
-        .max_payload
-        .saturating_mul(c.max_batch.max(1))
-        .saturating_add(256 * 1024);
+    let body_limit = publish_body_limit(c);
     let mut router = Router::new()
         .route("/ws", get(super::ws::handler))
         .route("/sse", get(super::sse::handler))
+        .route("/sse/tickets", post(super::sse_tickets::issue))
+        .route("/sse/auth", post(super::sse_tickets::authorize))
         .route("/publish", post(publish))
         .route("/channels/{name}", get(channel_info))
         .route("/channels/{name}/presence", get(presence))
@@ -78,6 +78,65 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         router = router.layer(cors);
     }
     router.with_state(state)
+}
+
+/// The largest `POST /publish` body: a full batch of maximal payloads, plus room for the
+/// envelopes.
+fn publish_body_limit(c: &super::ServerConfig) -> usize {
+    c.limits
+        .max_payload
+        .saturating_mul(c.max_batch.max(1))
+        .saturating_add(256 * 1024)
+}
+
+/// Reads a body of at most `limit` bytes within the request timeout; called only once the
+/// request is authorized.
+pub(crate) async fn read_body(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Response> {
+    let timeout = app.config.request_timeout;
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                error_response(StatusCode::BAD_REQUEST, code::MALFORMED, &e.to_string())
+            })?;
+            if buf.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result,
+        Err(_) => Err(error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            code::TIMEOUT,
+            &format!(
+                "limit request_timeout: the body must arrive within {} ms",
+                timeout.as_millis()
+            ),
+        )),
+    }
 }
 
 fn authorized(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -163,25 +222,13 @@ fn validate(app: &AppState, i: usize, v: Value) -> Result<Publication, ApiError>
     })
 }
 
-async fn publish(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn publish(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     if let Err(r) = authorized(&app, &headers) {
         return r.into_response();
     }
-    let body = match body {
+    let body = match read_body(&app, &headers, body, publish_body_limit(&app.config)).await {
         Ok(b) => b,
-        Err(e) => {
-            let status = e.status();
-            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                code::PAYLOAD_TOO_LARGE
-            } else {
-                code::MALFORMED
-            };
-            return error_response(status, code, &e.body_text());
-        }
+        Err(r) => return r,
     };
     let value: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -253,7 +300,7 @@ async fn snapshot(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     if let Err(r) = authorized(&app, &headers) {
         return r.into_response();
@@ -269,9 +316,11 @@ async fn snapshot(
         }
         Err(r) => return r.into_response(),
     };
-    let body = match body {
+    // One maximal payload plus room for the envelope.
+    let limit = app.config.limits.max_payload.saturating_add(16 * 1024);
+    let body = match read_body(&app, &headers, body, limit).await {
         Ok(b) => b,
-        Err(e) => return error_response(e.status(), code::MALFORMED, &e.body_text()),
+        Err(r) => return r,
     };
     let req: SnapshotRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,

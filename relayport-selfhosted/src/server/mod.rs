@@ -15,6 +15,7 @@
 //! over WebSocket), [`sse`] (Server-Sent Events), [`http`] (publish and channel API),
 //! [`metrics`], [`auth`] (signatures and [`SelfHostedAuthorizer`]), [`redis`] (scale-out).
 
+pub mod accept;
 pub mod auth;
 pub mod broker;
 pub mod clock;
@@ -27,6 +28,7 @@ pub mod presence;
 pub mod ratelimit;
 pub mod redis;
 pub mod sse;
+pub mod sse_tickets;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -50,7 +52,7 @@ use crate::protocol::{Limits, MessageFrame, close};
 pub enum ServerError {
     /// No secret was configured.
     #[error(
-        "no secret configured: set REALTIME_SECRET (or pass --secret); it signs subscriptions and authorizes the HTTP API"
+        "no secret configured: set REALTIME_SECRET (or --secret-file; --secret works but is visible in ps); it signs subscriptions and authorizes the HTTP API"
     )]
     MissingSecret,
     /// The address could not be bound.
@@ -126,6 +128,10 @@ pub(crate) struct AppState {
     /// Ends the scale-out engine at once (a simulated crash).
     pub(crate) engine_kill: CancellationToken,
     pub(crate) tracker: connection::Tracker,
+    /// The cap on open connections (TCP connections and upgraded WebSockets).
+    pub(crate) limit: accept::ConnectionLimit,
+    /// Pending SSE tickets.
+    pub(crate) tickets: sse_tickets::Tickets,
 }
 
 /// The server's entry point: [`Server::builder`].
@@ -239,6 +245,55 @@ impl ServerBuilder {
         self
     }
 
+    /// Bytes queued per connection before it is closed as a slow consumer (default 16 MiB).
+    pub fn send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.config.send_queue_bytes = bytes;
+        self
+    }
+
+    /// `subscribe` requests per connection per rate window (default 120 per minute).
+    pub fn subscribes_per_minute(mut self, n: u32) -> Self {
+        self.config.subscribes_per_minute = n;
+        self
+    }
+
+    /// `presence_enter`/`presence_update` requests per connection per rate window (default
+    /// 60 per minute).
+    pub fn presence_updates_per_minute(mut self, n: u32) -> Self {
+        self.config.presence_updates_per_minute = n;
+        self
+    }
+
+    /// Open TCP connections at most (default 10 000).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+
+    /// How long a client may take to send request headers (default 10 s).
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long an HTTP API request may take, body included (default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.request_timeout = timeout;
+        self
+    }
+
+    /// How long an SSE ticket stays valid (default 30 s).
+    pub fn sse_ticket_ttl(mut self, ttl: Duration) -> Self {
+        self.config.sse_ticket_ttl = ttl;
+        self
+    }
+
+    /// With Redis: how long the keys of a channel only ever read live (default 10 min).
+    pub fn idle_channel_ttl(mut self, ttl: Duration) -> Self {
+        self.config.idle_channel_ttl = ttl;
+        self
+    }
+
     /// Use the Redis engine (scale-out across nodes).
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.config.redis_url = Some(url.into());
@@ -282,6 +337,7 @@ impl ServerBuilder {
                 history_ttl: config.history_ttl,
                 max_subscriptions: config.limits.max_subscriptions,
                 send_queue: config.limits.send_queue,
+                send_queue_bytes: config.send_queue_bytes,
                 clock: config.clock.clone(),
             })
         });
@@ -299,11 +355,18 @@ impl ServerBuilder {
                     engine_kill.clone(),
                 )
                 .await
-                .map_err(ServerError::Redis)?,
+                .map_err(ServerError::Redis)?
+                .with_idle_channel_ttl(config.idle_channel_ttl),
             ),
         };
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        let limit = accept::ConnectionLimit::new(config.max_connections);
+        let tickets = sse_tickets::Tickets::new(
+            config.sse_ticket_ttl,
+            config.max_connections,
+            config.clock.clone(),
+        );
         let state = Arc::new(AppState {
             config,
             broker: broker.clone(),
@@ -312,17 +375,17 @@ impl ServerBuilder {
             engine_stop,
             engine_kill,
             tracker: connection::Tracker::default(),
+            limit,
+            tickets,
         });
         let app = http::router(state.clone());
-        let token = shutdown.clone();
-        let serve = tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(token.cancelled_owned())
-                .await;
-            if let Err(e) = result {
-                tracing::warn!("server stopped with an error: {e}");
-            }
-        });
+        let serve = tokio::spawn(accept::serve(
+            listener,
+            app,
+            state.limit.clone(),
+            state.config.header_read_timeout,
+            shutdown.clone(),
+        ));
         let sweeper_broker = broker.clone();
         let sweeper_token = shutdown.clone();
         tokio::spawn(async move {
@@ -372,6 +435,12 @@ impl ServerHandle {
     /// The counters.
     pub fn metrics(&self) -> Arc<Metrics> {
         self.state.broker.metrics().clone()
+    }
+
+    /// Open connections (TCP connections and upgraded WebSockets), as counted against
+    /// `max_connections`.
+    pub fn open_connections(&self) -> usize {
+        self.state.limit.open()
     }
 
     /// The configuration in use.

@@ -279,6 +279,8 @@ local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
+else
+  redis.call('PERSIST', KEYS[1])
 end
 local seq = redis.call('INCR', KEYS[2])
 local payload = epoch .. '\n' .. seq .. '\n' .. ARGV[2]
@@ -297,12 +299,16 @@ return {epoch, seq}
 
 /// Reads a channel's stream: its epoch (created if the channel never had one, so that every
 /// node reports the same), last sequence, history and snapshot. KEYS: epoch, seq, history,
-/// snapshot. ARGV: new epoch.
+/// snapshot. ARGV: new epoch, idle channel TTL in ms.
+///
+/// An epoch created by a read expires after the idle TTL unless the channel is published
+/// to (which makes it permanent, like its sequence): subscribe churn on channels nobody
+/// publishes to leaves no keys behind.
 const STREAM_SCRIPT: &str = r#"
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[1]
-  redis.call('SET', KEYS[1], epoch)
+  redis.call('SET', KEYS[1], epoch, 'PX', ARGV[2])
 end
 local seq = redis.call('GET', KEYS[2]) or '0'
 return {epoch, seq, redis.call('LRANGE', KEYS[3], 0, -1), redis.call('GET', KEYS[4])}
@@ -315,6 +321,8 @@ local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[1], epoch)
+else
+  redis.call('PERSIST', KEYS[1])
 end
 local seq = redis.call('GET', KEYS[2]) or '0'
 local payload = epoch .. '\n' .. seq .. '\n' .. ARGV[2]
@@ -366,6 +374,7 @@ pub struct RedisEngine {
     forwarder: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
     history_size: usize,
     history_ttl: Duration,
+    idle_channel_ttl: Duration,
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -573,7 +582,15 @@ impl RedisEngine {
             forwarder: Arc::new(std::sync::Mutex::new(Some(forwarder))),
             history_size,
             history_ttl,
+            idle_channel_ttl: Duration::from_secs(600),
         })
+    }
+
+    /// How long the keys of a channel that was only ever read (never published to) live in
+    /// Redis (default 10 minutes).
+    pub fn with_idle_channel_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_channel_ttl = ttl;
+        self
     }
 
     /// Sequences the message in Redis and publishes it to every node. Returns the message as
@@ -644,6 +661,11 @@ impl RedisEngine {
                 .arg(history_key)
                 .arg(snapshot_key)
                 .arg(super::history::new_epoch())
+                .arg(
+                    u64::try_from(self.idle_channel_ttl.as_millis())
+                        .unwrap_or(u64::MAX)
+                        .max(1),
+                )
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| format!("redis read failed: {e}"))?;

@@ -1,9 +1,10 @@
 //! `GET /sse`: Server-Sent Events for clients that cannot open a WebSocket.
 //!
-//! Query: `channel=<name>` (repeatable; public channels and wildcard patterns). Private
-//! channels need `socket_id=<id>` (chosen by the client, unique while connected) and one
-//! `auth=<hex>` per private channel, in the order the private channels appear; presence
-//! channels need a WebSocket. Every `message` event carries `id:` = a cursor of the
+//! Query: `channel=<name>` (repeatable; public and private channels, wildcard patterns).
+//! Private channels need `ticket=<ticket>`: a single-use, short-lived ticket from
+//! `POST /sse/tickets` whose server-assigned socket id the client had signed and handed in
+//! with `POST /sse/auth` (see [`super::sse_tickets`]); signatures never travel in the URL,
+//! and `socket_id`/`auth` query parameters are refused. Presence channels need a WebSocket. Every `message` event carries `id:` = a cursor of the
 //! positions seen (`channel~epoch~seq|…`); reconnecting with `Last-Event-ID` (or the
 //! `last_event_id` query parameter) resumes from history. A comment heartbeat keeps the
 //! stream alive.
@@ -21,7 +22,6 @@ use relayport_core::{Channel, ChannelKind, Position};
 use serde_json::json;
 
 use super::AppState;
-use super::auth::verify_subscription;
 use super::broker::{Broker, Registration, SubscribeOptions};
 use super::http::error_response;
 use super::metrics::Metrics;
@@ -145,7 +145,15 @@ fn event_stream(state: SseState) -> impl Stream<Item = Result<Event, Infallible>
                     st.metrics.disconnect(code);
                 }
                 item = st.reg.rx.recv() => match item {
-                    Some(frame) => st.push_frame(&frame.frame),
+                    Some(item) => match item.decode() {
+                        Some(frame) => st.push_frame(&frame),
+                        // Every queued text was encoded from a frame; if one ever fails to
+                        // decode, say so rather than drop it silently.
+                        None => st.pending.push_back(json_event(
+                            "error",
+                            &json!({"code": code::MALFORMED, "message": "undecodable frame"}),
+                        )),
+                    },
                     None => st.done = true,
                 },
             }
@@ -160,8 +168,7 @@ pub(crate) async fn handler(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     let mut channels = Vec::new();
-    let mut auths = Vec::new();
-    let mut socket_id = None;
+    let mut ticket = None;
     let mut last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -169,8 +176,15 @@ pub(crate) async fn handler(
     for (k, v) in params {
         match k.as_str() {
             "channel" => channels.push(v),
-            "auth" => auths.push(v),
-            "socket_id" => socket_id = Some(v),
+            "ticket" => ticket = Some(v),
+            "auth" | "socket_id" => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    code::MALFORMED,
+                    "signatures and socket ids do not travel in URLs: POST /sse/tickets, then \
+                     POST /sse/auth, then GET /sse?ticket=…",
+                );
+            }
             "last_event_id" if last_event_id.is_none() => last_event_id = Some(v),
             _ => {}
         }
@@ -205,26 +219,26 @@ pub(crate) async fn handler(
         }
     }
     let needs_auth = parsed.iter().any(|(_, c)| c.kind() == ChannelKind::Private);
-    let reg = match (&socket_id, needs_auth) {
-        (Some(id), _) => match app.broker.register_as(id) {
-            Ok(r) => r,
-            Err(r) => {
-                let status = if r.code == code::CONFLICT {
-                    StatusCode::CONFLICT
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                return error_response(status, r.code, &r.message);
-            }
+    let ticket = match ticket {
+        Some(id) => match app.tickets.redeem(&id) {
+            Some(t) => Some(t),
+            None => return super::sse_tickets::refused(),
         },
-        (None, true) => {
+        None if needs_auth => {
             return error_response(
                 StatusCode::UNAUTHORIZED,
                 code::UNAUTHORIZED,
-                "private channels need socket_id and auth parameters",
+                "private channels need a ticket: POST /sse/tickets, then POST /sse/auth",
             );
         }
-        (None, false) => app.broker.register(),
+        None => None,
+    };
+    let reg = match &ticket {
+        Some(t) => match app.broker.register_as(&t.socket_id) {
+            Ok(r) => r,
+            Err(r) => return error_response(StatusCode::CONFLICT, r.code, &r.message),
+        },
+        None => app.broker.register(),
     };
     let guard = Unregister {
         broker: app.broker.clone(),
@@ -247,17 +261,14 @@ pub(crate) async fn handler(
         .as_deref()
         .map(decode_cursor)
         .unwrap_or_default();
-    let mut auths = auths.into_iter();
     for (name, channel) in parsed {
-        let auth = if channel.kind() == ChannelKind::Private {
-            auths.next()
-        } else {
-            None
-        };
-        if let Err(r) =
-            verify_subscription(&c.secret, &reg.socket_id, &channel, auth.as_deref(), None)
+        if channel.kind() == ChannelKind::Private
+            && !ticket
+                .as_ref()
+                .is_some_and(|t| t.authorized.contains(&channel.to_string()))
         {
-            return error_response(StatusCode::UNAUTHORIZED, r.code, &r.message);
+            let msg = format!("{name}: no valid signature was handed in for this ticket");
+            return error_response(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, &msg);
         }
         let since = resume
             .get(&channel.to_string())

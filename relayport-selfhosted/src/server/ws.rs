@@ -56,10 +56,19 @@ pub(crate) async fn handler(
         .max_message_size(c.max_frame_size.saturating_mul(2))
         .max_frame_size(c.max_frame_size.saturating_mul(2));
     let version = params.get("v").cloned();
+    // The upgraded socket outlives the HTTP connection (and its permit): it needs its own.
+    let Some(permit) = app.limit.try_acquire() else {
+        return super::http::error_response(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            code::UNAVAILABLE,
+            "limit max_connections: the server is at its connection cap; retry later",
+        );
+    };
     let tracker = app.tracker.clone();
     let guard = tracker.enter();
     ws.on_upgrade(move |socket| async move {
         let _guard = guard;
+        let _permit = permit;
         {
             match version.as_deref() {
                 None => run(socket, app).await,
@@ -95,6 +104,7 @@ fn close_reason(code: u16) -> &'static str {
         close::SERVICE_RESTART => "server restarting: reconnect",
         close::SLOW_CONSUMER => "slow consumer: send queue full; reconnect and recover",
         close::IDLE_TIMEOUT => "idle timeout",
+        close::MESSAGE_TOO_BIG => "frame too large",
         _ => "closing",
     }
 }
@@ -126,16 +136,23 @@ async fn writer(
             biased;
             _ = &mut kicked => break,
             r = async {
+                // The batch stays charged to the connection's byte budget until it is
+                // flushed: bytes sitting in the socket's write buffer count too.
+                let mut batch = Vec::with_capacity(WRITE_BATCH);
                 sink.feed(Message::Text(first.text.clone())).await?;
-                let mut n = 1;
-                while n < WRITE_BATCH {
+                batch.push(first);
+                while batch.len() < WRITE_BATCH {
                     match rx.try_recv() {
-                        Ok(f) => sink.feed(Message::Text(f.text.clone())).await?,
+                        Ok(f) => {
+                            sink.feed(Message::Text(f.text.clone())).await?;
+                            batch.push(f);
+                        }
                         Err(_) => break,
                     }
-                    n += 1;
                 }
-                sink.flush().await
+                let flushed = sink.flush().await;
+                drop(batch);
+                flushed
             } => r,
         };
         if let Err(e) = sent {
@@ -179,15 +196,14 @@ async fn run(socket: WebSocket, app: Arc<AppState>) {
             limits: c.limits,
         },
     );
+    let limiter = |per: u32| RateLimiter::new(per, c.rate_window, c.clock.clone());
     let mut session = Session {
         app: app.clone(),
         conn,
         socket_id,
-        limiter: RateLimiter::new(
-            c.limits.publishes_per_minute,
-            c.rate_window,
-            c.clock.clone(),
-        ),
+        limiter: limiter(c.limits.publishes_per_minute),
+        subscribes: limiter(c.subscribes_per_minute),
+        presence_updates: limiter(c.presence_updates_per_minute),
     };
     loop {
         tokio::select! {
@@ -198,7 +214,13 @@ async fn run(socket: WebSocket, app: Arc<AppState>) {
                     kick.kick(close::IDLE_TIMEOUT);
                     break;
                 }
-                Ok(None) | Ok(Some(Err(_))) => break,
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    if is_too_big(&e) {
+                        kick.kick(close::MESSAGE_TOO_BIG);
+                    }
+                    break;
+                }
                 Ok(Some(Ok(msg))) => match msg {
                     Message::Text(text) => session.handle_text(text.as_str()).await,
                     Message::Binary(_) => session.error(
@@ -221,11 +243,23 @@ async fn run(socket: WebSocket, app: Arc<AppState>) {
     let _ = writer.await;
 }
 
+/// Whether a read failed because the frame was larger than the socket reads at all
+/// (tungstenite's capacity error: "Space limit exceeded: Message too long…").
+fn is_too_big(e: &axum::Error) -> bool {
+    let text = e.to_string();
+    text.contains("Space limit exceeded") || text.contains("Message too long")
+}
+
 struct Session {
     app: Arc<AppState>,
     conn: ConnId,
     socket_id: String,
+    /// Client publishes.
     limiter: RateLimiter,
+    /// Subscribe requests (re-subscribes and replays included).
+    subscribes: RateLimiter,
+    /// Presence enter/update requests.
+    presence_updates: RateLimiter,
 }
 
 fn string_field(v: &Value, key: &str) -> Option<String> {
@@ -338,6 +372,13 @@ impl Session {
                 let Some(channel) = self.parse_channel(&reference, &name) else {
                     return;
                 };
+                if !self.subscribes.try_acquire() {
+                    let per = self.app.config.subscribes_per_minute;
+                    let msg = format!(
+                        "limit subscribes_per_minute: at most {per} subscribe requests per minute"
+                    );
+                    return self.error(reference, code::RATE_LIMITED, &msg, Some(&name));
+                }
                 let user = match verify_subscription(
                     &self.app.config.secret,
                     &self.socket_id,
@@ -387,6 +428,9 @@ impl Session {
                 let Some(channel) = self.parse_channel(&reference, &name) else {
                     return;
                 };
+                if let Err((code, msg)) = self.presence_guard(&data) {
+                    return self.error(reference, code, &msg, Some(&name));
+                }
                 match self.app.broker.presence_enter(self.conn, &channel, data) {
                     Ok(()) => self.ack(reference),
                     Err(r) => self.refuse(reference, r, &name),
@@ -400,6 +444,9 @@ impl Session {
                 let Some(channel) = self.parse_channel(&reference, &name) else {
                     return;
                 };
+                if let Err((code, msg)) = self.presence_guard(&data) {
+                    return self.error(reference, code, &msg, Some(&name));
+                }
                 match self.app.broker.presence_update(self.conn, &channel, data) {
                     Ok(()) => self.ack(reference),
                     Err(r) => self.refuse(reference, r, &name),
@@ -418,6 +465,29 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Presence enter/update: member data within `max_payload`, and within the rate limit.
+    fn presence_guard(&mut self, data: &Value) -> Result<(), (&'static str, String)> {
+        let size = serde_json::to_vec(data).map_or(usize::MAX, |v| v.len());
+        let max = self.app.config.limits.max_payload;
+        if size > max {
+            return Err((
+                code::PAYLOAD_TOO_LARGE,
+                format!("limit max_payload: member data is at most {max} bytes (got {size})"),
+            ));
+        }
+        if !self.presence_updates.try_acquire() {
+            let per = self.app.config.presence_updates_per_minute;
+            return Err((
+                code::RATE_LIMITED,
+                format!(
+                    "limit presence_updates_per_minute: at most {per} presence enters and \
+                     updates per minute"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     async fn publish(
