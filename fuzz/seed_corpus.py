@@ -72,6 +72,7 @@ def main():
         '{"event":"secret","channel":"private-encrypted-a","data":"{\\"nonce\\":\\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\\",\\"ciphertext\\":\\"AAAA\\"}"}',
         '{"event":"client-x","channel":"presence-a","data":{"a":1},"user_id":"u1"}',
     ]
+    pusher += [w["raw_body"] for w in load("pusher.json")["webhooks"] if "raw_body" in w][:4]
     for name in ["pusher-js-transcript.json", "pusher-sockudo-live.json", "pusher-soketi-live.json"]:
         pusher += frames(load(name), "server->client", "raw")
     write("pusher_frame", pusher)

@@ -1,4 +1,4 @@
-//! Pusher protocol 7 server frames as the client reads them.
+//! Pusher protocol 7 server frames as the client reads them; webhook bodies.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -6,4 +6,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         relayport_fuzz::pusher::check_frame(text);
     }
+    relayport_fuzz::pusher::check_webhook(data);
 });

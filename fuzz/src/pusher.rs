@@ -1,10 +1,12 @@
 //! Pusher protocol 7 frames as the client reads them (`protocol::parse_frame`), and what the
-//! client then reads out of a frame: channel names, user ids, error codes, encrypted payloads.
+//! client then reads out of a frame: channel names, user ids, error codes, encrypted payloads;
+//! and webhook bodies as the application's backend reads them (`WebhookVerifier::verify`).
 
 use relayport_pusher::encryption::decrypt;
 use relayport_pusher::errors::{close_reason, error_for_code};
 use relayport_pusher::names::{from_wire, to_wire};
 use relayport_pusher::protocol::{Frame, parse_frame, user_id_of};
+use relayport_pusher::webhooks::WebhookVerifier;
 use serde_json::{Map, Value};
 
 use crate::json::has_float;
@@ -54,4 +56,41 @@ pub fn encode(frame: &Frame) -> String {
         obj.insert("user_id".into(), Value::String(user_id.clone()));
     }
     Value::Object(obj).to_string()
+}
+
+/// A webhook body is accepted only with the right signature, and then exactly when it is a
+/// webhook; an accepted one re-serializes to a body that verifies to the same webhook.
+pub fn check_webhook(body: &[u8]) {
+    const KEY: &str = "fuzz-key";
+    const SECRET: &str = "fuzz-secret";
+    let verifier = WebhookVerifier::new(KEY, SECRET);
+    let sign = |b: &[u8]| relayport_core::auth::hmac_sha256_hex(SECRET.as_bytes(), b);
+    let json = Some("application/json");
+    let wrong = sign(b"another body");
+    assert!(
+        verifier
+            .verify(Some(KEY), Some(&wrong), json, body)
+            .is_err()
+            || sign(body) == wrong,
+        "a webhook verified with another body's signature"
+    );
+    let accepted = verifier.verify(Some(KEY), Some(&sign(body)), json, body);
+    let is_webhook = serde_json::from_slice::<relayport_pusher::webhooks::Webhook>(body).is_ok();
+    assert_eq!(accepted.is_ok(), is_webhook, "signed body {body:?}");
+    if let Ok(hook) = accepted {
+        let floats = hook
+            .events
+            .iter()
+            .any(|e| e.data.as_ref().is_some_and(has_float) || e.other.values().any(has_float));
+        if !floats {
+            let again = serde_json::to_vec(&hook).expect("a webhook serializes");
+            assert_eq!(
+                verifier
+                    .verify(Some(KEY), Some(&sign(&again)), json, &again)
+                    .ok(),
+                Some(hook),
+                "re-serialized webhook"
+            );
+        }
+    }
 }
