@@ -196,11 +196,7 @@ pub fn reference_matches(pattern: &Channel, name: &Channel) -> bool {
                     next[j] = any;
                 }
             }
-            "*" => {
-                for j in 0..name.len() {
-                    next[j + 1] = reach[j];
-                }
-            }
+            "*" => next[1..].copy_from_slice(&reach[..name.len()]),
             literal => {
                 for j in 0..name.len() {
                     next[j + 1] = reach[j] && name[j] == literal;
