@@ -6,15 +6,15 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayport_pusher::testing::{APP_ID, KEY, Sockudo};
-use relayport_pusher::{
-    Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest, TriggerOptions,
-    UserEvent,
-};
 use relayport_core::{
     AuthRequest, Backoff, Channel, ChannelAuth, ChannelAuthorizer, ClientEvent, ConnectionState,
     ErrorKind, EventSink, Message, OutboundMessage, PresenceAction, ProviderEvent, Publisher,
     RealtimeClient, RealtimeProvider, Result, SubscribeOptions, Subscription,
+};
+use relayport_pusher::testing::{APP_ID, KEY, Sockudo};
+use relayport_pusher::{
+    Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest, TriggerOptions,
+    UserEvent,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -228,7 +228,7 @@ async fn client_events_between_two_clients_and_socket_exclusion() {
     );
 
     let excluded = TriggerOptions {
-        socket_id: a.socket_id().map(str::to_owned),
+        socket_id: a.socket_id(),
         info: None,
     };
     rest.trigger(&["private-chat"], "not-for-a", &json!({}), &excluded)

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client_support::{WAIT, within};
-use relayport_selfhosted::client::{SelfHostedProvider, SelfHostedPublisher, Transport};
-use relayport_selfhosted::server::{Publication, SelfHostedAuthorizer, Server, ServerHandle};
 use relayport_core::{
     AuthRequest, Backoff, Channel, ClientEvent, ConnectionState, ErrorKind, Message,
     OutboundMessage, PresenceAction, PresenceMember, ProviderEvent, Publisher, RealtimeClient,
     RealtimeProvider, Recovery, SubscribeOptions,
 };
+use relayport_selfhosted::client::{SelfHostedProvider, SelfHostedPublisher, Transport};
+use relayport_selfhosted::server::{Publication, SelfHostedAuthorizer, Server, ServerHandle};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -90,7 +90,7 @@ async fn wait_event(
 #[tokio::test]
 async fn provider_connects_subscribes_publishes_and_receives() {
     let server = start(100).await;
-    let mut provider = SelfHostedProvider::new(&url(&server)).expect("provider");
+    let provider = SelfHostedProvider::new(&url(&server)).expect("provider");
     let (sink, mut events) = client_support::sink();
     let session = within("connect", provider.connect(sink))
         .await
@@ -120,7 +120,9 @@ async fn provider_connects_subscribes_publishes_and_receives() {
 
     // A wrong signature is refused with Unauthorized.
     let bad = SubscribeOptions {
-        auth: Some(relayport_core::ChannelAuth(json!({"auth": "00".repeat(32)}))),
+        auth: Some(relayport_core::ChannelAuth(
+            json!({"auth": "00".repeat(32)}),
+        )),
         ..SubscribeOptions::default()
     };
     let err = within(
@@ -192,7 +194,7 @@ async fn provider_connects_subscribes_publishes_and_receives() {
 #[tokio::test]
 async fn publisher_single_batch_and_wrong_secret() {
     let server = start(100).await;
-    let mut provider = SelfHostedProvider::new(&url(&server)).expect("provider");
+    let provider = SelfHostedProvider::new(&url(&server)).expect("provider");
     let (sink, mut events) = client_support::sink();
     within("connect", provider.connect(sink))
         .await
@@ -509,7 +511,7 @@ async fn subscribe_hands_over_snapshot_and_replay_before_returning() {
         p.retain = n == 3;
         server.publish(p).await.expect("publish");
     }
-    let mut provider = SelfHostedProvider::new(&url(&server)).expect("provider");
+    let provider = SelfHostedProvider::new(&url(&server)).expect("provider");
     let (sink, mut events) = client_support::sink();
     within("connect", provider.connect(sink))
         .await

@@ -12,11 +12,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use relayport_selfhosted::client::SelfHostedProvider;
 use relayport_core::{
     Channel, ClientConfig, EventSink, Message, ProviderEvent, RealtimeClient, RealtimeProvider,
     SubscribeOptions,
 };
+use relayport_selfhosted::client::SelfHostedProvider;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
@@ -165,7 +165,7 @@ async fn start(path: Path, addr: std::net::SocketAddr, ctx: Arc<RecvCtx>) -> Res
             Ok(Running { task, client: None })
         }
         Path::Provider => {
-            let mut provider = SelfHostedProvider::new(&url).map_err(|e| anyhow!("{e}"))?;
+            let provider = SelfHostedProvider::new(&url).map_err(|e| anyhow!("{e}"))?;
             let (sink, mut rx) = EventSink::channel();
             provider
                 .connect(sink)
