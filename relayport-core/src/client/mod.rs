@@ -2,9 +2,16 @@
 //! owns the provider and applies every policy (reconnect, offline queue, resubscribe, throttle,
 //! heartbeat, presence, typing).
 
-mod actor;
+mod channels;
 pub(crate) mod command;
 mod config;
+mod connection;
+mod delivery;
+mod driver;
+mod heartbeat;
+mod ops;
+mod presence;
+mod publish;
 mod subscription;
 
 use std::sync::Arc;
@@ -127,7 +134,7 @@ impl ClientBuilder {
         let (state_tx, state_rx) = watch::channel(ConnectionState::Initialized);
         let (latency_tx, latency_rx) = watch::channel(None);
         let (events_tx, _) = broadcast::channel(256);
-        let actor = actor::Actor::new(actor::Parts {
+        let actor = driver::Actor::new(driver::Parts {
             provider: self.provider,
             capabilities: capabilities.clone(),
             config: self.config.clone(),
