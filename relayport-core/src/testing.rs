@@ -103,6 +103,14 @@ struct ServerState {
     members: HashMap<Channel, Vec<PresenceMember>>,
     sink: Option<EventSink>,
     subscribed: HashSet<Channel>,
+    /// How long every subscribe takes (a server round trip), unless `subscribe_delays` names
+    /// the channel.
+    subscribe_delay: Duration,
+    subscribe_delays: HashMap<Channel, Duration>,
+    publish_delay: Duration,
+    /// Subscribes and publishes waiting out their delay now, and the most at once so far.
+    in_flight: usize,
+    peak_in_flight: usize,
 }
 
 /// The control side of a [`ScriptedProvider`]: cheap to clone, usable while the client owns
@@ -152,6 +160,11 @@ impl ScriptedProvider {
                 members: HashMap::new(),
                 sink: None,
                 subscribed: HashSet::new(),
+                subscribe_delay: Duration::ZERO,
+                subscribe_delays: HashMap::new(),
+                publish_delay: Duration::ZERO,
+                in_flight: 0,
+                peak_in_flight: 0,
             })),
             live_tasks: Arc::new(AtomicUsize::new(0)),
         };
@@ -229,6 +242,32 @@ impl Script {
     /// Subscribing to `channel` succeeds again.
     pub fn allow_subscribe(&self, channel: &Channel) {
         self.lock().subscribe_refusals.remove(channel);
+    }
+
+    /// Every subscribe answers after `delay` on tokio's clock (a server round trip); the
+    /// subscription is live, and any replay delivered, once it answers.
+    pub fn delay_subscribes(&self, delay: Duration) {
+        self.lock().subscribe_delay = delay;
+    }
+
+    /// Subscribing to `channel` answers after `delay` (overrides [`Script::delay_subscribes`]).
+    pub fn delay_subscribe(&self, channel: &Channel, delay: Duration) {
+        self.lock().subscribe_delays.insert(channel.clone(), delay);
+    }
+
+    /// Every publish answers after `delay` on tokio's clock; it reaches the log when it answers.
+    pub fn delay_publishes(&self, delay: Duration) {
+        self.lock().publish_delay = delay;
+    }
+
+    /// Delayed subscribes and publishes waiting for their answer right now.
+    pub fn calls_in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    /// The most delayed subscribes and publishes that were waiting for their answer at once.
+    pub fn peak_calls_in_flight(&self) -> usize {
+        self.lock().peak_in_flight
     }
 
     /// The next publish fails with `error`.
@@ -365,6 +404,33 @@ fn replay_after(s: &ServerState, channel: &Channel, since: &Position) -> Option<
     )
 }
 
+/// Counts a delayed call as in flight until it answers or is cancelled.
+struct InFlight(Script);
+
+impl InFlight {
+    fn enter(script: &Script) -> Self {
+        let mut s = script.lock();
+        s.in_flight += 1;
+        s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
+        Self(script.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+    }
+}
+
+/// Waits out a scripted delay, counted as in flight meanwhile.
+async fn answer_after(script: &Script, delay: Duration) {
+    if delay.is_zero() {
+        return;
+    }
+    let _in_flight = InFlight::enter(script);
+    tokio::time::sleep(delay).await;
+}
+
 struct TaskGuard(Arc<AtomicUsize>);
 impl Drop for TaskGuard {
     fn drop(&mut self) {
@@ -437,13 +503,21 @@ impl RealtimeProvider for ScriptedProvider {
     }
 
     async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
+        let delay = {
+            let mut s = self.script.lock();
+            s.calls.push(Call::Subscribe {
+                channel: channel.clone(),
+                since: options.since.clone(),
+                auth: options.auth.clone(),
+                presence_data: options.presence_data.clone(),
+            });
+            s.subscribe_delays
+                .get(channel)
+                .copied()
+                .unwrap_or(s.subscribe_delay)
+        };
+        answer_after(&self.script, delay).await;
         let mut s = self.script.lock();
-        s.calls.push(Call::Subscribe {
-            channel: channel.clone(),
-            since: options.since.clone(),
-            auth: options.auth.clone(),
-            presence_data: options.presence_data.clone(),
-        });
         if s.sink.is_none() {
             return Err(RealtimeError::Connection("not connected".into()));
         }
@@ -484,8 +558,13 @@ impl RealtimeProvider for ScriptedProvider {
     }
 
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
+        let delay = {
+            let mut s = self.script.lock();
+            s.calls.push(Call::Publish(message.clone()));
+            s.publish_delay
+        };
+        answer_after(&self.script, delay).await;
         let mut s = self.script.lock();
-        s.calls.push(Call::Publish(message.clone()));
         if s.sink.is_none() {
             return Err(RealtimeError::Connection("not connected".into()));
         }
