@@ -264,3 +264,55 @@ async fn a_call_in_flight_on_a_dead_link_is_cancelled_and_redone_on_the_new_one(
     );
     assert_eq!(subscribes_of(&script.calls(), &slow), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_publish_waits_for_its_channel_to_be_resubscribed_and_no_longer() {
+    let (client, script) = client(|b| b);
+    let _room = client.subscribe("room").await.unwrap();
+    let rtt = Duration::from_secs(1);
+    script.delay_subscribes(rtt);
+    script.drop_link(CloseReason::retry(None, "wifi lost"));
+    wait_state(&client, |s| !s.is_connected()).await;
+    client.publish_nowait("room", "e", json!({"n": 1})).unwrap();
+    client
+        .publish_nowait("elsewhere", "e", json!({"n": 2}))
+        .unwrap();
+
+    wait_until("reconnected", || script.connections() == 2).await;
+    settle().await;
+    let channels = |script: &relayport_core::testing::Script| -> Vec<String> {
+        script
+            .published()
+            .iter()
+            .map(|m| m.channel.to_string())
+            .collect()
+    };
+    assert_eq!(
+        channels(&script),
+        ["elsewhere"],
+        "`room` must wait for its resubscribe, `elsewhere` must not"
+    );
+    tokio::time::sleep(rtt).await;
+    settle().await;
+    assert_eq!(channels(&script), ["elsewhere", "room"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_request_timeout_still_applies_to_each_call() {
+    let (client, script) = client(|b| b);
+    client.connect().await.unwrap();
+    script.delay_subscribe(&ch("stuck"), Duration::from_secs(3600));
+    let other = client.clone();
+    let _stuck = tokio::spawn(async move { other.subscribe("stuck").await.map(|_sub| ()) });
+    settle().await;
+
+    let start = Instant::now();
+    wait_until("link reconnected", || script.connections() == 2).await;
+    let took = start.elapsed();
+    // The default 15 s request timeout, then the first backoff step (at most a few seconds).
+    assert!(
+        took >= Duration::from_secs(15) && took < Duration::from_secs(20),
+        "reconnected after {took:?}"
+    );
+    let _fine = client.subscribe("fine").await.unwrap();
+}

@@ -284,12 +284,14 @@ impl Actor {
             since,
             result,
         };
-        if !self.resubscribing.contains(&channel) {
+        if self.resubscribing.contains(&channel) {
+            self.settled.insert(channel, settled);
+            self.apply_resubscribed_in_order();
+        } else {
             self.apply_settled(channel, settled);
-            return;
         }
-        self.settled.insert(channel, settled);
-        self.apply_resubscribed_in_order();
+        // Publishes that waited for the channel to be joined.
+        self.flush_outbox();
     }
 
     /// Applies the resubscribe outcomes that are next in line.

@@ -398,7 +398,7 @@ impl Actor {
                 self.outbox
                     .heads()
                     .into_iter()
-                    .filter(|ch| !self.publishing.contains(*ch))
+                    .filter(|ch| !self.publish_blocked(ch))
                     .map(|ch| self.throttle.ready_at(ch, now))
                     .min(),
             );

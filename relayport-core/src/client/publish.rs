@@ -2,6 +2,7 @@
 //! channel (so each channel stays FIFO) while different channels publish together. Typing
 //! signals share the throttle but are never queued.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use serde_json::json;
@@ -9,6 +10,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::channel::Channel;
+use crate::client::channels::ChannelEntry;
 use crate::client::command::PendingPublish;
 use crate::client::driver::Actor;
 use crate::client::ops::{Done, Pending, breaks_link, timed};
@@ -16,6 +18,17 @@ use crate::error::{RealtimeError, Result};
 use crate::message::OutboundMessage;
 use crate::provider::CloseReason;
 use crate::state::ClientEvent;
+
+/// A channel's next publish waits while one is in flight on it (FIFO per channel), and while
+/// the channel itself is being subscribed (a provider may only relay publishes on a channel the
+/// connection has joined, as Pusher's client events).
+fn is_blocked(
+    publishing: &HashSet<Channel>,
+    channels: &HashMap<Channel, ChannelEntry>,
+    channel: &Channel,
+) -> bool {
+    publishing.contains(channel) || channels.get(channel).is_some_and(|e| e.establishing)
+}
 
 impl Actor {
     pub(super) fn on_publish(&mut self, publish: PendingPublish) {
@@ -65,16 +78,20 @@ impl Actor {
         }
     }
 
+    /// Whether `channel`'s next publish must wait for something other than the throttle.
+    pub(super) fn publish_blocked(&self, channel: &Channel) -> bool {
+        is_blocked(&self.publishing, &self.channels, channel)
+    }
+
     /// Starts every queued publish whose channel is free and whose rate allows it now, in order.
     pub(super) fn flush_outbox(&mut self) {
         while self.session.is_some() {
             let now = Instant::now();
-            let throttle = &self.throttle;
-            let publishing = &self.publishing;
-            let Some(ticket) = self
-                .outbox
-                .pop_ready(|ch| !publishing.contains(ch) && throttle.ready_at(ch, now) <= now)
-            else {
+            let (throttle, publishing, channels) =
+                (&self.throttle, &self.publishing, &self.channels);
+            let Some(ticket) = self.outbox.pop_ready(|ch| {
+                !is_blocked(publishing, channels, ch) && throttle.ready_at(ch, now) <= now
+            }) else {
                 break;
             };
             let channel = ticket.1.message.channel.clone();
