@@ -103,6 +103,14 @@ struct ServerState {
     members: HashMap<Channel, Vec<PresenceMember>>,
     sink: Option<EventSink>,
     subscribed: HashSet<Channel>,
+    /// How long every subscribe takes (a server round trip), unless `subscribe_delays` names
+    /// the channel.
+    subscribe_delay: Duration,
+    subscribe_delays: HashMap<Channel, Duration>,
+    publish_delay: Duration,
+    /// Subscribes and publishes waiting out their delay now, and the most at once so far.
+    in_flight: usize,
+    peak_in_flight: usize,
 }
 
 /// The control side of a [`ScriptedProvider`]: cheap to clone, usable while the client owns
@@ -117,7 +125,7 @@ pub struct Script {
 #[derive(Debug)]
 pub struct ScriptedProvider {
     script: Script,
-    stop_reader: Option<oneshot::Sender<()>>,
+    stop_reader: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl ScriptedProvider {
@@ -152,13 +160,18 @@ impl ScriptedProvider {
                 members: HashMap::new(),
                 sink: None,
                 subscribed: HashSet::new(),
+                subscribe_delay: Duration::ZERO,
+                subscribe_delays: HashMap::new(),
+                publish_delay: Duration::ZERO,
+                in_flight: 0,
+                peak_in_flight: 0,
             })),
             live_tasks: Arc::new(AtomicUsize::new(0)),
         };
         (
             Self {
                 script: script.clone(),
-                stop_reader: None,
+                stop_reader: Mutex::new(None),
             },
             script,
         )
@@ -229,6 +242,32 @@ impl Script {
     /// Subscribing to `channel` succeeds again.
     pub fn allow_subscribe(&self, channel: &Channel) {
         self.lock().subscribe_refusals.remove(channel);
+    }
+
+    /// Every subscribe answers after `delay` on tokio's clock (a server round trip); the
+    /// subscription is live, and any replay delivered, once it answers.
+    pub fn delay_subscribes(&self, delay: Duration) {
+        self.lock().subscribe_delay = delay;
+    }
+
+    /// Subscribing to `channel` answers after `delay` (overrides [`Script::delay_subscribes`]).
+    pub fn delay_subscribe(&self, channel: &Channel, delay: Duration) {
+        self.lock().subscribe_delays.insert(channel.clone(), delay);
+    }
+
+    /// Every publish answers after `delay` on tokio's clock; it reaches the log when it answers.
+    pub fn delay_publishes(&self, delay: Duration) {
+        self.lock().publish_delay = delay;
+    }
+
+    /// Delayed subscribes and publishes waiting for their answer right now.
+    pub fn calls_in_flight(&self) -> usize {
+        self.lock().in_flight
+    }
+
+    /// The most delayed subscribes and publishes that were waiting for their answer at once.
+    pub fn peak_calls_in_flight(&self) -> usize {
+        self.lock().peak_in_flight
     }
 
     /// The next publish fails with `error`.
@@ -365,6 +404,33 @@ fn replay_after(s: &ServerState, channel: &Channel, since: &Position) -> Option<
     )
 }
 
+/// Counts a delayed call as in flight until it answers or is cancelled.
+struct InFlight(Script);
+
+impl InFlight {
+    fn enter(script: &Script) -> Self {
+        let mut s = script.lock();
+        s.in_flight += 1;
+        s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
+        Self(script.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+    }
+}
+
+/// Waits out a scripted delay, counted as in flight meanwhile.
+async fn answer_after(script: &Script, delay: Duration) {
+    if delay.is_zero() {
+        return;
+    }
+    let _in_flight = InFlight::enter(script);
+    tokio::time::sleep(delay).await;
+}
+
 struct TaskGuard(Arc<AtomicUsize>);
 impl Drop for TaskGuard {
     fn drop(&mut self) {
@@ -382,7 +448,7 @@ impl RealtimeProvider for ScriptedProvider {
         self.script.lock().capabilities.clone()
     }
 
-    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
+    async fn connect(&self, sink: EventSink) -> Result<Session> {
         let hang = {
             let mut s = self.script.lock();
             s.calls.push(Call::Connect);
@@ -400,7 +466,7 @@ impl RealtimeProvider for ScriptedProvider {
             std::future::pending::<()>().await;
         }
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        self.stop_reader = Some(stop_tx);
+        *self.stop_reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop_tx);
         self.script.live_tasks.fetch_add(1, Ordering::SeqCst);
         let guard = TaskGuard(self.script.live_tasks.clone());
         // Stands for a real provider's reader task: it lives as long as the link.
@@ -420,8 +486,13 @@ impl RealtimeProvider for ScriptedProvider {
         })
     }
 
-    async fn disconnect(&mut self) -> Result<()> {
-        if let Some(stop) = self.stop_reader.take() {
+    async fn disconnect(&self) -> Result<()> {
+        let stop = self
+            .stop_reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
         let mut s = self.script.lock();
@@ -431,18 +502,22 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn subscribe(
-        &mut self,
-        channel: &Channel,
-        options: &SubscribeOptions,
-    ) -> Result<Subscribed> {
+    async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
+        let delay = {
+            let mut s = self.script.lock();
+            s.calls.push(Call::Subscribe {
+                channel: channel.clone(),
+                since: options.since.clone(),
+                auth: options.auth.clone(),
+                presence_data: options.presence_data.clone(),
+            });
+            s.subscribe_delays
+                .get(channel)
+                .copied()
+                .unwrap_or(s.subscribe_delay)
+        };
+        answer_after(&self.script, delay).await;
         let mut s = self.script.lock();
-        s.calls.push(Call::Subscribe {
-            channel: channel.clone(),
-            since: options.since.clone(),
-            auth: options.auth.clone(),
-            presence_data: options.presence_data.clone(),
-        });
         if s.sink.is_none() {
             return Err(RealtimeError::Connection("not connected".into()));
         }
@@ -475,16 +550,21 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(Subscribed { recovery, position })
     }
 
-    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+    async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
         let mut s = self.script.lock();
         s.calls.push(Call::Unsubscribe(channel.clone()));
         s.subscribed.remove(channel);
         Ok(())
     }
 
-    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
+        let delay = {
+            let mut s = self.script.lock();
+            s.calls.push(Call::Publish(message.clone()));
+            s.publish_delay
+        };
+        answer_after(&self.script, delay).await;
         let mut s = self.script.lock();
-        s.calls.push(Call::Publish(message.clone()));
         if s.sink.is_none() {
             return Err(RealtimeError::Connection("not connected".into()));
         }
@@ -502,7 +582,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {
         self.script
             .lock()
             .calls
@@ -510,7 +590,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_update(&self, channel: &Channel, data: Value) -> Result<()> {
         self.script
             .lock()
             .calls
@@ -518,7 +598,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+    async fn presence_leave(&self, channel: &Channel) -> Result<()> {
         self.script
             .lock()
             .calls
@@ -526,7 +606,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+    async fn presence_members(&self, channel: &Channel) -> Result<Vec<PresenceMember>> {
         let mut s = self.script.lock();
         s.calls.push(Call::PresenceMembers(channel.clone()));
         s.members
@@ -535,7 +615,7 @@ impl RealtimeProvider for ScriptedProvider {
             .ok_or_else(|| RealtimeError::Unsupported("presence members (none scripted)".into()))
     }
 
-    async fn ping(&mut self) -> Result<Duration> {
+    async fn ping(&self) -> Result<Duration> {
         let behavior = {
             let mut s = self.script.lock();
             s.calls.push(Call::Ping);
@@ -551,7 +631,7 @@ impl RealtimeProvider for ScriptedProvider {
         }
     }
 
-    async fn history(&mut self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
+    async fn history(&self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
         let mut s = self.script.lock();
         s.calls.push(Call::History(channel.clone(), since.clone()));
         if s.recovery != RecoveryMode::History {

@@ -11,7 +11,7 @@ use relayport::{
 use crate::output::{json_line, note};
 
 pub(super) async fn run(cfg: &ProviderConfig, ch: Channel) -> Result<()> {
-    let mut provider = relayport::trusted_provider(cfg)?;
+    let provider = relayport::trusted_provider(cfg)?;
     let (sink, mut events) = EventSink::channel();
     let session = provider.connect(sink).await?;
     let outcome = async {

@@ -2,9 +2,16 @@
 //! owns the provider and applies every policy (reconnect, offline queue, resubscribe, throttle,
 //! heartbeat, presence, typing).
 
-mod actor;
+mod channels;
 pub(crate) mod command;
 mod config;
+mod connection;
+mod delivery;
+mod driver;
+mod heartbeat;
+mod ops;
+mod presence;
+mod publish;
 mod subscription;
 
 use std::sync::Arc;
@@ -32,7 +39,7 @@ use subscription::ListenerGuard;
 
 /// Builds a [`RealtimeClient`] over a provider.
 pub struct ClientBuilder {
-    provider: Box<dyn RealtimeProvider>,
+    provider: Arc<dyn RealtimeProvider>,
     config: ClientConfig,
     authorizer: Option<Arc<dyn ChannelAuthorizer>>,
 }
@@ -127,7 +134,7 @@ impl ClientBuilder {
         let (state_tx, state_rx) = watch::channel(ConnectionState::Initialized);
         let (latency_tx, latency_rx) = watch::channel(None);
         let (events_tx, _) = broadcast::channel(256);
-        let actor = actor::Actor::new(actor::Parts {
+        let actor = driver::Actor::new(driver::Parts {
             provider: self.provider,
             capabilities: capabilities.clone(),
             config: self.config.clone(),
@@ -208,6 +215,12 @@ impl RealtimeClient {
 
     /// A builder over a provider chosen at run time.
     pub fn builder_boxed(provider: Box<dyn RealtimeProvider>) -> ClientBuilder {
+        Self::builder_shared(Arc::from(provider))
+    }
+
+    /// A builder over a shared provider. The client keeps calls in flight together on it, so
+    /// the application may keep its own `Arc` to reach provider-specific extras.
+    pub fn builder_shared(provider: Arc<dyn RealtimeProvider>) -> ClientBuilder {
         ClientBuilder {
             provider,
             config: ClientConfig::default(),

@@ -84,7 +84,7 @@ pub(crate) struct WsLink {
     writer: tokio::sync::Mutex<SplitSink<WsStream, WsMessage>>,
     pending: Pending,
     reader: JoinHandle<()>,
-    next_ref: u64,
+    next_ref: std::sync::atomic::AtomicU64,
     pub(crate) hello: Hello,
 }
 
@@ -132,7 +132,7 @@ pub(crate) async fn open(url: &str, sink: EventSink, wait: Duration) -> Result<O
         writer: tokio::sync::Mutex::new(writer),
         pending,
         reader,
-        next_ref: 0,
+        next_ref: std::sync::atomic::AtomicU64::new(0),
         hello,
     }))
 }
@@ -215,14 +215,17 @@ impl WsLink {
     /// Sends `frame` with a fresh `ref` and waits (at most `wait`) for its answer. An `error`
     /// answer becomes the mapped [`RealtimeError`] (with `ctx`).
     pub(crate) async fn request(
-        &mut self,
+        &self,
         what: &str,
         wait: Duration,
         ctx: CodeContext<'_>,
         build: impl FnOnce(Option<String>) -> ClientFrame,
     ) -> Result<ServerFrame> {
-        self.next_ref += 1;
-        let reference = self.next_ref.to_string();
+        let reference = (self
+            .next_ref
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1)
+        .to_string();
         let rx = self.pending.insert(reference.clone());
         let _guard = PendingGuard {
             pending: &self.pending,
@@ -254,7 +257,7 @@ impl WsLink {
     }
 
     /// Closes the connection politely and stops the reader. Nothing more reaches the sink.
-    pub(crate) async fn close(self) {
+    pub(crate) async fn close(&self) {
         self.reader.abort();
         self.pending.clear();
         let mut writer = self.writer.lock().await;
