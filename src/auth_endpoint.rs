@@ -194,13 +194,15 @@ impl AuthEndpoint {
             );
         }
         let presence_user =
-            (parsed.channel.kind() == relayport_core::ChannelKind::Presence).then(|| PresenceUser {
-                info: if user.info.is_null() {
-                    parsed.client_info.clone().unwrap_or(Value::Null)
-                } else {
-                    user.info.clone()
-                },
-                id: user.id.clone(),
+            (parsed.channel.kind() == relayport_core::ChannelKind::Presence).then(|| {
+                PresenceUser {
+                    info: if user.info.is_null() {
+                        parsed.client_info.clone().unwrap_or(Value::Null)
+                    } else {
+                        user.info.clone()
+                    },
+                    id: user.id.clone(),
+                }
             });
         let request = AuthRequest {
             socket_id: parsed.socket_id,

@@ -171,7 +171,8 @@ impl Peer {
             (PeerKind::Sockudo, _) => {
                 let bin = sockudo_bin().ok_or_else(|| anyhow!("sockudo is not installed"))?;
                 let port = sys::free_port()?;
-                let path = std::env::temp_dir().join(format!("relayport-bench-sockudo-{port}.toml"));
+                let path =
+                    std::env::temp_dir().join(format!("relayport-bench-sockudo-{port}.toml"));
                 std::fs::write(&path, sockudo_config(port))?;
                 let cpus = match launch {
                     Launch::Process { server_cpus, .. } => server_cpus.clone(),

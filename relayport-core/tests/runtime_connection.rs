@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use relayport_core::testing::{Call, PingBehavior};
-use relayport_core::{Backoff, ClientEvent, CloseReason, ConnectionState, ErrorKind, RealtimeError};
+use relayport_core::{
+    Backoff, ClientEvent, CloseReason, ConnectionState, ErrorKind, RealtimeError,
+};
 use tokio::time::Instant;
 
 fn conn_err() -> RealtimeError {

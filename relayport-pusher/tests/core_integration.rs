@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::peer::{Peer, Step, established};
-use relayport_pusher::{PusherConfig, PusherProvider};
 use relayport_core::{Backoff, ClientEvent, ConnectionState, ErrorKind, RealtimeClient};
+use relayport_pusher::{PusherConfig, PusherProvider};
 use tokio::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -2,13 +2,13 @@
 
 mod common;
 
+use relayport_core::{ErrorKind, RealtimeError, Reconnect};
 use relayport_pusher::errors::{close_reason, error_for_code, http_error};
 use relayport_pusher::rest::{
     BatchEvent, DEFAULT_MAX_PAYLOAD, MAX_BATCH_EVENTS, MAX_TRIGGER_CHANNELS, TriggerOptions,
     interpret_response,
 };
 use relayport_pusher::{Credentials, PusherRest};
-use relayport_core::{ErrorKind, RealtimeError, Reconnect};
 use serde_json::{Value, json};
 
 fn rest() -> PusherRest {

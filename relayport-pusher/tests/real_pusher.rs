@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest};
 use relayport_core::{OutboundMessage, Publisher, RealtimeClient};
+use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest};
 use serde_json::json;
 
 #[tokio::test]

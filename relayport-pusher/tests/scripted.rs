@@ -7,13 +7,13 @@ mod common;
 use std::time::Duration;
 
 use common::peer::{Peer, Step, established};
-use relayport_pusher::names::from_wire;
-use relayport_pusher::protocol;
-use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherProvider};
 use relayport_core::{
     ChannelAuth, ErrorKind, EventSink, OutboundMessage, ProviderEvent, RealtimeProvider,
     SubscribeOptions,
 };
+use relayport_pusher::names::from_wire;
+use relayport_pusher::protocol;
+use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherProvider};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 

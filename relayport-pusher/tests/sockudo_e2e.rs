@@ -6,15 +6,15 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayport_pusher::testing::{APP_ID, KEY, Sockudo};
-use relayport_pusher::{
-    Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest, TriggerOptions,
-    UserEvent,
-};
 use relayport_core::{
     AuthRequest, Backoff, Channel, ChannelAuth, ChannelAuthorizer, ClientEvent, ConnectionState,
     ErrorKind, EventSink, Message, OutboundMessage, PresenceAction, ProviderEvent, Publisher,
     RealtimeClient, RealtimeProvider, Result, SubscribeOptions, Subscription,
+};
+use relayport_pusher::testing::{APP_ID, KEY, Sockudo};
+use relayport_pusher::{
+    Credentials, PusherAuthorizer, PusherConfig, PusherProvider, PusherRest, TriggerOptions,
+    UserEvent,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use common::OrderedJson;
 use common::peer::{Peer, Step, established};
-use relayport_pusher::names::{from_wire, to_wire};
-use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherProvider, UserEvent};
 use relayport_core::{
     AuthRequest, ChannelAuthorizer, ErrorKind, EventSink, OutboundMessage, PresenceChange,
     PresenceMember, PresenceUser, ProviderEvent, RealtimeProvider, Reconnect, SubscribeOptions,
 };
+use relayport_pusher::names::{from_wire, to_wire};
+use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherProvider, UserEvent};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 

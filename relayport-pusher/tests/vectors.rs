@@ -6,13 +6,13 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{OrderedJson, vector, vector_text};
+use relayport_core::auth::hmac_sha256_hex;
+use relayport_core::{ErrorKind, RealtimeError};
 use relayport_pusher::encryption::{decrypt, shared_secret};
 use relayport_pusher::rest::{BatchEvent, RestRequest, TriggerOptions};
 use relayport_pusher::signing::sign;
 use relayport_pusher::webhooks::WebhookVerifier;
 use relayport_pusher::{Credentials, PusherAuthorizer, PusherRest};
-use relayport_core::auth::hmac_sha256_hex;
-use relayport_core::{ErrorKind, RealtimeError};
 use serde::Deserialize;
 use serde_json::Value;
 

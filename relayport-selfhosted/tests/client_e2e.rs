@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use client_support::{WAIT, within};
-use relayport_selfhosted::client::{SelfHostedProvider, SelfHostedPublisher, Transport};
-use relayport_selfhosted::server::{Publication, SelfHostedAuthorizer, Server, ServerHandle};
 use relayport_core::{
     AuthRequest, Backoff, Channel, ClientEvent, ConnectionState, ErrorKind, Message,
     OutboundMessage, PresenceAction, PresenceMember, ProviderEvent, Publisher, RealtimeClient,
     RealtimeProvider, Recovery, SubscribeOptions,
 };
+use relayport_selfhosted::client::{SelfHostedProvider, SelfHostedPublisher, Transport};
+use relayport_selfhosted::server::{Publication, SelfHostedAuthorizer, Server, ServerHandle};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -120,7 +120,9 @@ async fn provider_connects_subscribes_publishes_and_receives() {
 
     // A wrong signature is refused with Unauthorized.
     let bad = SubscribeOptions {
-        auth: Some(relayport_core::ChannelAuth(json!({"auth": "00".repeat(32)}))),
+        auth: Some(relayport_core::ChannelAuth(
+            json!({"auth": "00".repeat(32)}),
+        )),
         ..SubscribeOptions::default()
     };
     let err = within(

@@ -2,9 +2,9 @@
 //! does next. Every row of each table is checked.
 #![cfg(feature = "client")]
 
+use relayport_core::{ErrorKind, RealtimeError, Reconnect};
 use relayport_selfhosted::client::errors::{CodeContext, close_reason, error_for_code};
 use relayport_selfhosted::protocol::{close, code};
-use relayport_core::{ErrorKind, RealtimeError, Reconnect};
 
 #[test]
 fn every_error_code_maps_to_its_kind() {

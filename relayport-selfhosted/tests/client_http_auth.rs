@@ -14,11 +14,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use client_support::within;
-use relayport_selfhosted::client::{HttpAuthorizer, SelfHostedProvider};
-use relayport_selfhosted::server::{SelfHostedAuthorizer, Server};
 use relayport_core::{
     AuthRequest, Channel, ChannelAuthorizer, ErrorKind, PresenceUser, RealtimeClient,
 };
+use relayport_selfhosted::client::{HttpAuthorizer, SelfHostedProvider};
+use relayport_selfhosted::server::{SelfHostedAuthorizer, Server};
 use serde_json::{Value, json};
 
 const SECRET: &str = "auth-secret";

@@ -15,13 +15,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use client_support::within;
-use relayport_selfhosted::client::sse::{SseEvent, SseParser, last_event_id};
-use relayport_selfhosted::client::{SelfHostedProvider, Transport, TransportPreference};
-use relayport_selfhosted::server::{Publication, Server, ServerHandle};
 use relayport_core::{
     Backoff, Channel, ClientEvent, ConnectionState, ErrorKind, OutboundMessage, Position,
     ProviderEvent, RealtimeClient, RealtimeProvider, Reconnect, SubscribeOptions,
 };
+use relayport_selfhosted::client::sse::{SseEvent, SseParser, last_event_id};
+use relayport_selfhosted::client::{SelfHostedProvider, Transport, TransportPreference};
+use relayport_selfhosted::server::{Publication, Server, ServerHandle};
 use serde_json::json;
 use tokio::sync::broadcast;
 

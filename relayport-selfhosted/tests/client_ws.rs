@@ -6,14 +6,14 @@ mod client_support;
 use std::time::Duration;
 
 use client_support::{Events, PeerServer, connected, reference, within};
-use relayport_selfhosted::client::{SelfHostedProvider, Transport};
-use relayport_selfhosted::protocol::{
-    ClientFrame, Limits, MessageFrame, PresenceAction, ServerFrame,
-};
 use relayport_core::{
     Channel, ChannelAuth, ErrorKind, Message, OutboundMessage, Position, PresenceChange,
     PresenceMember, ProviderEvent, RealtimeError, RealtimeProvider, Reconnect, Recovery,
     SubscribeOptions,
+};
+use relayport_selfhosted::client::{SelfHostedProvider, Transport};
+use relayport_selfhosted::protocol::{
+    ClientFrame, Limits, MessageFrame, PresenceAction, ServerFrame,
 };
 use serde_json::json;
 

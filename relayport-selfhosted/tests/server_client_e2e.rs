@@ -8,10 +8,10 @@ mod server_common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use relayport_core::{Backoff, Message, OutboundMessage, Publisher, RealtimeClient, Subscription};
 use relayport_selfhosted::client::TransportPreference;
 use relayport_selfhosted::client::{SelfHostedProvider, SelfHostedPublisher};
 use relayport_selfhosted::server::{Publication, SelfHostedAuthorizer, ServerHandle};
-use relayport_core::{Backoff, Message, OutboundMessage, Publisher, RealtimeClient, Subscription};
 use serde_json::{Value, json};
 use server_common::*;
 

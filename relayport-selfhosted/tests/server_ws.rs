@@ -473,8 +473,8 @@ async fn a_silent_connection_is_closed_with_idle_timeout() {
 
 #[tokio::test]
 async fn self_hosted_authorizer_signatures_are_accepted() {
-    use relayport_selfhosted::server::SelfHostedAuthorizer;
     use relayport_core::{AuthRequest, ChannelAuthorizer, PresenceUser};
+    use relayport_selfhosted::server::SelfHostedAuthorizer;
     let server = start().await;
     let mut c = WsClient::connect(server.local_addr()).await;
     let authorizer = SelfHostedAuthorizer::new(SECRET);

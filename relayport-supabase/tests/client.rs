@@ -8,13 +8,13 @@ mod peer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use relayport_supabase::frame::decode_user_broadcast_push;
-use relayport_supabase::{
-    BroadcastOptions, ChannelOptions, SupabaseAuthorizer, SupabaseConfig, SupabaseProvider,
-};
 use relayport_core::{
     Channel, ClientEvent, ConnectionState, ErrorKind, EventSink, OutboundMessage, PresenceAction,
     ProviderEvent, RealtimeClient, RealtimeError, RealtimeProvider, Reconnect, SubscribeOptions,
+};
+use relayport_supabase::frame::decode_user_broadcast_push;
+use relayport_supabase::{
+    BroadcastOptions, ChannelOptions, SupabaseAuthorizer, SupabaseConfig, SupabaseProvider,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;

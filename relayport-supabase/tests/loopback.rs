@@ -12,6 +12,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{ClientFrame, channel_and_options, client_frame, vectors};
+use relayport_core::{
+    Channel, ErrorKind, EventSink, OutboundMessage, ProviderEvent, RealtimeError, RealtimeProvider,
+    Reconnect, SubscribeOptions,
+};
 use relayport_supabase::dispatch::binary_value;
 use relayport_supabase::errors::{ErrorContext, to_error};
 use relayport_supabase::frame::UserPayload;
@@ -19,10 +23,6 @@ use relayport_supabase::join::Reply;
 use relayport_supabase::push::ClientPush;
 use relayport_supabase::rest::Persist;
 use relayport_supabase::{SupabaseConfig, SupabaseProvider};
-use relayport_core::{
-    Channel, ErrorKind, EventSink, OutboundMessage, ProviderEvent, RealtimeError, RealtimeProvider,
-    Reconnect, SubscribeOptions,
-};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::timeout;

@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{hex, unhex, vectors};
-use relayport_supabase::{EventBody, Persist, SupabaseConfig, SupabaseProvider, SupabasePublisher};
 use relayport_core::{Channel, ErrorKind, OutboundMessage, Publisher, RealtimeProvider};
+use relayport_supabase::{EventBody, Persist, SupabaseConfig, SupabaseProvider, SupabasePublisher};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

@@ -7,12 +7,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{all_frames, client_frame, hex, join_params, unhex, vectors};
+use relayport_core::{Channel, Message};
 use relayport_supabase::dispatch::{Action, BINARY_KEY, ChannelEntry, Dispatcher, as_binary};
 use relayport_supabase::frame::{Body, UserPayload, decode_binary, decode_text};
 use relayport_supabase::postgres::{EVENT_PREFIX, PostgresChangesFilter};
 use relayport_supabase::presence::RawPresenceEvent;
 use relayport_supabase::push::{ClientPush, WireFrame};
-use relayport_core::{Channel, Message};
 use serde_json::{Value, json};
 
 #[test]

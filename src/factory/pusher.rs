@@ -1,7 +1,7 @@
 //! Pusher: `PusherProvider`, `PusherRest`, `PusherAuthorizer` from [`PusherSettings`].
 
-use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherRest};
 use relayport_core::{RealtimeError, Result};
+use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherRest};
 
 use super::build::need;
 use crate::config::PusherSettings;

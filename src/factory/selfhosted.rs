@@ -1,9 +1,9 @@
 //! The self-hosted server: `SelfHostedProvider`, `SelfHostedPublisher`,
 //! `SelfHostedAuthorizer` from [`SelfHostedSettings`].
 
+use relayport_core::{RealtimeError, Result};
 use relayport_selfhosted::client::{SelfHostedProvider, SelfHostedPublisher};
 use relayport_selfhosted::server::auth::SelfHostedAuthorizer;
-use relayport_core::{RealtimeError, Result};
 
 use super::build::need;
 use crate::config::SelfHostedSettings;

@@ -1,8 +1,8 @@
 //! Supabase: `SupabaseProvider`, `SupabasePublisher`, `SupabaseAuthorizer` from
 //! [`SupabaseSettings`].
 
-use relayport_supabase::{SupabaseAuthorizer, SupabaseConfig, SupabasePublisher};
 use relayport_core::{RealtimeError, Result};
+use relayport_supabase::{SupabaseAuthorizer, SupabaseConfig, SupabasePublisher};
 
 use super::build::need;
 use crate::config::SupabaseSettings;

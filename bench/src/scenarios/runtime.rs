@@ -12,11 +12,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use relayport_selfhosted::client::SelfHostedProvider;
 use relayport_core::{
     Channel, ClientConfig, EventSink, Message, ProviderEvent, RealtimeClient, RealtimeProvider,
     SubscribeOptions,
 };
+use relayport_selfhosted::client::SelfHostedProvider;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
+use relayport_core::{Channel, RealtimeClient};
 use relayport_selfhosted::client::SelfHostedProvider;
 use relayport_selfhosted::server::{Publication, Server};
-use relayport_core::{Channel, RealtimeClient};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 

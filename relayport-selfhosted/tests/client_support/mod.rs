@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use relayport_selfhosted::protocol::{ClientFrame, Limits, ServerFrame};
 use relayport_core::{EventSink, ProviderEvent};
+use relayport_selfhosted::protocol::{ClientFrame, Limits, ServerFrame};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use relayport_selfhosted::server::{Server, ServerBuilder, ServerHandle};
 use relayport_core::auth::hmac_sha256_hex;
+use relayport_selfhosted::server::{Server, ServerBuilder, ServerHandle};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

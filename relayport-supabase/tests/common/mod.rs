@@ -2,11 +2,11 @@
 //! client frames back into our own push types.
 #![allow(dead_code)]
 
+use relayport_core::Channel;
 use relayport_supabase::frame::{ProtocolVersion, UserPayload, decode_user_broadcast_push};
 use relayport_supabase::join::{BroadcastOptions, ChannelOptions, JoinParams};
 use relayport_supabase::postgres::PostgresChangesFilter;
 use relayport_supabase::push::ClientPush;
-use relayport_core::Channel;
 use serde_json::{Value, json};
 
 /// The vector file, copied from the shared captures into the repository.
