@@ -180,7 +180,7 @@ impl SelfHostedProvider {
         match &mut self.link {
             Some(Link::Ws(ws)) => Ok(ws),
             Some(Link::Sse(_)) => Err(RealtimeError::Unsupported(
-                "this operation over the SSE fallback (WebSocket only)".into(),
+                "this operation over the SSE fallback; it needs the WebSocket".into(),
             )),
             None => Err(not_connected()),
         }
