@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -279,17 +279,20 @@ impl Handshake {
         let read = self.read.take().expect("a handshake starts once");
         let writer = self.writer.take().expect("a handshake starts once");
         let closing = Arc::new(AtomicBool::new(false));
+        let (finished_tx, finished) = watch::channel(false);
         let reader = tokio::spawn(read_loop(
             read,
             dispatcher,
             self.sender.clone(),
             closing.clone(),
+            Finished(finished_tx),
         ));
         Link {
             sender: self.sender.clone(),
             reader,
             writer,
             closing,
+            finished,
         }
     }
 }
@@ -302,12 +305,22 @@ async fn finish_close(read: &mut SplitStream<WsStream>) {
     .await;
 }
 
+/// Tells [`Link::close`] that the reader ended, however it ended (returned or aborted).
+struct Finished(watch::Sender<bool>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// The one reader: feeds every data frame to the dispatcher until the link ends.
 async fn read_loop(
     mut read: SplitStream<WsStream>,
     mut dispatcher: impl Dispatcher,
     sender: LinkSender,
     closing: Arc<AtomicBool>,
+    _finished: Finished,
 ) {
     let close = loop {
         let message = read.next().await;
@@ -348,6 +361,7 @@ pub struct Link {
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
     closing: Arc<AtomicBool>,
+    finished: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Link {
@@ -389,12 +403,15 @@ impl Link {
 
     /// Says goodbye: sends a close frame with `code` and `reason` after every frame queued
     /// before it, then waits at most `grace` for the peer's close reply, and stops both tasks.
-    /// The dispatcher sees nothing more (no [`Dispatcher::on_close`]).
-    pub async fn close(mut self, code: u16, reason: &str, grace: Duration) {
-        self.closing.store(true, Ordering::Release);
-        if self.sender.send_close(code, reason).is_ok() {
-            let _ = timeout(grace, &mut self.reader).await;
+    /// The dispatcher sees nothing more (no [`Dispatcher::on_close`]). Idempotent: a second
+    /// call (or one after the peer closed) returns at once.
+    pub async fn close(&self, code: u16, reason: &str, grace: Duration) {
+        let already = self.closing.swap(true, Ordering::AcqRel);
+        if !already && !self.reader.is_finished() && self.sender.send_close(code, reason).is_ok() {
+            let mut finished = self.finished.clone();
+            let _ = timeout(grace, finished.wait_for(|done| *done)).await;
         }
-        // Drop aborts what is left.
+        self.reader.abort();
+        self.writer.abort();
     }
 }

@@ -178,7 +178,11 @@ async fn close_says_goodbye_after_queued_frames_and_reports_nothing() {
     let (link, mut peer, mut seen) = connected(&server).await;
 
     link.send_text("last words").unwrap();
-    let goodbye = tokio::spawn(link.close(1000, "client closed", DEFAULT_CLOSE_GRACE));
+    let goodbye = tokio::spawn(async move {
+        link.close(1000, "client closed", DEFAULT_CLOSE_GRACE).await;
+        // A second goodbye is a no-op.
+        link.close(1000, "again", DEFAULT_CLOSE_GRACE).await;
+    });
     assert_eq!(next_text(&mut peer).await, "last words");
     match peer.next().await {
         Some(Ok(WsMessage::Close(Some(frame)))) => {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use relayport_core::transport::LinkConfig;
 use relayport_core::{
     Capabilities, Channel, ChannelKind, EventSink, OutboundMessage, RealtimeError,
     RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
@@ -57,7 +58,7 @@ pub struct SelfHostedProvider {
     request_timeout: Duration,
     connect_timeout: Duration,
     publish_token: Option<String>,
-    http: reqwest::Client,
+    link_config: LinkConfig,
     link: Option<Link>,
     limits: Limits,
 }
@@ -119,7 +120,7 @@ impl SelfHostedProvider {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             publish_token: None,
-            http: reqwest::Client::new(),
+            link_config: LinkConfig::new()?,
             link: None,
             limits: Limits::default(),
         })
@@ -140,6 +141,14 @@ impl SelfHostedProvider {
     /// How long a connection attempt waits for the `connected` frame (default 10 s).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// The TLS configuration and HTTP client to connect with (default: [`LinkConfig::new`],
+    /// the compiled-in webpki roots). Inject one to trust a private CA or the system store, or
+    /// to share an HTTP client; the SSE fallback uses its HTTP client.
+    pub fn with_link_config(mut self, config: LinkConfig) -> Self {
+        self.link_config = config;
         self
     }
 
@@ -188,7 +197,7 @@ impl SelfHostedProvider {
 
     async fn connect_sse(&mut self, sink: EventSink, status: Option<u16>) -> Result<Session> {
         let link = SseLink::open(
-            self.http.clone(),
+            self.link_config.http().clone(),
             self.base.clone(),
             self.publish_token.clone(),
             sink,
@@ -273,7 +282,7 @@ impl RealtimeProvider for SelfHostedProvider {
             return self.connect_sse(sink, None).await;
         }
         let url = self.ws_url()?;
-        match open(&url, sink.clone(), self.connect_timeout).await? {
+        match open(&url, &self.link_config, sink.clone(), self.connect_timeout).await? {
             Opened::Link(link) => {
                 let hello = link.hello.clone();
                 info!(transport = "websocket", socket_id = %hello.socket_id, "connected");
