@@ -52,6 +52,18 @@ impl LinkConfig {
         Self::with_tls(tls::default_client_config()?)
     }
 
+    /// The default configuration, built once per process and shared (cloning a `LinkConfig` is
+    /// cheap: the TLS configuration and the HTTP client's pool are reference-counted). What a
+    /// provider uses when none was injected.
+    pub fn shared_default() -> Result<Self> {
+        static SHARED: std::sync::OnceLock<LinkConfig> = std::sync::OnceLock::new();
+        if let Some(config) = SHARED.get() {
+            return Ok(config.clone());
+        }
+        let config = Self::new()?;
+        Ok(SHARED.get_or_init(|| config).clone())
+    }
+
     /// The system trust store instead of the compiled-in roots (feature `native-roots`).
     #[cfg(feature = "native-roots")]
     pub fn native() -> Result<Self> {

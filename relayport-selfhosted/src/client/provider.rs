@@ -120,7 +120,7 @@ impl SelfHostedProvider {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             publish_token: None,
-            link_config: LinkConfig::new()?,
+            link_config: LinkConfig::shared_default()?,
             link: None,
             limits: Limits::default(),
         })
@@ -144,7 +144,7 @@ impl SelfHostedProvider {
         self
     }
 
-    /// The TLS configuration and HTTP client to connect with (default: [`LinkConfig::new`],
+    /// The TLS configuration and HTTP client to connect with (default: [`LinkConfig::shared_default`],
     /// the compiled-in webpki roots). Inject one to trust a private CA or the system store, or
     /// to share an HTTP client; the SSE fallback uses its HTTP client.
     pub fn with_link_config(mut self, config: LinkConfig) -> Self {
