@@ -122,11 +122,19 @@ pub struct RecoveryKey {
 pub struct AblyRealtime {
     cfg: Arc<AblyConfig>,
     shared: Arc<Mutex<Shared>>,
+    /// The link's tasks; held across an await by `connect`, `disconnect` and `close` only, so
+    /// those three never overlap while the other calls run alongside each other.
+    tasks: tokio::sync::Mutex<LinkTasks>,
+    recover: Mutex<Option<RecoveryKey>>,
+    last_url: Mutex<Option<String>>,
+    updates: Arc<watch::Sender<u64>>,
+}
+
+/// The tasks of the current link and the switch that stops its reader.
+#[derive(Default)]
+struct LinkTasks {
     tasks: Vec<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
-    recover: Option<RecoveryKey>,
-    last_url: Option<String>,
-    updates: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for AblyRealtime {
@@ -147,10 +155,9 @@ impl AblyRealtime {
         Self {
             cfg: Arc::new(cfg),
             shared: Arc::new(Mutex::new(Shared::default())),
-            tasks: Vec::new(),
-            stop: None,
-            recover,
-            last_url: None,
+            tasks: tokio::sync::Mutex::new(LinkTasks::default()),
+            recover: Mutex::new(recover),
+            last_url: Mutex::new(None),
             updates: Arc::new(watch::channel(0).0),
         }
     }
@@ -177,8 +184,11 @@ impl AblyRealtime {
     }
 
     /// The path and query of the last connection attempt.
-    pub fn last_url(&self) -> Option<&str> {
-        self.last_url.as_deref()
+    pub fn last_url(&self) -> Option<String> {
+        self.last_url
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The recovery key of this connection (`createRecoveryKey`), as JSON.
@@ -232,8 +242,8 @@ impl AblyRealtime {
         format!("/?{}", qs.join("&"))
     }
 
-    async fn stop_tasks(&mut self) {
-        if let Some(stop) = self.stop.take() {
+    async fn stop_tasks(&self, link: &mut LinkTasks) {
+        if let Some(stop) = link.stop.take() {
             let _ = stop.send(());
         }
         let aux: Vec<JoinHandle<()>> = std::mem::take(&mut lock(&self.shared).aux_tasks);
@@ -246,7 +256,7 @@ impl AblyRealtime {
                 s.link_down();
             }
         }
-        for t in self.tasks.drain(..) {
+        for t in link.tasks.drain(..) {
             t.abort();
             let _ = t.await;
         }
@@ -436,7 +446,8 @@ impl AblyRealtime {
 
     /// Closes the Ably connection for good (`CLOSE`/`CLOSED`): the server discards its state,
     /// so the next `connect` starts a fresh connection.
-    pub async fn close(&mut self) -> Result<()> {
+    pub async fn close(&self) -> Result<()> {
+        let mut link = self.tasks.lock().await;
         let (tx, rx) = oneshot::channel();
         let sent = {
             let mut s = lock(&self.shared);
@@ -446,7 +457,7 @@ impl AblyRealtime {
         if sent {
             let _ = timeout(self.request_timeout(), rx).await;
         }
-        self.stop_tasks().await;
+        self.stop_tasks(&mut link).await;
         let mut s = lock(&self.shared);
         s.connection_id = None;
         s.connection_key = None;
@@ -488,8 +499,9 @@ impl RealtimeProvider for AblyRealtime {
         }
     }
 
-    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
-        self.stop_tasks().await;
+    async fn connect(&self, sink: EventSink) -> Result<Session> {
+        let mut link = self.tasks.lock().await;
+        self.stop_tasks(&mut link).await;
         let token = self.token_for_connect().await?;
         let (resume, previous_id, recover) = {
             let mut s = lock(&self.shared);
@@ -525,7 +537,10 @@ impl RealtimeProvider for AblyRealtime {
                 }
             }
             let recover = if s.connection_key.is_none() {
-                self.recover.clone()
+                self.recover
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
             } else {
                 None
             };
@@ -536,7 +551,7 @@ impl RealtimeProvider for AblyRealtime {
             resume.as_deref(),
             recover.as_ref().map(|r| r.connection_key.as_str()),
         );
-        self.last_url = Some(path.clone());
+        *self.last_url.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.clone());
         let ws = self.open(&path).await?;
         let (write, mut read) = ws.split();
         // Wait for CONNECTED.
@@ -624,7 +639,7 @@ impl RealtimeProvider for AblyRealtime {
                     s.msg_serial += 1;
                 }
             }
-            self.recover = None;
+            *self.recover.lock().unwrap_or_else(|p| p.into_inner()) = None;
             s.resumed = resumed;
             s.connection_id = Some(new_id.clone());
             if details.connection_key.is_some() {
@@ -657,9 +672,9 @@ impl RealtimeProvider for AblyRealtime {
             updates: self.updates.clone(),
         };
         self.updates.send_modify(|n| *n += 1);
-        self.tasks.push(tokio::spawn(run_writer(write, rx)));
-        self.tasks.push(tokio::spawn(reader.run(read, stop_rx)));
-        self.stop = Some(stop_tx);
+        link.tasks.push(tokio::spawn(run_writer(write, rx)));
+        link.tasks.push(tokio::spawn(reader.run(read, stop_rx)));
+        link.stop = Some(stop_tx);
         Ok(Session {
             connection_id: new_id,
             heartbeat_interval: details
@@ -671,16 +686,13 @@ impl RealtimeProvider for AblyRealtime {
         })
     }
 
-    async fn disconnect(&mut self) -> Result<()> {
-        self.stop_tasks().await;
+    async fn disconnect(&self) -> Result<()> {
+        let mut link = self.tasks.lock().await;
+        self.stop_tasks(&mut link).await;
         Ok(())
     }
 
-    async fn subscribe(
-        &mut self,
-        channel: &Channel,
-        options: &SubscribeOptions,
-    ) -> Result<Subscribed> {
+    async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
         let name = ably_name(channel)?;
         if let Some(auth) = &options.auth {
             self.apply_channel_auth(&auth.0).await?;
@@ -728,7 +740,7 @@ impl RealtimeProvider for AblyRealtime {
         })
     }
 
-    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+    async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
         let name = ably_name(channel)?;
         let (tx, rx) = oneshot::channel();
         {
@@ -748,7 +760,7 @@ impl RealtimeProvider for AblyRealtime {
         }
     }
 
-    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         if message.exclude_socket_id.is_some() {
             return Err(RealtimeError::Unsupported(
                 "excluding a connection from an Ably publish".into(),
@@ -760,7 +772,7 @@ impl RealtimeProvider for AblyRealtime {
         self.await_ack(handle).await
     }
 
-    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {
         let name = ably_name(channel)?;
         let already = lock(&self.shared)
             .channels
@@ -776,7 +788,7 @@ impl RealtimeProvider for AblyRealtime {
         Ok(())
     }
 
-    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_update(&self, channel: &Channel, data: Value) -> Result<()> {
         let name = ably_name(channel)?;
         let handle = self.presence_frame(channel, presence_action::UPDATE, Some(&data))?;
         self.await_ack(handle).await?;
@@ -784,7 +796,7 @@ impl RealtimeProvider for AblyRealtime {
         Ok(())
     }
 
-    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+    async fn presence_leave(&self, channel: &Channel) -> Result<()> {
         let name = ably_name(channel)?;
         let handle = self.presence_frame(channel, presence_action::LEAVE, None)?;
         self.await_ack(handle).await?;
@@ -794,7 +806,7 @@ impl RealtimeProvider for AblyRealtime {
         Ok(())
     }
 
-    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+    async fn presence_members(&self, channel: &Channel) -> Result<Vec<PresenceMember>> {
         let name = ably_name(channel)?;
         Ok(lock(&self.shared)
             .channels
@@ -803,7 +815,7 @@ impl RealtimeProvider for AblyRealtime {
             .unwrap_or_default())
     }
 
-    async fn ping(&mut self) -> Result<Duration> {
+    async fn ping(&self) -> Result<Duration> {
         let id: String = (0..16)
             .map(|_| char::from(b'0' + fastrand::u8(0..10)))
             .collect();
@@ -829,7 +841,7 @@ impl RealtimeProvider for AblyRealtime {
     /// Fetches what was published after `since` through REST history (forwards from the
     /// position's timestamp, up to `history_max_pages` pages of 1000). `complete` is false
     /// when more pages remain.
-    async fn history(&mut self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
+    async fn history(&self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
         let max_pages = self.cfg.history_max_pages.max(1);
         let name = ably_name(channel)?;
         let token = lock(&self.shared).token.clone();
@@ -900,7 +912,7 @@ impl AblyRealtime {
 
 impl Drop for AblyRealtime {
     fn drop(&mut self) {
-        for t in self.tasks.drain(..) {
+        for t in self.tasks.get_mut().tasks.drain(..) {
             t.abort();
         }
         for t in lock(&self.shared).aux_tasks.drain(..) {

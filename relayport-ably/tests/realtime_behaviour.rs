@@ -54,7 +54,7 @@ async fn unknown_actions_and_fields_are_ignored() {
         Tail::AcceptClose,
     )])
     .await;
-    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let p = AblyRealtime::new(cfg(peer.port, 1));
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     p.subscribe(&Channel::public("room"), &SubscribeOptions::default())
@@ -92,7 +92,7 @@ async fn malformed_frames_are_protocol_errors_and_a_reconnect() {
             Tail::Hold,
         )])
         .await;
-        let mut p = AblyRealtime::new(cfg(peer.port, 1));
+        let p = AblyRealtime::new(cfg(peer.port, 1));
         let (sink, mut rx) = EventSink::channel();
         p.connect(sink).await.unwrap();
         match next_event(&mut rx).await {
@@ -123,7 +123,7 @@ async fn undecodable_payloads_are_delivered_and_reported() {
         Tail::Hold,
     )])
     .await;
-    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let p = AblyRealtime::new(cfg(peer.port, 1));
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let mut messages = Vec::new();
@@ -156,7 +156,7 @@ async fn an_idle_link_is_dropped_after_max_idle_plus_request_timeout() {
     .await;
     let mut c = cfg(peer.port, 1);
     c.realtime_request_timeout = Duration::from_secs(3);
-    let mut p = AblyRealtime::new(c);
+    let p = AblyRealtime::new(c);
     let (sink, mut rx) = EventSink::channel();
     let session = p.connect(sink).await.unwrap();
     assert_eq!(session.heartbeat_interval, Some(Duration::from_secs(2)));
@@ -192,7 +192,7 @@ async fn max_message_size_is_enforced_at_and_past_the_limit() {
         Tail::AcceptClose,
     )])
     .await;
-    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let p = AblyRealtime::new(cfg(peer.port, 1));
     let (sink, _rx) = EventSink::channel();
     let session = p.connect(sink).await.unwrap();
     assert_eq!(session.max_payload, Some(20));
@@ -259,7 +259,7 @@ async fn a_persistently_rejected_token_is_not_renewed_in_a_loop() {
     });
     let mut conf = cfg(peer.port, 1);
     conf.credentials = creds;
-    let mut p = AblyRealtime::new(conf);
+    let p = AblyRealtime::new(conf);
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     match next_event(&mut rx).await {
@@ -303,7 +303,7 @@ async fn a_literal_token_cannot_be_renewed() {
     .await;
     let mut conf = cfg(peer.port, 1);
     conf.credentials = Credentials::Token("LIT".into());
-    let mut p = AblyRealtime::new(conf);
+    let p = AblyRealtime::new(conf);
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     match next_event(&mut rx).await {
@@ -362,7 +362,7 @@ async fn channel_authorization_is_exchanged_and_sent_in_band() {
     .await;
     let mut conf = cfg(peer.port, http.port);
     conf.credentials = Credentials::callback(|_p| async { Ok(AuthResponse::Token("BASE".into())) });
-    let mut p = AblyRealtime::new(conf);
+    let p = AblyRealtime::new(conf);
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let options = SubscribeOptions {
@@ -393,7 +393,7 @@ async fn channel_errors_end_the_subscription() {
         Tail::AcceptClose,
     )])
     .await;
-    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let p = AblyRealtime::new(cfg(peer.port, 1));
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let err = p
@@ -434,7 +434,7 @@ async fn publishes_pending_past_connection_state_ttl_fail() {
         ),
     ])
     .await;
-    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let p = AblyRealtime::new(cfg(peer.port, 1));
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let h = p
@@ -644,7 +644,7 @@ async fn skipped_serials_are_refused_and_server_detach_reattaches() {
         Tail::AcceptClose,
     )])
     .await;
-    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let p = AblyRealtime::new(cfg(peer.port, 1));
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let ch = Channel::public("c");
@@ -696,7 +696,7 @@ async fn reauthorize_sends_the_new_token_in_band() {
         let i = c.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         async move { Ok(AuthResponse::Token(format!("T{i}"))) }
     });
-    let mut p = AblyRealtime::new(conf);
+    let p = AblyRealtime::new(conf);
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     bounded("reauthorize", p.reauthorize()).await.unwrap();
@@ -724,7 +724,7 @@ async fn an_auth_url_token_is_used_for_the_connection() {
     .await;
     let mut conf = cfg(peer.port, 1).client_id("u1");
     conf.credentials = Credentials::AuthUrl(format!("http://127.0.0.1:{}/auth", http.port));
-    let mut p = AblyRealtime::new(conf);
+    let p = AblyRealtime::new(conf);
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     p.close().await.unwrap();
@@ -891,7 +891,7 @@ async fn continuity_loss_on_a_resumed_connection_is_reported() {
         ),
     ])
     .await;
-    let mut p = AblyRealtime::new(cfg(peer.port, 1));
+    let p = AblyRealtime::new(cfg(peer.port, 1));
     let ch = Channel::public("c");
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();

@@ -104,7 +104,7 @@ async fn main_transcript() {
             modes,
         },
     );
-    let mut p = AblyRealtime::new(cfg);
+    let p = AblyRealtime::new(cfg);
     let room = Channel::public("room");
     let feed = Channel::public("feed");
     let mut seen = Vec::new();
@@ -369,7 +369,7 @@ async fn recover_transcript() {
     );
     cfg.echo = opts["echoMessages"].as_bool().unwrap();
     cfg.recover = opts["recover"].as_str().map(str::to_owned);
-    let mut p = AblyRealtime::new(cfg);
+    let p = AblyRealtime::new(cfg);
     let (sink, _rx) = EventSink::channel();
     let session = bounded("connect", p.connect(sink)).await.unwrap();
     assert!(!session.resumed);
@@ -431,7 +431,7 @@ async fn token_flow_transcript() {
         peer.port,
         rest.port,
     );
-    let mut p = AblyRealtime::new(cfg);
+    let p = AblyRealtime::new(cfg);
     let mut seen = Vec::new();
     let (sink, mut rx) = EventSink::channel();
     bounded("connect", p.connect(sink)).await.unwrap();
@@ -484,7 +484,7 @@ async fn fatal_error_transcript() {
     let v = vectors();
     let sc = &v["realtime"]["fatalError"];
     let mut peer = WsPeer::start(Script::scenario(sc)).await;
-    let mut p = AblyRealtime::new(local(
+    let p = AblyRealtime::new(local(
         AblyConfig::new(Credentials::Key(key())),
         peer.port,
         1,
@@ -505,7 +505,7 @@ async fn inflight_resend_transcript() {
     let v = vectors();
     let sc = &v["realtime"]["inflightResend"];
     let mut peer = WsPeer::start(Script::scenario(sc)).await;
-    let mut p = AblyRealtime::new(local(
+    let p = AblyRealtime::new(local(
         AblyConfig::new(Credentials::Key(key())),
         peer.port,
         1,
@@ -569,7 +569,7 @@ async fn suspend_transcript() {
     let scripts = Script::scenario(sc);
     let n = scripts.len();
     let mut peer = WsPeer::start(scripts).await;
-    let mut p = AblyRealtime::new(local(
+    let p = AblyRealtime::new(local(
         AblyConfig::new(Credentials::Key(key())),
         peer.port,
         1,
@@ -630,7 +630,7 @@ async fn connect_timeout_transcript() {
         .as_u64()
         .unwrap();
     cfg.realtime_request_timeout = std::time::Duration::from_millis(timeout_ms);
-    let mut p = AblyRealtime::new(cfg);
+    let p = AblyRealtime::new(cfg);
     for i in 0..urls.len() {
         let (sink, _rx) = EventSink::channel();
         let err = bounded("a timed-out attempt", p.connect(sink))

@@ -271,6 +271,13 @@ impl EventSink {
 ///
 /// Object-safe, so a `Box<dyn RealtimeProvider>` can be chosen from configuration at run time.
 /// Every method is one attempt; timeouts, retries and ordering are the core's business.
+///
+/// Every method takes `&self`: the runtime holds the provider as an `Arc<dyn RealtimeProvider>`
+/// and keeps several calls in flight together (subscribes of many channels, a publish while a
+/// subscribe waits for its confirmation, a heartbeat while both wait). A provider keeps its
+/// per-connection state behind interior mutability; it serializes only what its protocol needs
+/// serialized. The runtime never calls `connect` while another `connect` or a `disconnect` is
+/// in flight, and drops (cancels) the calls of a link it has given up on.
 #[async_trait]
 pub trait RealtimeProvider: Send + Sync + 'static {
     /// The provider's short name (`pusher`, `ably`, `supabase`, `selfhosted`).
@@ -280,53 +287,49 @@ pub trait RealtimeProvider: Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities;
 
     /// Opens one connection. Incoming events go to `sink` until the link closes.
-    async fn connect(&mut self, sink: EventSink) -> Result<Session>;
+    async fn connect(&self, sink: EventSink) -> Result<Session>;
 
     /// Closes the connection and stops every task the provider runs. Idempotent.
-    async fn disconnect(&mut self) -> Result<()>;
+    async fn disconnect(&self) -> Result<()>;
 
     /// Subscribes to a channel; returns once the server confirmed it.
-    async fn subscribe(
-        &mut self,
-        channel: &Channel,
-        options: &SubscribeOptions,
-    ) -> Result<Subscribed>;
+    async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed>;
 
     /// Leaves a channel.
-    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()>;
+    async fn unsubscribe(&self, channel: &Channel) -> Result<()>;
 
     /// Publishes from this connection.
-    async fn publish(&mut self, message: &OutboundMessage) -> Result<()>;
+    async fn publish(&self, message: &OutboundMessage) -> Result<()>;
 
     /// Enters a presence channel's member set with `data`.
-    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {
         let _ = (channel, data);
         Err(RealtimeError::Unsupported("presence".into()))
     }
 
     /// Changes this connection's member data.
-    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_update(&self, channel: &Channel, data: Value) -> Result<()> {
         let _ = (channel, data);
         Err(RealtimeError::Unsupported("presence update".into()))
     }
 
     /// Leaves a presence channel's member set (staying subscribed where the provider allows).
-    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+    async fn presence_leave(&self, channel: &Channel) -> Result<()> {
         let _ = channel;
         Err(RealtimeError::Unsupported("presence".into()))
     }
 
     /// The channel's current members, as the server knows them.
-    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+    async fn presence_members(&self, channel: &Channel) -> Result<Vec<PresenceMember>> {
         let _ = channel;
         Err(RealtimeError::Unsupported("presence".into()))
     }
 
     /// One heartbeat round trip; the duration is the latency.
-    async fn ping(&mut self) -> Result<Duration>;
+    async fn ping(&self) -> Result<Duration>;
 
     /// The messages published on `channel` after `since`, oldest first.
-    async fn history(&mut self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
+    async fn history(&self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
         let _ = (channel, since);
         Err(RealtimeError::Unsupported("history".into()))
     }

@@ -117,7 +117,7 @@ pub struct Script {
 #[derive(Debug)]
 pub struct ScriptedProvider {
     script: Script,
-    stop_reader: Option<oneshot::Sender<()>>,
+    stop_reader: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl ScriptedProvider {
@@ -158,7 +158,7 @@ impl ScriptedProvider {
         (
             Self {
                 script: script.clone(),
-                stop_reader: None,
+                stop_reader: Mutex::new(None),
             },
             script,
         )
@@ -382,7 +382,7 @@ impl RealtimeProvider for ScriptedProvider {
         self.script.lock().capabilities.clone()
     }
 
-    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
+    async fn connect(&self, sink: EventSink) -> Result<Session> {
         let hang = {
             let mut s = self.script.lock();
             s.calls.push(Call::Connect);
@@ -400,7 +400,7 @@ impl RealtimeProvider for ScriptedProvider {
             std::future::pending::<()>().await;
         }
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        self.stop_reader = Some(stop_tx);
+        *self.stop_reader.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop_tx);
         self.script.live_tasks.fetch_add(1, Ordering::SeqCst);
         let guard = TaskGuard(self.script.live_tasks.clone());
         // Stands for a real provider's reader task: it lives as long as the link.
@@ -420,8 +420,13 @@ impl RealtimeProvider for ScriptedProvider {
         })
     }
 
-    async fn disconnect(&mut self) -> Result<()> {
-        if let Some(stop) = self.stop_reader.take() {
+    async fn disconnect(&self) -> Result<()> {
+        let stop = self
+            .stop_reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(stop) = stop {
             let _ = stop.send(());
         }
         let mut s = self.script.lock();
@@ -431,11 +436,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn subscribe(
-        &mut self,
-        channel: &Channel,
-        options: &SubscribeOptions,
-    ) -> Result<Subscribed> {
+    async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
         let mut s = self.script.lock();
         s.calls.push(Call::Subscribe {
             channel: channel.clone(),
@@ -475,14 +476,14 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(Subscribed { recovery, position })
     }
 
-    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+    async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
         let mut s = self.script.lock();
         s.calls.push(Call::Unsubscribe(channel.clone()));
         s.subscribed.remove(channel);
         Ok(())
     }
 
-    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         let mut s = self.script.lock();
         s.calls.push(Call::Publish(message.clone()));
         if s.sink.is_none() {
@@ -502,7 +503,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {
         self.script
             .lock()
             .calls
@@ -510,7 +511,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_update(&self, channel: &Channel, data: Value) -> Result<()> {
         self.script
             .lock()
             .calls
@@ -518,7 +519,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+    async fn presence_leave(&self, channel: &Channel) -> Result<()> {
         self.script
             .lock()
             .calls
@@ -526,7 +527,7 @@ impl RealtimeProvider for ScriptedProvider {
         Ok(())
     }
 
-    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+    async fn presence_members(&self, channel: &Channel) -> Result<Vec<PresenceMember>> {
         let mut s = self.script.lock();
         s.calls.push(Call::PresenceMembers(channel.clone()));
         s.members
@@ -535,7 +536,7 @@ impl RealtimeProvider for ScriptedProvider {
             .ok_or_else(|| RealtimeError::Unsupported("presence members (none scripted)".into()))
     }
 
-    async fn ping(&mut self) -> Result<Duration> {
+    async fn ping(&self) -> Result<Duration> {
         let behavior = {
             let mut s = self.script.lock();
             s.calls.push(Call::Ping);
@@ -551,7 +552,7 @@ impl RealtimeProvider for ScriptedProvider {
         }
     }
 
-    async fn history(&mut self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
+    async fn history(&self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
         let mut s = self.script.lock();
         s.calls.push(Call::History(channel.clone(), since.clone()));
         if s.recovery != RecoveryMode::History {

@@ -89,7 +89,6 @@ const GOODBYE_CODE: u16 = 1000;
 struct Conn {
     link: transport::Link,
     shared: Arc<Mutex<Shared>>,
-    socket_id: String,
     limiter: ClientEventLimiter,
 }
 
@@ -119,7 +118,11 @@ impl Conn {
 pub struct PusherProvider {
     config: PusherConfig,
     link_config: Option<LinkConfig>,
-    conn: Option<Conn>,
+    /// The current connection. Held across an await only by `connect`, `disconnect` and
+    /// `signin`; the other calls release it before waiting for the server.
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    /// The current socket id, readable without waiting for `conn`.
+    socket_id: Mutex<Option<String>>,
     user_events: broadcast::Sender<UserEvent>,
 }
 
@@ -139,7 +142,8 @@ impl PusherProvider {
         Self {
             config,
             link_config: None,
-            conn: None,
+            conn: tokio::sync::Mutex::new(None),
+            socket_id: Mutex::new(None),
             user_events,
         }
     }
@@ -158,8 +162,12 @@ impl PusherProvider {
     }
 
     /// The current socket id, while connected.
-    pub fn socket_id(&self) -> Option<&str> {
-        self.conn.as_ref().map(|c| c.socket_id.as_str())
+    pub fn socket_id(&self) -> Option<String> {
+        transport::lock(&self.socket_id).clone()
+    }
+
+    fn set_socket_id(&self, id: Option<String>) {
+        *transport::lock(&self.socket_id) = id;
     }
 
     /// Events for the signed-in user (sign-in confirmations, server-to-user events, watchlist).
@@ -168,9 +176,8 @@ impl PusherProvider {
         self.user_events.subscribe()
     }
 
-    fn conn(&mut self) -> Result<&mut Conn> {
-        self.conn
-            .as_mut()
+    fn live(conn: &mut Option<Conn>) -> Result<&mut Conn> {
+        conn.as_mut()
             .ok_or_else(|| RealtimeError::Connection("not connected".into()))
     }
 
@@ -178,7 +185,12 @@ impl PusherProvider {
     /// user authentication endpoint; returns the user id once the server confirmed it. After
     /// the confirmation the client subscribes to the user's server-to-user channel, as
     /// pusher-js does.
-    pub async fn signin(&mut self, auth: &ChannelAuth) -> Result<String> {
+    pub async fn signin(&self, auth: &ChannelAuth) -> Result<String> {
+        let mut conn = self.conn.lock().await;
+        self.signin_on(Self::live(&mut conn)?, auth).await
+    }
+
+    async fn signin_on(&self, conn: &Conn, auth: &ChannelAuth) -> Result<String> {
         let limit = self.config.subscribe_timeout;
         let token = auth
             .str_field("auth")
@@ -188,7 +200,6 @@ impl PusherProvider {
             .str_field("user_data")
             .ok_or_else(|| RealtimeError::Protocol("sign-in body without `user_data`".into()))?
             .to_owned();
-        let conn = self.conn()?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.shared).signin = Some(tx);
         conn.send(protocol::signin(&token, &user_data))?;
@@ -201,7 +212,7 @@ impl PusherProvider {
         }
     }
 
-    async fn open(&mut self, sink: EventSink) -> Result<Session> {
+    async fn open(&self, slot: &mut Option<Conn>, sink: EventSink) -> Result<Session> {
         let url = self.config.url();
         let link_config = match &self.link_config {
             Some(config) => config.clone(),
@@ -268,15 +279,15 @@ impl PusherProvider {
             sink,
             user_events: self.user_events.clone(),
         });
-        self.conn = Some(Conn {
+        let conn = slot.insert(Conn {
             link,
             shared,
-            socket_id: socket_id.clone(),
             limiter: ClientEventLimiter::new(self.config.client_events_per_second),
         });
+        self.set_socket_id(Some(socket_id.clone()));
         if let Some(authenticator) = self.config.user_authenticator.clone() {
             let body = authenticator.authenticate(&socket_id).await?;
-            self.signin(&body).await?;
+            self.signin_on(conn, &body).await?;
         }
         Ok(Session {
             connection_id: socket_id,
@@ -286,8 +297,9 @@ impl PusherProvider {
         })
     }
 
-    async fn close_conn(&mut self) {
-        let Some(conn) = self.conn.take() else {
+    async fn close_conn(&self, slot: &mut Option<Conn>) {
+        self.set_socket_id(None);
+        let Some(conn) = slot.take() else {
             return;
         };
         {
@@ -739,27 +751,25 @@ impl RealtimeProvider for PusherProvider {
         }
     }
 
-    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
-        self.close_conn().await;
-        match self.open(sink).await {
+    async fn connect(&self, sink: EventSink) -> Result<Session> {
+        let mut slot = self.conn.lock().await;
+        self.close_conn(&mut slot).await;
+        match self.open(&mut slot, sink).await {
             Ok(session) => Ok(session),
             Err(e) => {
-                self.close_conn().await;
+                self.close_conn(&mut slot).await;
                 Err(e)
             }
         }
     }
 
-    async fn disconnect(&mut self) -> Result<()> {
-        self.close_conn().await;
+    async fn disconnect(&self) -> Result<()> {
+        let mut slot = self.conn.lock().await;
+        self.close_conn(&mut slot).await;
         Ok(())
     }
 
-    async fn subscribe(
-        &mut self,
-        channel: &Channel,
-        options: &SubscribeOptions,
-    ) -> Result<Subscribed> {
+    async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
         let wire = to_wire(channel)?;
         let limit = self.config.subscribe_timeout;
         let (auth, channel_data, secret) = if channel.kind().requires_auth() {
@@ -797,10 +807,12 @@ impl RealtimeProvider for PusherProvider {
         } else {
             (None, None, None)
         };
-        let conn = self.conn()?;
+        let mut slot = self.conn.lock().await;
+        let conn = Self::live(&mut slot)?;
+        let shared = conn.shared.clone();
         let (tx, rx) = oneshot::channel();
         {
-            let mut s = lock(&conn.shared);
+            let mut s = lock(&shared);
             if let Some(existing) = s.subs.get(&wire) {
                 match &existing.channel {
                     Some(c) if c != channel => {
@@ -831,6 +843,7 @@ impl RealtimeProvider for PusherProvider {
             auth.as_deref(),
             channel_data.as_deref(),
         ))?;
+        drop(slot);
         let outcome = timeout(limit, rx).await;
         let result = match outcome {
             Ok(Ok(r)) => r,
@@ -843,7 +856,7 @@ impl RealtimeProvider for PusherProvider {
             )),
         };
         if result.is_err() {
-            let mut s = lock(&conn.shared);
+            let mut s = lock(&shared);
             s.pending.retain(|p| p != &wire);
             if s.subs.get(&wire).is_some_and(|sub| !sub.active) {
                 s.subs.remove(&wire);
@@ -852,9 +865,10 @@ impl RealtimeProvider for PusherProvider {
         result.map(|()| Subscribed::plain())
     }
 
-    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+    async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
         let wire = to_wire(channel)?;
-        let Some(conn) = self.conn.as_mut() else {
+        let slot = self.conn.lock().await;
+        let Some(conn) = slot.as_ref() else {
             return Ok(());
         };
         let removed = {
@@ -872,9 +886,10 @@ impl RealtimeProvider for PusherProvider {
     /// presence channels this connection has subscribed to, not encrypted, at most 10 per
     /// second and connection; these are checked here, before sending. The sender does not get
     /// its own event back.
-    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         let wire = check_client_event(message, self.config.max_payload)?;
-        let conn = self.conn()?;
+        let mut slot = self.conn.lock().await;
+        let conn = Self::live(&mut slot)?;
         let subscribed = lock(&conn.shared).subs.get(&wire).is_some_and(|s| s.active);
         if !subscribed {
             return Err(RealtimeError::Protocol(format!(
@@ -889,9 +904,10 @@ impl RealtimeProvider for PusherProvider {
 
     /// On Pusher, joining a presence channel is part of subscribing to it (with the user data
     /// the authorizer signed); this only checks that the subscription is active.
-    async fn presence_enter(&mut self, channel: &Channel, _data: Value) -> Result<()> {
+    async fn presence_enter(&self, channel: &Channel, _data: Value) -> Result<()> {
         let wire = to_wire(channel)?;
-        let conn = self.conn()?;
+        let mut slot = self.conn.lock().await;
+        let conn = Self::live(&mut slot)?;
         if lock(&conn.shared).subs.get(&wire).is_some_and(|s| s.active) {
             Ok(())
         } else {
@@ -902,13 +918,14 @@ impl RealtimeProvider for PusherProvider {
     }
 
     /// Pusher has no way to leave a presence channel but unsubscribing: this unsubscribes.
-    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+    async fn presence_leave(&self, channel: &Channel) -> Result<()> {
         self.unsubscribe(channel).await
     }
 
-    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+    async fn presence_members(&self, channel: &Channel) -> Result<Vec<PresenceMember>> {
         let wire = to_wire(channel)?;
-        let conn = self.conn()?;
+        let mut slot = self.conn.lock().await;
+        let conn = Self::live(&mut slot)?;
         let s = lock(&conn.shared);
         let sub = s
             .subs
@@ -924,8 +941,9 @@ impl RealtimeProvider for PusherProvider {
 
     /// Sends `pusher:ping` and waits for `pusher:pong`, as long as the caller waits (the
     /// core's heartbeat timeout bounds it).
-    async fn ping(&mut self) -> Result<Duration> {
-        let conn = self.conn()?;
+    async fn ping(&self) -> Result<Duration> {
+        let mut slot = self.conn.lock().await;
+        let conn = Self::live(&mut slot)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut s = lock(&conn.shared);
@@ -934,6 +952,7 @@ impl RealtimeProvider for PusherProvider {
         }
         let start = Instant::now();
         conn.send(protocol::ping())?;
+        drop(slot);
         match rx.await {
             Ok(()) => Ok(start.elapsed()),
             Err(_) => Err(RealtimeError::Connection(
@@ -949,7 +968,7 @@ mod tests {
 
     #[tokio::test]
     async fn calls_before_connect_are_connection_errors() {
-        let mut p = PusherProvider::new(PusherConfig::cluster("k", "eu"));
+        let p = PusherProvider::new(PusherConfig::cluster("k", "eu"));
         let ch = Channel::public("a");
         let err = p
             .subscribe(&ch, &SubscribeOptions::default())

@@ -98,7 +98,7 @@ async fn subscription_refusals_with_and_without_channel() {
         Step::AwaitClose,
     ])
     .await;
-    let mut p = provider(peer.port);
+    let p = provider(peer.port);
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let chat = from_wire("private-chat").unwrap();
@@ -127,7 +127,7 @@ async fn subscribe_times_out_and_needs_auth() {
         Step::AwaitClose,
     ])
     .await;
-    let mut p = PusherProvider::new(PusherConfig::host(rtk().key, "127.0.0.1", peer.port, false));
+    let p = PusherProvider::new(PusherConfig::host(rtk().key, "127.0.0.1", peer.port, false));
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let err = p
@@ -178,7 +178,7 @@ async fn encrypted_channel_decrypts_and_refuses_bad_payloads() {
         Step::AwaitClose,
     ])
     .await;
-    let mut p = provider(peer.port);
+    let p = provider(peer.port);
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let channel = from_wire(wire).unwrap();
@@ -241,7 +241,7 @@ async fn client_events_rules_and_rate() {
     }
     script.push(Step::AwaitClose);
     let peer = Peer::start(script).await;
-    let mut p = provider(peer.port);
+    let p = provider(peer.port);
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     let chat = from_wire("private-chat").unwrap();
@@ -285,7 +285,7 @@ async fn malformed_frames_are_reported() {
         Step::AwaitClose,
     ])
     .await;
-    let mut p = provider(peer.port);
+    let p = provider(peer.port);
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     for _ in 0..3 {
@@ -307,7 +307,7 @@ async fn connect_refused_by_the_server() {
         Step::Close(4001, "App key unknown-key does not exist.".into()),
     ])
     .await;
-    let mut p = provider(peer.port);
+    let p = provider(peer.port);
     let (sink, _rx) = EventSink::channel();
     let err = p.connect(sink).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
@@ -322,7 +322,7 @@ async fn connect_refused_by_the_server() {
 async fn disconnect_and_drop_stop_every_task() {
     for drop_it in [false, true] {
         let peer = Peer::start(vec![Step::Send(established("1.1", 120)), Step::AwaitClose]).await;
-        let mut p = provider(peer.port);
+        let p = provider(peer.port);
         let (sink, mut rx) = EventSink::channel();
         p.connect(sink).await.unwrap();
         if drop_it {
@@ -348,7 +348,7 @@ async fn disconnect_says_goodbye_with_a_normal_close_frame() {
         Step::AwaitGoodbye(1000),
     ])
     .await;
-    let mut p = provider(peer.port);
+    let p = provider(peer.port);
     let (sink, mut rx) = EventSink::channel();
     p.connect(sink).await.unwrap();
     p.subscribe(

@@ -228,7 +228,7 @@ async fn client_events_between_two_clients_and_socket_exclusion() {
     );
 
     let excluded = TriggerOptions {
-        socket_id: a.socket_id().map(str::to_owned),
+        socket_id: a.socket_id(),
         info: None,
     };
     rest.trigger(&["private-chat"], "not-for-a", &json!({}), &excluded)

@@ -109,7 +109,7 @@ async fn happy_path_matches_pusher_js_frame_for_frame() {
     script.push(Step::AwaitClose);
     let peer = Peer::start(script).await;
 
-    let mut provider = PusherProvider::new(config(peer.port));
+    let provider = PusherProvider::new(config(peer.port));
     let mut user_events = provider.user_events();
     let (sink, mut rx) = EventSink::channel();
     let session = provider.connect(sink).await.unwrap();
@@ -237,7 +237,7 @@ async fn the_peer_rejects_a_frame_that_differs() {
     .await;
     let mut c = config(peer.port);
     c.subscribe_timeout = Duration::from_millis(500);
-    let mut provider = PusherProvider::new(c);
+    let provider = PusherProvider::new(c);
     let (sink, _rx) = EventSink::channel();
     provider.connect(sink).await.unwrap();
     let _ = provider
@@ -277,7 +277,7 @@ async fn close_codes_drive_the_reconnect_decision_like_pusher_js() {
             Step::AwaitClose,
         ])
         .await;
-        let mut provider = PusherProvider::new(config(peer.port));
+        let provider = PusherProvider::new(config(peer.port));
         let (sink, mut rx) = EventSink::channel();
         provider.connect(sink).await.unwrap();
         let closed = next_closed(&mut rx).await;
@@ -334,7 +334,7 @@ async fn ping_pong_and_activity_timeout() {
     // The provider has no pong timeout of its own: the caller's (the core's heartbeat
     // timeout) bounds the wait for a pong.
     let pong_timeout = Duration::from_millis(p["client_pongTimeout_ms"].as_u64().unwrap());
-    let mut provider = PusherProvider::new(c);
+    let provider = PusherProvider::new(c);
     let (sink, mut rx) = EventSink::channel();
     let session = provider.connect(sink).await.unwrap();
     assert_eq!(session.heartbeat_interval, Some(Duration::from_secs(1)));

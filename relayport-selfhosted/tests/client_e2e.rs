@@ -90,7 +90,7 @@ async fn wait_event(
 #[tokio::test]
 async fn provider_connects_subscribes_publishes_and_receives() {
     let server = start(100).await;
-    let mut provider = SelfHostedProvider::new(&url(&server)).expect("provider");
+    let provider = SelfHostedProvider::new(&url(&server)).expect("provider");
     let (sink, mut events) = client_support::sink();
     let session = within("connect", provider.connect(sink))
         .await
@@ -194,7 +194,7 @@ async fn provider_connects_subscribes_publishes_and_receives() {
 #[tokio::test]
 async fn publisher_single_batch_and_wrong_secret() {
     let server = start(100).await;
-    let mut provider = SelfHostedProvider::new(&url(&server)).expect("provider");
+    let provider = SelfHostedProvider::new(&url(&server)).expect("provider");
     let (sink, mut events) = client_support::sink();
     within("connect", provider.connect(sink))
         .await
@@ -511,7 +511,7 @@ async fn subscribe_hands_over_snapshot_and_replay_before_returning() {
         p.retain = n == 3;
         server.publish(p).await.expect("publish");
     }
-    let mut provider = SelfHostedProvider::new(&url(&server)).expect("provider");
+    let provider = SelfHostedProvider::new(&url(&server)).expect("provider");
     let (sink, mut events) = client_support::sink();
     within("connect", provider.connect(sink))
         .await

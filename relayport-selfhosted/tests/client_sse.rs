@@ -157,7 +157,7 @@ async fn a_refused_upgrade_falls_back_to_sse_with_its_documented_limits() {
     for status in [StatusCode::UPGRADE_REQUIRED, StatusCode::FORBIDDEN] {
         let server = start().await;
         let (url, _proxy) = proxy(&server, status).await;
-        let mut provider = SelfHostedProvider::new(&url).expect("provider");
+        let provider = SelfHostedProvider::new(&url).expect("provider");
         let (sink, mut events) = client_support::sink();
         let session = within("connect", provider.connect(sink))
             .await
@@ -218,7 +218,7 @@ async fn a_refused_upgrade_falls_back_to_sse_with_its_documented_limits() {
 async fn websocket_only_does_not_fall_back() {
     let server = start().await;
     let (url, _proxy) = proxy(&server, StatusCode::UPGRADE_REQUIRED).await;
-    let mut provider = SelfHostedProvider::new(&url)
+    let provider = SelfHostedProvider::new(&url)
         .expect("provider")
         .with_transport(TransportPreference::WebSocketOnly);
     let (sink, _events) = client_support::sink();
@@ -232,7 +232,7 @@ async fn websocket_only_does_not_fall_back() {
 async fn sse_publishes_with_a_token_and_maps_refusals() {
     let server = start().await;
     let (url, _proxy) = proxy(&server, StatusCode::UPGRADE_REQUIRED).await;
-    let mut provider = SelfHostedProvider::new(&url)
+    let provider = SelfHostedProvider::new(&url)
         .expect("provider")
         .with_publish_token(SECRET);
     assert!(!format!("{provider:?}").contains(SECRET));
@@ -255,7 +255,7 @@ async fn sse_publishes_with_a_token_and_maps_refusals() {
         ProviderEvent::Message(m) => assert_eq!(m.data, json!({"n": 1})),
         other => panic!("unexpected {other:?}"),
     }
-    let mut wrong = SelfHostedProvider::new(&url)
+    let wrong = SelfHostedProvider::new(&url)
         .expect("provider")
         .with_publish_token("wrong")
         .with_transport(TransportPreference::SseOnly);
@@ -408,7 +408,7 @@ async fn malformed_sse_events_are_protocol_errors_and_close_codes_map() {
         "event: close\ndata: {\"code\":1012}\n\n",
     ))
     .await;
-    let mut provider = SelfHostedProvider::new(&url).expect("provider");
+    let provider = SelfHostedProvider::new(&url).expect("provider");
     let (sink, mut events) = client_support::sink();
     within("connect", provider.connect(sink))
         .await

@@ -47,7 +47,7 @@ fn message_event(e: ProviderEvent) -> Message {
 async fn connected_provider(
     server: &PeerServer,
 ) -> (SelfHostedProvider, client_support::Peer, Events) {
-    let mut provider = SelfHostedProvider::new(&server.url).expect("provider");
+    let provider = SelfHostedProvider::new(&server.url).expect("provider");
     let (sink, events) = client_support::sink();
     let (session, peer) = tokio::join!(provider.connect(sink), server.accept_connected("n.1"));
     let session = session.expect("connect");
@@ -58,7 +58,7 @@ async fn connected_provider(
 #[tokio::test]
 async fn connect_reports_the_session_and_the_transport() {
     let server = PeerServer::bind().await;
-    let mut provider = SelfHostedProvider::new(&server.url).expect("provider");
+    let provider = SelfHostedProvider::new(&server.url).expect("provider");
     assert_eq!(provider.transport(), None);
     let (sink, _events) = client_support::sink();
     let accept = async {
@@ -94,7 +94,7 @@ async fn connect_reports_the_session_and_the_transport() {
 #[tokio::test]
 async fn a_base_path_is_kept_and_bad_urls_are_config_errors() {
     let server = PeerServer::bind().await;
-    let mut provider = SelfHostedProvider::new(&format!("{}/realtime", server.url)).expect("p");
+    let provider = SelfHostedProvider::new(&format!("{}/realtime", server.url)).expect("p");
     let (sink, _events) = client_support::sink();
     let (session, peer) = tokio::join!(provider.connect(sink), server.accept_connected("n.1"));
     session.expect("connect");
@@ -108,7 +108,7 @@ async fn a_base_path_is_kept_and_bad_urls_are_config_errors() {
 #[tokio::test]
 async fn subscribe_delivers_snapshot_then_replay_before_returning_then_live() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, mut events) = connected_provider(&server).await;
+    let (provider, mut peer, mut events) = connected_provider(&server).await;
     let room = Channel::public("room");
     let options = SubscribeOptions {
         since: Some(pos(2)),
@@ -174,7 +174,7 @@ async fn subscribe_delivers_snapshot_then_replay_before_returning_then_live() {
 #[tokio::test]
 async fn recovery_outcomes_follow_the_answer() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, _events) = connected_provider(&server).await;
+    let (provider, mut peer, _events) = connected_provider(&server).await;
     let cases = [
         (None, None, Recovery::NotAttempted),
         (Some(pos(1)), Some(true), Recovery::Recovered),
@@ -213,7 +213,7 @@ async fn recovery_outcomes_follow_the_answer() {
 #[tokio::test]
 async fn private_and_presence_subscriptions_carry_the_signature() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, mut events) = connected_provider(&server).await;
+    let (provider, mut peer, mut events) = connected_provider(&server).await;
 
     // Private: `auth` only.
     let private = Channel::private("room:1");
@@ -313,7 +313,7 @@ async fn private_and_presence_subscriptions_carry_the_signature() {
 #[tokio::test]
 async fn refusals_map_to_error_kinds() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, _events) = connected_provider(&server).await;
+    let (provider, mut peer, _events) = connected_provider(&server).await;
     let private = Channel::private("secret");
     let options = SubscribeOptions {
         auth: Some(ChannelAuth(json!({"auth": "bad"}))),
@@ -368,7 +368,7 @@ async fn refusals_map_to_error_kinds() {
 #[tokio::test]
 async fn publish_and_presence_requests_await_their_ack() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, _events) = connected_provider(&server).await;
+    let (provider, mut peer, _events) = connected_provider(&server).await;
     let room = Channel::presence("room");
     let out = OutboundMessage::new(room.clone(), "chat", json!({"text": "hi"}));
     let script = async {
@@ -448,7 +448,7 @@ async fn publish_and_presence_requests_await_their_ack() {
 #[tokio::test]
 async fn ping_measures_a_round_trip() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, _events) = connected_provider(&server).await;
+    let (provider, mut peer, _events) = connected_provider(&server).await;
     let script = async {
         let frame = peer.recv().await;
         assert!(matches!(&frame, ClientFrame::Ping { reference: Some(_) }));
@@ -466,7 +466,7 @@ async fn ping_measures_a_round_trip() {
 async fn an_unanswered_request_times_out_on_the_paused_clock() {
     let server = PeerServer::bind().await;
     let (provider, mut peer, _events) = connected_provider(&server).await;
-    let mut provider = provider.with_request_timeout(Duration::from_secs(30));
+    let provider = provider.with_request_timeout(Duration::from_secs(30));
     tokio::time::pause();
     let script = async {
         let frame = peer.recv().await;
@@ -481,7 +481,7 @@ async fn an_unanswered_request_times_out_on_the_paused_clock() {
 #[tokio::test]
 async fn a_pending_request_fails_at_once_when_the_link_drops() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, mut events) = connected_provider(&server).await;
+    let (provider, mut peer, mut events) = connected_provider(&server).await;
     let script = async {
         let frame = peer.recv().await;
         assert!(matches!(frame, ClientFrame::Subscribe { .. }));
@@ -531,7 +531,7 @@ async fn close_codes_tell_the_core_what_to_do() {
 async fn an_unsupported_version_at_connect_is_fatal() {
     // As an error frame instead of `connected`…
     let server = PeerServer::bind().await;
-    let mut provider = SelfHostedProvider::new(&server.url).expect("provider");
+    let provider = SelfHostedProvider::new(&server.url).expect("provider");
     let (sink, _events) = client_support::sink();
     let accept = async {
         let mut peer = server.accept().await;
@@ -577,7 +577,7 @@ async fn an_unsupported_version_at_connect_is_fatal() {
 #[tokio::test]
 async fn malformed_frames_are_protocol_error_events_and_the_link_survives() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, mut events) = connected_provider(&server).await;
+    let (provider, mut peer, mut events) = connected_provider(&server).await;
     peer.send_raw("this is not json").await;
     peer.send_raw(r#"{"type":"bogus"}"#).await;
     peer.send_raw(r#"{"type":"message","channel":"room"}"#)
@@ -679,7 +679,7 @@ async fn live_messages_presence_and_refless_errors_reach_the_sink() {
 #[tokio::test]
 async fn disconnect_closes_the_socket_and_stops_reporting() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, mut events) = connected_provider(&server).await;
+    let (provider, mut peer, mut events) = connected_provider(&server).await;
     within("disconnect", provider.disconnect())
         .await
         .expect("disconnect");
@@ -700,7 +700,7 @@ async fn disconnect_closes_the_socket_and_stops_reporting() {
 #[tokio::test]
 async fn disconnect_says_goodbye_with_a_normal_close_frame() {
     let server = PeerServer::bind().await;
-    let (mut provider, mut peer, mut events) = connected_provider(&server).await;
+    let (provider, mut peer, mut events) = connected_provider(&server).await;
     let goodbye = tokio::spawn(async move {
         provider.disconnect().await.expect("disconnect");
         provider
@@ -722,7 +722,7 @@ async fn connection_refused_is_a_retryable_connection_error() {
     let server = PeerServer::bind().await;
     let url = server.url.clone();
     drop(server);
-    let mut provider = SelfHostedProvider::new(&url).expect("provider");
+    let provider = SelfHostedProvider::new(&url).expect("provider");
     let (sink, _events) = client_support::sink();
     let err = within("connect", provider.connect(sink)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connection);
@@ -732,7 +732,7 @@ async fn connection_refused_is_a_retryable_connection_error() {
 #[tokio::test(start_paused = true)]
 async fn a_server_that_never_says_connected_times_out_on_the_paused_clock() {
     let server = PeerServer::bind().await;
-    let mut provider = SelfHostedProvider::new(&server.url)
+    let provider = SelfHostedProvider::new(&server.url)
         .expect("provider")
         .with_connect_timeout(Duration::from_secs(5));
     // The peer accepts the WebSocket and then says nothing.

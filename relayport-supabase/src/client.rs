@@ -307,11 +307,19 @@ pub struct SupabaseProvider {
     config: SupabaseConfig,
     channels: HashMap<Channel, ChannelOptions>,
     shared: Arc<Mutex<Shared>>,
+    /// The link's tasks; held across an await by `connect` and `disconnect` only, so those
+    /// never overlap while the other calls run alongside each other.
+    tasks: tokio::sync::Mutex<LinkTasks>,
+    rest: Mutex<Option<SupabasePublisher>>,
+    connector: Option<Connector>,
+}
+
+/// The reader and writer of the current link, and how many links were opened.
+#[derive(Default)]
+struct LinkTasks {
     reader: Option<JoinHandle<()>>,
     writer: Option<JoinHandle<()>>,
     connections: u64,
-    rest: Option<SupabasePublisher>,
-    connector: Option<Connector>,
 }
 
 impl std::fmt::Debug for SupabaseProvider {
@@ -337,10 +345,8 @@ impl SupabaseProvider {
             config,
             channels: HashMap::new(),
             shared: Arc::new(Mutex::new(shared)),
-            reader: None,
-            writer: None,
-            connections: 0,
-            rest: None,
+            tasks: tokio::sync::Mutex::new(LinkTasks::default()),
+            rest: Mutex::new(None),
             connector: None,
         }
     }
@@ -409,18 +415,23 @@ impl SupabaseProvider {
         }
     }
 
-    fn rest(&mut self) -> Result<SupabasePublisher> {
-        if self.rest.is_none() {
-            self.rest = Some(
-                SupabasePublisher::with_base_url(self.config.rest_base()?, &self.config.api_key)
+    fn rest(&self) -> Result<SupabasePublisher> {
+        let rest = {
+            let mut slot = self.rest.lock().unwrap_or_else(|p| p.into_inner());
+            if slot.is_none() {
+                *slot = Some(
+                    SupabasePublisher::with_base_url(
+                        self.config.rest_base()?,
+                        &self.config.api_key,
+                    )
                     .max_payload(self.config.max_payload),
-            );
-        }
+                );
+            }
+            slot.clone()
+        };
         let token = lock(&self.shared).access_token.clone();
-        let rest = self
-            .rest
-            .clone()
-            .ok_or_else(|| RealtimeError::Config("REST publisher unavailable".into()))?;
+        let rest =
+            rest.ok_or_else(|| RealtimeError::Config("REST publisher unavailable".into()))?;
         Ok(match token {
             Some(t) => rest.bearer(t),
             None => rest,
@@ -512,7 +523,7 @@ impl SupabaseProvider {
 
     /// Closes the link (the reader keeps delivering what the server sent before its close
     /// reply, for at most [`CLOSE_GRACE`]) and stops both tasks.
-    async fn stop_tasks(&mut self) {
+    async fn stop_tasks(&self, link: &mut LinkTasks) {
         let tx = {
             let mut s = lock(&self.shared);
             s.conn.as_mut().map(|c| {
@@ -525,11 +536,11 @@ impl SupabaseProvider {
             // No code: the server sees 1005, as with realtime-js's disconnect().
             let _ = tx.send(WsMessage::Close(None));
         }
-        if !live && let Some(reader) = self.reader.take() {
+        if !live && let Some(reader) = link.reader.take() {
             // The link is already gone (lost or closed by us): nothing more to deliver.
             reader.abort();
         }
-        for task in [self.writer.take(), self.reader.take()]
+        for task in [link.writer.take(), link.reader.take()]
             .into_iter()
             .flatten()
         {
@@ -541,11 +552,16 @@ impl SupabaseProvider {
         lock(&self.shared).drop_link();
     }
 
-    fn start_link<S: Io>(&mut self, ws: WebSocketStream<S>, sink: EventSink) -> Session {
+    fn start_link<S: Io>(
+        &self,
+        link: &mut LinkTasks,
+        ws: WebSocketStream<S>,
+        sink: EventSink,
+    ) -> Session {
         let (write, read) = ws.split();
         let (tx, rx) = mpsc::unbounded_channel();
-        self.connections += 1;
-        let id = self.connections;
+        link.connections += 1;
+        let id = link.connections;
         {
             let mut s = lock(&self.shared);
             s.drop_link();
@@ -556,8 +572,8 @@ impl SupabaseProvider {
                 closing: false,
             });
         }
-        self.writer = Some(tokio::spawn(write_loop(write, rx)));
-        self.reader = Some(tokio::spawn(read_loop(self.shared.clone(), id, read, sink)));
+        link.writer = Some(tokio::spawn(write_loop(write, rx)));
+        link.reader = Some(tokio::spawn(read_loop(self.shared.clone(), id, read, sink)));
         Session {
             connection_id: format!("supabase-{id}"),
             heartbeat_interval: Some(self.config.heartbeat_interval),
@@ -587,7 +603,7 @@ impl SupabaseProvider {
     /// Publishes with kind-3 metadata (`persist`), as realtime-js's `send({…, persist})`.
     /// Without a joined channel the message goes over REST (realtime-js's fallback).
     pub async fn publish_with(
-        &mut self,
+        &self,
         message: &OutboundMessage,
         persist: Option<Persist>,
     ) -> Result<()> {
@@ -654,7 +670,7 @@ impl SupabaseProvider {
         }
     }
 
-    async fn presence_push(&mut self, channel: &Channel, push: ClientPush) -> Result<()> {
+    async fn presence_push(&self, channel: &Channel, push: ClientPush) -> Result<()> {
         let (topic, join_ref, _) = self
             .joined(channel)
             .ok_or_else(|| Self::not_joined(channel))?;
@@ -679,10 +695,11 @@ impl SupabaseProvider {
 
 impl Drop for SupabaseProvider {
     fn drop(&mut self) {
-        if let Some(r) = self.reader.take() {
+        let link = self.tasks.get_mut();
+        if let Some(r) = link.reader.take() {
             r.abort();
         }
-        if let Some(w) = self.writer.take() {
+        if let Some(w) = link.writer.take() {
             w.abort();
         }
     }
@@ -802,8 +819,9 @@ impl RealtimeProvider for SupabaseProvider {
         }
     }
 
-    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
-        self.stop_tasks().await;
+    async fn connect(&self, sink: EventSink) -> Result<Session> {
+        let mut link = self.tasks.lock().await;
+        self.stop_tasks(&mut link).await;
         let url = self.config.socket_url()?;
         if url.starts_with("wss:") {
             // Several crates may enable rustls providers; pick ring explicitly.
@@ -811,7 +829,7 @@ impl RealtimeProvider for SupabaseProvider {
         }
         match self.connector.clone() {
             None => match tokio_tungstenite::connect_async(url.as_str()).await {
-                Ok((ws, _)) => Ok(self.start_link(ws, sink)),
+                Ok((ws, _)) => Ok(self.start_link(&mut link, ws, sink)),
                 Err(e) => Err(self.handshake_failed(e)),
             },
             Some(connector) => {
@@ -822,23 +840,20 @@ impl RealtimeProvider for SupabaseProvider {
                     ))
                 })?;
                 match tokio_tungstenite::client_async(url.as_str(), io).await {
-                    Ok((ws, _)) => Ok(self.start_link(ws, sink)),
+                    Ok((ws, _)) => Ok(self.start_link(&mut link, ws, sink)),
                     Err(e) => Err(self.handshake_failed(e)),
                 }
             }
         }
     }
 
-    async fn disconnect(&mut self) -> Result<()> {
-        self.stop_tasks().await;
+    async fn disconnect(&self) -> Result<()> {
+        let mut link = self.tasks.lock().await;
+        self.stop_tasks(&mut link).await;
         Ok(())
     }
 
-    async fn subscribe(
-        &mut self,
-        channel: &Channel,
-        options: &SubscribeOptions,
-    ) -> Result<Subscribed> {
+    async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
         check_channel(channel)?;
         let topic = topic_for(channel);
         let params = self.join_params(channel, options);
@@ -907,7 +922,7 @@ impl RealtimeProvider for SupabaseProvider {
         }
     }
 
-    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+    async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
         let topic = topic_for(channel);
         let join_ref = {
             let mut s = lock(&self.shared);
@@ -934,23 +949,23 @@ impl RealtimeProvider for SupabaseProvider {
         Ok(())
     }
 
-    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         self.publish_with(message, None).await
     }
 
-    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {
         self.presence_push(channel, ClientPush::Track(data)).await
     }
 
-    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_update(&self, channel: &Channel, data: Value) -> Result<()> {
         self.presence_push(channel, ClientPush::Track(data)).await
     }
 
-    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+    async fn presence_leave(&self, channel: &Channel) -> Result<()> {
         self.presence_push(channel, ClientPush::Untrack).await
     }
 
-    async fn presence_members(&mut self, channel: &Channel) -> Result<Vec<PresenceMember>> {
+    async fn presence_members(&self, channel: &Channel) -> Result<Vec<PresenceMember>> {
         let topic = topic_for(channel);
         let s = lock(&self.shared);
         match s.dispatcher.get(&topic) {
@@ -959,7 +974,7 @@ impl RealtimeProvider for SupabaseProvider {
         }
     }
 
-    async fn ping(&mut self) -> Result<Duration> {
+    async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
         let (r, rx) = self.push(None, PHOENIX_TOPIC, &ClientPush::Heartbeat, true)?;
         match self

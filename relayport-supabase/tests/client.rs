@@ -85,7 +85,7 @@ async fn join_times_out_after_exactly_ten_seconds_and_leaves() {
         let leave = peer::recv_text(&mut ws).await;
         (join, leave, ws)
     });
-    let mut p = provider(connector);
+    let p = provider(connector);
     let (sink, _events) = EventSink::channel();
     p.connect(sink).await.expect("connect");
     let start = Instant::now();
@@ -117,7 +117,7 @@ async fn ack_timeouts_are_forbidden_on_private_channels_and_timeouts_on_public_o
             let frame = peer::recv(&mut ws).await;
             (frame, ws)
         });
-        let mut p = provider(connector).with_channel_options(channel.clone(), acked());
+        let p = provider(connector).with_channel_options(channel.clone(), acked());
         let (sink, _events) = EventSink::channel();
         p.connect(sink).await.expect("connect");
         p.subscribe(&channel, &SubscribeOptions::default())
@@ -155,7 +155,7 @@ async fn ack_error_reply_is_a_bare_string() {
         ws
     });
     let ch = Channel::public("room");
-    let mut p = provider(connector).with_channel_options(ch.clone(), acked());
+    let p = provider(connector).with_channel_options(ch.clone(), acked());
     let (sink, _events) = EventSink::channel();
     p.connect(sink).await.expect("connect");
     p.subscribe(&ch, &SubscribeOptions::default())
@@ -184,7 +184,7 @@ async fn unanswered_heartbeat_closes_the_link_with_1000_after_25_seconds() {
         let close = peer::recv(&mut ws).await;
         (hb, close)
     });
-    let mut p = provider(connector);
+    let p = provider(connector);
     let (sink, mut events) = EventSink::channel();
     p.connect(sink).await.expect("connect");
     let start = Instant::now();
@@ -224,7 +224,7 @@ async fn heartbeat_reply_gives_the_round_trip() {
         .await;
         ws
     });
-    let mut p = provider(connector);
+    let p = provider(connector);
     let (sink, _events) = EventSink::channel();
     let session = p.connect(sink).await.expect("connect");
     assert_eq!(session.heartbeat_interval, Some(Duration::from_secs(25)));
@@ -254,7 +254,7 @@ async fn malformed_frames_are_protocol_errors_and_the_link_stays_up() {
         ws
     });
     let ch = Channel::public("room");
-    let mut p = provider(connector);
+    let p = provider(connector);
     let (sink, mut events) = EventSink::channel();
     p.connect(sink).await.expect("connect");
     p.subscribe(&ch, &SubscribeOptions::default())
@@ -312,7 +312,7 @@ async fn payload_and_header_limits_at_and_past() {
     let ch = Channel::public("room");
     let mut config = SupabaseConfig::new("http://127.0.0.1:4000", "anon");
     config.max_payload = 20;
-    let mut p = SupabaseProvider::new(config).with_connector(connector);
+    let p = SupabaseProvider::new(config).with_connector(connector);
     let (sink, _events) = EventSink::channel();
     p.connect(sink).await.expect("connect");
     p.subscribe(&ch, &SubscribeOptions::default())
@@ -361,7 +361,7 @@ async fn server_close_after_a_system_error_loses_the_channel_for_good() {
         ws
     });
     let ch = Channel::public("room");
-    let mut p = provider(connector);
+    let p = provider(connector);
     let (sink, mut events) = EventSink::channel();
     p.connect(sink).await.expect("connect");
     p.subscribe(&ch, &SubscribeOptions::default())
@@ -601,7 +601,7 @@ async fn tls_connect_fails_cleanly_against_a_plain_socket() {
         use tokio::io::AsyncWriteExt;
         let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
     });
-    let mut p = SupabaseProvider::new(SupabaseConfig::new(
+    let p = SupabaseProvider::new(SupabaseConfig::new(
         &format!("https://127.0.0.1:{port}"),
         "anon",
     ));

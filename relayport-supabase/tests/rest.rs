@@ -141,7 +141,7 @@ async fn every_recorded_rest_request_is_reproduced() {
                 // realtime-js's send() on a channel that is not joined: the provider's fallback.
                 let mut config = SupabaseConfig::new(&base, apikey);
                 config.access_token = Some(bearer.to_owned());
-                let mut provider = SupabaseProvider::new(config);
+                let provider = SupabaseProvider::new(config);
                 for m in r["body_json"]["messages"].as_array().unwrap() {
                     let topic = m["topic"].as_str().unwrap();
                     let ch = if m["private"] == true {

@@ -363,7 +363,7 @@ async fn offline_queue_flushes(peer: &mut dyn Peer) -> Outcome {
 /// At the provider level, where delivery can be observed after unsubscribing: a message on
 /// the left channel must not arrive before a later marker on a channel still subscribed.
 async fn unsubscribe_stops_delivery(peer: &mut dyn Peer) -> Outcome {
-    let mut provider = relayport::provider(&peer.config()).map_err(e("provider"))?;
+    let provider = relayport::provider(&peer.config()).map_err(e("provider"))?;
     let (sink, mut events) = EventSink::channel();
     within("connect", provider.connect(sink))
         .await?

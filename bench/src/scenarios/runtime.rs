@@ -165,7 +165,7 @@ async fn start(path: Path, addr: std::net::SocketAddr, ctx: Arc<RecvCtx>) -> Res
             Ok(Running { task, client: None })
         }
         Path::Provider => {
-            let mut provider = SelfHostedProvider::new(&url).map_err(|e| anyhow!("{e}"))?;
+            let provider = SelfHostedProvider::new(&url).map_err(|e| anyhow!("{e}"))?;
             let (sink, mut rx) = EventSink::channel();
             provider
                 .connect(sink)

@@ -30,7 +30,7 @@ use crate::provider::{
 use crate::state::{ClientEvent, ConnectionState};
 
 pub(crate) struct Parts {
-    pub(crate) provider: Box<dyn RealtimeProvider>,
+    pub(crate) provider: Arc<dyn RealtimeProvider>,
     pub(crate) capabilities: Capabilities,
     pub(crate) config: ClientConfig,
     pub(crate) authorizer: Option<Arc<dyn ChannelAuthorizer>>,
@@ -67,7 +67,7 @@ impl ChannelEntry {
 }
 
 pub(crate) struct Actor {
-    provider: Box<dyn RealtimeProvider>,
+    provider: Arc<dyn RealtimeProvider>,
     caps: Capabilities,
     cfg: ClientConfig,
     authorizer: Option<Arc<dyn ChannelAuthorizer>>,

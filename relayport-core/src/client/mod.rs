@@ -32,7 +32,7 @@ use subscription::ListenerGuard;
 
 /// Builds a [`RealtimeClient`] over a provider.
 pub struct ClientBuilder {
-    provider: Box<dyn RealtimeProvider>,
+    provider: Arc<dyn RealtimeProvider>,
     config: ClientConfig,
     authorizer: Option<Arc<dyn ChannelAuthorizer>>,
 }
@@ -208,6 +208,12 @@ impl RealtimeClient {
 
     /// A builder over a provider chosen at run time.
     pub fn builder_boxed(provider: Box<dyn RealtimeProvider>) -> ClientBuilder {
+        Self::builder_shared(Arc::from(provider))
+    }
+
+    /// A builder over a shared provider. The client keeps calls in flight together on it, so
+    /// the application may keep its own `Arc` to reach provider-specific extras.
+    pub fn builder_shared(provider: Arc<dyn RealtimeProvider>) -> ClientBuilder {
         ClientBuilder {
             provider,
             config: ClientConfig::default(),

@@ -1,5 +1,6 @@
 //! [`SelfHostedProvider`]: the [`RealtimeProvider`] over the native protocol.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,7 +27,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Link {
-    Ws(WsLink),
+    Ws(Arc<WsLink>),
     Sse(SseLink),
 }
 
@@ -59,8 +60,12 @@ pub struct SelfHostedProvider {
     connect_timeout: Duration,
     publish_token: Option<String>,
     link_config: LinkConfig,
-    link: Option<Link>,
-    limits: Limits,
+    /// The current link. WebSocket calls clone their `Arc<WsLink>` and release it before
+    /// waiting, so they run alongside each other; `connect`, `disconnect` and the SSE fallback's
+    /// subscribe hold it across an await.
+    link: tokio::sync::Mutex<Option<Link>>,
+    /// The transport and limits of the current link, readable without waiting for `link`.
+    current: std::sync::Mutex<(Option<Transport>, Limits)>,
 }
 
 impl std::fmt::Debug for SelfHostedProvider {
@@ -121,8 +126,8 @@ impl SelfHostedProvider {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             publish_token: None,
             link_config: LinkConfig::shared_default()?,
-            link: None,
-            limits: Limits::default(),
+            link: tokio::sync::Mutex::new(None),
+            current: std::sync::Mutex::new((None, Limits::default())),
         })
     }
 
@@ -144,9 +149,10 @@ impl SelfHostedProvider {
         self
     }
 
-    /// The TLS configuration and HTTP client to connect with (default: [`LinkConfig::shared_default`],
-    /// the compiled-in webpki roots). Inject one to trust a private CA or the system store, or
-    /// to share an HTTP client; the SSE fallback uses its HTTP client.
+    /// The TLS configuration and HTTP client to connect with (default:
+    /// [`LinkConfig::shared_default`], the compiled-in webpki roots). Inject one to trust a
+    /// private CA or the system store, or to share an HTTP client; the SSE fallback uses its
+    /// HTTP client.
     pub fn with_link_config(mut self, config: LinkConfig) -> Self {
         self.link_config = config;
         self
@@ -163,17 +169,17 @@ impl SelfHostedProvider {
 
     /// The transport of the current connection, `None` when not connected.
     pub fn transport(&self) -> Option<Transport> {
-        match self.link {
-            Some(Link::Ws(_)) => Some(Transport::WebSocket),
-            Some(Link::Sse(_)) => Some(Transport::Sse),
-            None => None,
-        }
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    fn set_current(&self, transport: Option<Transport>, limits: Limits) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = (transport, limits);
     }
 
     /// The limits the server announced on the current connection (the protocol's defaults in
     /// SSE mode and before connecting).
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 
     fn ws_url(&self) -> Result<String> {
@@ -185,9 +191,10 @@ impl SelfHostedProvider {
         Ok(url.into())
     }
 
-    fn ws(&mut self) -> Result<&mut WsLink> {
-        match &mut self.link {
-            Some(Link::Ws(ws)) => Ok(ws),
+    /// The WebSocket link, released from `link` before the caller waits on it.
+    async fn ws(&self) -> Result<Arc<WsLink>> {
+        match &*self.link.lock().await {
+            Some(Link::Ws(ws)) => Ok(ws.clone()),
             Some(Link::Sse(_)) => Err(RealtimeError::Unsupported(
                 "this operation over the SSE fallback; it needs the WebSocket".into(),
             )),
@@ -195,7 +202,12 @@ impl SelfHostedProvider {
         }
     }
 
-    async fn connect_sse(&mut self, sink: EventSink, status: Option<u16>) -> Result<Session> {
+    async fn connect_sse(
+        &self,
+        slot: &mut Option<Link>,
+        sink: EventSink,
+        status: Option<u16>,
+    ) -> Result<Session> {
         let link = SseLink::open(
             self.link_config.http().clone(),
             self.base.clone(),
@@ -213,8 +225,8 @@ impl SelfHostedProvider {
             ),
             None => info!(transport = "sse", "using Server-Sent Events + HTTP publish"),
         }
-        self.limits = Limits::default();
-        self.link = Some(Link::Sse(link));
+        self.set_current(Some(Transport::Sse), Limits::default());
+        *slot = Some(Link::Sse(link));
         Ok(session)
     }
 }
@@ -276,18 +288,19 @@ impl RealtimeProvider for SelfHostedProvider {
         }
     }
 
-    async fn connect(&mut self, sink: EventSink) -> Result<Session> {
-        self.disconnect().await?;
+    async fn connect(&self, sink: EventSink) -> Result<Session> {
+        let mut slot = self.link.lock().await;
+        self.close_link(&mut slot).await;
         if self.preference == TransportPreference::SseOnly {
-            return self.connect_sse(sink, None).await;
+            return self.connect_sse(&mut slot, sink, None).await;
         }
         let url = self.ws_url()?;
         match open(&url, &self.link_config, sink.clone(), self.connect_timeout).await? {
             Opened::Link(link) => {
                 let hello = link.hello.clone();
                 info!(transport = "websocket", socket_id = %hello.socket_id, "connected");
-                self.limits = hello.limits;
-                self.link = Some(Link::Ws(link));
+                self.set_current(Some(Transport::WebSocket), hello.limits);
+                *slot = Some(Link::Ws(Arc::new(link)));
                 Ok(Session {
                     connection_id: hello.socket_id,
                     heartbeat_interval: Some(hello.heartbeat),
@@ -296,7 +309,7 @@ impl RealtimeProvider for SelfHostedProvider {
                 })
             }
             Opened::Refused(status) if self.preference == TransportPreference::Auto => {
-                self.connect_sse(sink, Some(status)).await
+                self.connect_sse(&mut slot, sink, Some(status)).await
             }
             Opened::Refused(status) => Err(RealtimeError::Connection(format!(
                 "the WebSocket upgrade was refused with HTTP {status}"
@@ -304,23 +317,19 @@ impl RealtimeProvider for SelfHostedProvider {
         }
     }
 
-    async fn disconnect(&mut self) -> Result<()> {
-        match self.link.take() {
-            Some(Link::Ws(ws)) => ws.close().await,
-            Some(Link::Sse(sse)) => sse.close(),
-            None => {}
-        }
+    async fn disconnect(&self) -> Result<()> {
+        let mut slot = self.link.lock().await;
+        self.close_link(&mut slot).await;
         Ok(())
     }
 
-    async fn subscribe(
-        &mut self,
-        channel: &Channel,
-        options: &SubscribeOptions,
-    ) -> Result<Subscribed> {
+    async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
         let wait = self.request_timeout;
-        if let Some(Link::Sse(sse)) = &mut self.link {
-            return sse.subscribe(channel, options, wait).await;
+        {
+            let mut slot = self.link.lock().await;
+            if let Some(Link::Sse(sse)) = &mut *slot {
+                return sse.subscribe(channel, options, wait).await;
+            }
         }
         let (auth, channel_data) = signature(channel, options)?;
         let name = channel.to_string();
@@ -331,7 +340,8 @@ impl RealtimeProvider for SelfHostedProvider {
             ..CodeContext::default()
         };
         let frame = self
-            .ws()?
+            .ws()
+            .await?
             .request("subscribe", wait, ctx, |reference| ClientFrame::Subscribe {
                 reference,
                 channel: name.clone(),
@@ -357,9 +367,9 @@ impl RealtimeProvider for SelfHostedProvider {
         }
     }
 
-    async fn unsubscribe(&mut self, channel: &Channel) -> Result<()> {
+    async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
         let wait = self.request_timeout;
-        if let Some(Link::Sse(sse)) = &mut self.link {
+        if let Some(Link::Sse(sse)) = &mut *self.link.lock().await {
             sse.unsubscribe(channel);
             return Ok(());
         }
@@ -369,7 +379,8 @@ impl RealtimeProvider for SelfHostedProvider {
             ..CodeContext::default()
         };
         match self
-            .ws()?
+            .ws()
+            .await?
             .request("unsubscribe", wait, ctx, |reference| {
                 ClientFrame::Unsubscribe {
                     reference,
@@ -383,12 +394,15 @@ impl RealtimeProvider for SelfHostedProvider {
         }
     }
 
-    async fn publish(&mut self, message: &OutboundMessage) -> Result<()> {
+    async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         let wait = self.request_timeout;
-        let limit = self.limits.max_payload;
+        let limit = self.limits().max_payload;
         message.validate(limit)?;
-        if let Some(Link::Sse(sse)) = &self.link {
-            return sse.publish(message, wait).await;
+        {
+            let slot = self.link.lock().await;
+            if let Some(Link::Sse(sse)) = &*slot {
+                return sse.publish(message, wait).await;
+            }
         }
         let name = message.channel.to_string();
         let ctx = CodeContext {
@@ -397,7 +411,8 @@ impl RealtimeProvider for SelfHostedProvider {
             limit: Some(limit),
         };
         match self
-            .ws()?
+            .ws()
+            .await?
             .request("publish", wait, ctx, |reference| ClientFrame::Publish {
                 reference,
                 channel: name.clone(),
@@ -411,7 +426,7 @@ impl RealtimeProvider for SelfHostedProvider {
         }
     }
 
-    async fn presence_enter(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {
         let name = channel.to_string();
         self.presence_request("presence enter", channel, |reference| {
             ClientFrame::PresenceEnter {
@@ -423,7 +438,7 @@ impl RealtimeProvider for SelfHostedProvider {
         .await
     }
 
-    async fn presence_update(&mut self, channel: &Channel, data: Value) -> Result<()> {
+    async fn presence_update(&self, channel: &Channel, data: Value) -> Result<()> {
         let name = channel.to_string();
         self.presence_request("presence update", channel, |reference| {
             ClientFrame::PresenceUpdate {
@@ -435,7 +450,7 @@ impl RealtimeProvider for SelfHostedProvider {
         .await
     }
 
-    async fn presence_leave(&mut self, channel: &Channel) -> Result<()> {
+    async fn presence_leave(&self, channel: &Channel) -> Result<()> {
         let name = channel.to_string();
         self.presence_request("presence leave", channel, |reference| {
             ClientFrame::PresenceLeave {
@@ -446,15 +461,19 @@ impl RealtimeProvider for SelfHostedProvider {
         .await
     }
 
-    async fn ping(&mut self) -> Result<Duration> {
+    async fn ping(&self) -> Result<Duration> {
         let wait = self.request_timeout;
         let started = Instant::now();
-        if let Some(Link::Sse(sse)) = &self.link {
-            sse.ping(wait).await?;
-            return Ok(started.elapsed());
+        {
+            let slot = self.link.lock().await;
+            if let Some(Link::Sse(sse)) = &*slot {
+                sse.ping(wait).await?;
+                return Ok(started.elapsed());
+            }
         }
         match self
-            .ws()?
+            .ws()
+            .await?
             .request("ping", wait, CodeContext::default(), |reference| {
                 ClientFrame::Ping { reference }
             })
@@ -467,8 +486,18 @@ impl RealtimeProvider for SelfHostedProvider {
 }
 
 impl SelfHostedProvider {
+    /// Closes the link in `slot`, if any.
+    async fn close_link(&self, slot: &mut Option<Link>) {
+        self.set_current(None, self.limits());
+        match slot.take() {
+            Some(Link::Ws(ws)) => ws.close().await,
+            Some(Link::Sse(sse)) => sse.close(),
+            None => {}
+        }
+    }
+
     async fn presence_request(
-        &mut self,
+        &self,
         what: &str,
         channel: &Channel,
         build: impl FnOnce(Option<String>) -> ClientFrame,
@@ -479,7 +508,7 @@ impl SelfHostedProvider {
             channel: Some(&name),
             ..CodeContext::default()
         };
-        match self.ws()?.request(what, wait, ctx, build).await? {
+        match self.ws().await?.request(what, wait, ctx, build).await? {
             ServerFrame::Ack { .. } => Ok(()),
             other => Err(unexpected(what, &other)),
         }

@@ -13,7 +13,7 @@ use crate::config::ProviderConfig;
 
 pub(super) async fn run(cfg: &ProviderConfig, name: &str) -> Result<()> {
     let ch = channel(name)?;
-    let mut provider = crate::factory::build_provider(&cfg.client_side(), Some(cfg))?;
+    let provider = crate::factory::build_provider(&cfg.client_side(), Some(cfg))?;
     let (sink, mut events) = EventSink::channel();
     let session = provider.connect(sink).await?;
     let outcome = async {
