@@ -425,7 +425,8 @@ impl Actor {
         self.retry_at = None;
         self.next_ping = None;
         self.typing.clear();
-        let _ = self.provider.disconnect().await;
+        // The application ends the session: the protocol's goodbye.
+        let _ = self.provider.goodbye().await;
         // Anything still in flight from this link is stale from now on.
         self.generation += 1;
         for entry in self.channels.values_mut() {
