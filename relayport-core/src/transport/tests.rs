@@ -288,8 +288,8 @@ async fn an_open_error_never_shows_the_query() {
 
 use crate::error::RealtimeError;
 
-/// A TLS WebSocket server on loopback with the test CA's `localhost` certificate.
-async fn tls_server() -> (String, tokio::task::JoinHandle<Option<String>>) {
+/// A TLS acceptor presenting the test CA's `localhost` / `127.0.0.1` certificate.
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(SERVER_CERT_PEM)
@@ -302,7 +302,12 @@ async fn tls_server() -> (String, tokio::task::JoinHandle<Option<String>>) {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// A TLS WebSocket server on loopback with the test CA's `localhost` certificate.
+async fn tls_server() -> (String, tokio::task::JoinHandle<Option<String>>) {
+    let acceptor = tls_acceptor();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "wss://localhost:{}/ws",
@@ -355,19 +360,7 @@ async fn tls_refuses_a_certificate_outside_the_trust_store() {
 #[tokio::test]
 async fn the_http_client_uses_the_injected_tls_config() {
     // An HTTPS request to the test server succeeds only if the private CA is trusted.
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(SERVER_CERT_PEM)
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY_PEM).unwrap();
-    let server_config = rustls::ServerConfig::builder_with_provider(tls::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let acceptor = tls_acceptor();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
