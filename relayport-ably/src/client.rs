@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use relayport_core::transport::LinkConfig;
 use relayport_core::{
     Capabilities, Channel, EventSink, HistoryPage, Message, OutboundMessage, Position,
     PresenceMember, RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions,
@@ -104,6 +105,9 @@ pub struct RecoveryKey {
     pub channel_serials: BTreeMap<String, String>,
 }
 
+/// How long a goodbye waits for the server's `CLOSED` after sending `CLOSE`.
+pub const CLOSED_WAIT: Duration = Duration::from_secs(2);
+
 /// The Ably realtime client (protocol v6, JSON).
 ///
 /// Resume state (connection key, msgSerial, unacknowledged publishes, channel serials) lives
@@ -128,6 +132,8 @@ pub struct AblyRealtime {
     recover: Mutex<Option<RecoveryKey>>,
     last_url: Mutex<Option<String>>,
     updates: Arc<watch::Sender<u64>>,
+    /// The injected TLS configuration, if any (otherwise the shared default).
+    link_config: Option<LinkConfig>,
 }
 
 /// The tasks of the current link and the switch that stops its reader.
@@ -159,6 +165,7 @@ impl AblyRealtime {
             recover: Mutex::new(recover),
             last_url: Mutex::new(None),
             updates: Arc::new(watch::channel(0).0),
+            link_config: None,
         }
     }
 
@@ -289,7 +296,11 @@ impl AblyRealtime {
             .unwrap_or(if self.cfg.tls { 443 } else { 80 });
         let url = format!("{scheme}://{}:{port}{path}", self.cfg.realtime_host);
         let connector = if self.cfg.tls {
-            Some(tokio_tungstenite::Connector::Rustls(crate::tls_config()?))
+            let tls = match &self.link_config {
+                Some(config) => config.tls().clone(),
+                None => LinkConfig::shared_default()?.tls().clone(),
+            };
+            Some(tokio_tungstenite::Connector::Rustls(tls))
         } else {
             None
         };
@@ -444,8 +455,17 @@ impl AblyRealtime {
         self.send_auth(token).await
     }
 
-    /// Closes the Ably connection for good (`CLOSE`/`CLOSED`): the server discards its state,
-    /// so the next `connect` starts a fresh connection.
+    /// The TLS configuration to open `wss` links with; default:
+    /// [`LinkConfig::shared_default`] (ring, the compiled-in webpki roots). Inject one to trust
+    /// a private CA or the system store.
+    pub fn with_link_config(mut self, config: LinkConfig) -> Self {
+        self.link_config = Some(config);
+        self
+    }
+
+    /// Closes the Ably connection for good (`CLOSE`, then at most [`CLOSED_WAIT`] for
+    /// `CLOSED`): the server discards its state (others see this client's presence leave at
+    /// once), so the next `connect` starts a fresh connection.
     pub async fn close(&self) -> Result<()> {
         let mut link = self.tasks.lock().await;
         let (tx, rx) = oneshot::channel();
@@ -455,7 +475,7 @@ impl AblyRealtime {
             s.send(&ProtocolMessage::new(action::CLOSE)).is_ok()
         };
         if sent {
-            let _ = timeout(self.request_timeout(), rx).await;
+            let _ = timeout(self.request_timeout().min(CLOSED_WAIT), rx).await;
         }
         self.stop_tasks(&mut link).await;
         let mut s = lock(&self.shared);
@@ -690,6 +710,12 @@ impl RealtimeProvider for AblyRealtime {
         let mut link = self.tasks.lock().await;
         self.stop_tasks(&mut link).await;
         Ok(())
+    }
+
+    /// `CLOSE`, a brief wait for `CLOSED`, then the link's teardown ([`AblyRealtime::close`]):
+    /// others see this client's presence leave at once and the server discards its state.
+    async fn goodbye(&self) -> Result<()> {
+        AblyRealtime::close(self).await
     }
 
     async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {

@@ -519,6 +519,7 @@ impl Reader {
                     code: pm.error.as_ref().map_or(90003, ErrorInfo::code),
                     message: "channel continuity lost (ATTACHED without RESUMED)".into(),
                     retryable: true,
+                    source: None,
                 },
             });
         }

@@ -168,6 +168,7 @@ pub fn to_realtime_error(error: &ErrorInfo, channel: Option<&str>) -> RealtimeEr
             code,
             message: error.text().to_owned(),
             retryable: status >= 500 || RETRIABLE_CODES.contains(&code),
+            source: None,
         },
     }
 }
@@ -179,6 +180,7 @@ pub fn unsupported_data(what: &str) -> RealtimeError {
         code: 40013,
         message: format!("Data type is unsupported: {what} (send a string, object or array)"),
         retryable: false,
+        source: None,
     }
 }
 

@@ -29,8 +29,6 @@ mod testdata;
 pub struct ReadmeDoctests;
 pub mod token;
 
-use std::sync::Arc;
-
 pub use client::{AblyMessage, AblyRealtime, PublishHandle, RecoveryKey};
 pub use config::{AblyConfig, ChannelMode, ChannelOptions, Credentials};
 pub use rest::{AblyRest, RestAuth, RestConfig};
@@ -44,18 +42,3 @@ pub const DEFAULT_HOST: &str = "main.realtime.ably.net";
 
 /// The agent this library announces (`agent=` / `Ably-Agent`).
 pub const AGENT: &str = concat!("realtime-rs-ably/", env!("CARGO_PKG_VERSION"));
-
-/// The rustls configuration for `wss://` (ring provider, webpki roots).
-pub(crate) fn tls_config() -> relayport_core::Result<Arc<rustls::ClientConfig>> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| relayport_core::RealtimeError::Config(format!("TLS: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(cfg))
-}

@@ -920,3 +920,25 @@ async fn continuity_loss_on_a_resumed_connection_is_reported() {
     peer.finished(1).await;
     peer.assert_clean();
 }
+
+/// `RealtimeClient::close()` ends the Ably session as the protocol says: CLOSE, the server's
+/// CLOSED, then the socket closes (before this goodbye, others saw this client's presence
+/// leave only ~15 s later and the server kept its state for 2 minutes).
+#[tokio::test]
+async fn core_close_sends_close_and_waits_for_closed() {
+    let mut peer = WsPeer::start(vec![Script::synthetic(
+        Value::Null,
+        &[
+            (true, CONNECTED),
+            (false, r#"{"action":10,"channel":"room"}"#),
+            (true, r#"{"action":11,"channel":"room","flags":0}"#),
+        ],
+        Tail::ExpectGoodbye,
+    )])
+    .await;
+    let client = RealtimeClient::builder(AblyRealtime::new(cfg(peer.port, 1))).build();
+    let _sub = client.subscribe("room").await.unwrap();
+    bounded("the goodbye", client.close()).await;
+    peer.finished(0).await;
+    peer.assert_clean();
+}

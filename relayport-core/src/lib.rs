@@ -27,6 +27,8 @@ pub mod provider;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+#[cfg(feature = "transport")]
+pub mod transport;
 
 pub use auth::{AuthRequest, ChannelAuth, ChannelAuthorizer, PresenceUser, Publisher};
 pub use channel::{Channel, ChannelKind, IntoChannel};

@@ -328,6 +328,15 @@ pub trait RealtimeProvider: Send + Sync + 'static {
     /// One heartbeat round trip; the duration is the latency.
     async fn ping(&self) -> Result<Duration>;
 
+    /// Ends the session the way the protocol says, then disconnects: what
+    /// `RealtimeClient::close()` and `disconnect()` call (a lost link is torn down with
+    /// [`RealtimeProvider::disconnect`] instead, so that a provider can still resume it). Ably
+    /// sends `CLOSE` and waits briefly for `CLOSED`; the default is `disconnect`, which for the
+    /// other providers already says goodbye (a close frame, Supabase's `phx_leave`s).
+    async fn goodbye(&self) -> Result<()> {
+        self.disconnect().await
+    }
+
     /// The messages published on `channel` after `since`, oldest first.
     async fn history(&self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
         let _ = (channel, since);

@@ -136,6 +136,7 @@ async fn a_fatal_close_fails_and_a_retryable_one_reconnects() {
             code: 4001,
             message: "app disabled".into(),
             retryable: false,
+            source: None,
         },
     ));
     let state = wait_state(&client, |s| matches!(s, ConnectionState::Failed(_))).await;

@@ -1,26 +1,29 @@
 //! The realtime client: [`PusherProvider`], a [`RealtimeProvider`] speaking protocol 7.
 //!
-//! One `connect` opens one WebSocket, waits for `pusher:connection_established` and starts a
-//! reader and a writer task. The reader answers `pusher:ping`, settles pending subscribes,
-//! reports messages, presence changes and errors through the [`EventSink`], and reports why the
-//! link closed (by close code, see [`crate::errors`]). The provider never reconnects by itself.
+//! One `connect` opens one link on the core's link layer ([`relayport_core::transport`]), waits
+//! for `pusher:connection_established` and hands the reader to this module's dispatcher, which
+//! answers `pusher:ping`, settles pending subscribes, reports messages, presence changes and
+//! errors through the [`EventSink`], and reports why the link closed (by close code, see
+//! [`crate::errors`]). `disconnect` says goodbye with a WebSocket close frame. The provider never
+//! reconnects by itself, and it leaves heartbeat timing to the core (a `pusher:ping` waits as
+//! long as the core's heartbeat timeout lets it).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{SinkExt, StreamExt};
+use relayport_core::transport::{
+    self, Dispatcher, Flow, Frame as WireFrame, LinkConfig, LinkSender, PeerClose, Received,
+};
 use relayport_core::{
     Capabilities, Channel, ChannelAuth, ChannelKind, CloseReason, EventSink, Message,
     OutboundMessage, PresenceChange, PresenceMember, RealtimeError, RealtimeProvider, Reconnect,
     Result, Session, SubscribeOptions, Subscribed,
 };
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, timeout};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tracing::debug;
 
 use crate::client_events::{ClientEventLimiter, check_client_event};
@@ -77,24 +80,21 @@ struct Shared {
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    transport::lock(shared)
 }
 
+/// The close code of a goodbye (RFC 6455 normal closure).
+const GOODBYE_CODE: u16 = 1000;
+
 struct Conn {
-    out: mpsc::UnboundedSender<WsMessage>,
+    link: transport::Link,
     shared: Arc<Mutex<Shared>>,
-    reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
     limiter: ClientEventLimiter,
 }
 
 impl Conn {
     fn send(&self, text: String) -> Result<()> {
-        self.out
-            .send(WsMessage::text(text))
-            .map_err(|_| RealtimeError::Connection("the connection is closed".into()))
+        self.link.send_text(text)
     }
 }
 
@@ -117,6 +117,7 @@ impl Conn {
 /// ```
 pub struct PusherProvider {
     config: PusherConfig,
+    link_config: Option<LinkConfig>,
     /// The current connection. Held across an await only by `connect`, `disconnect` and
     /// `signin`; the other calls release it before waiting for the server.
     conn: tokio::sync::Mutex<Option<Conn>>,
@@ -134,38 +135,25 @@ impl std::fmt::Debug for PusherProvider {
     }
 }
 
-impl Drop for PusherProvider {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.get_mut().take() {
-            conn.reader.abort();
-            conn.writer.abort();
-        }
-    }
-}
-
-fn tls_connector() -> Result<tokio_tungstenite::Connector> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| RealtimeError::Config(format!("TLS setup: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
-}
-
 impl PusherProvider {
     /// A provider for this configuration (not connected).
     pub fn new(config: PusherConfig) -> Self {
         let (user_events, _) = broadcast::channel(256);
         Self {
             config,
+            link_config: None,
             conn: tokio::sync::Mutex::new(None),
             socket_id: Mutex::new(None),
             user_events,
         }
+    }
+
+    /// The TLS configuration (and HTTP client) to connect with; default:
+    /// [`LinkConfig::shared_default`] (the compiled-in webpki roots). Inject one to trust a
+    /// private CA or the system store.
+    pub fn with_link_config(mut self, config: LinkConfig) -> Self {
+        self.link_config = Some(config);
+        self
     }
 
     /// The configuration.
@@ -175,14 +163,11 @@ impl PusherProvider {
 
     /// The current socket id, while connected.
     pub fn socket_id(&self) -> Option<String> {
-        self.socket_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        transport::lock(&self.socket_id).clone()
     }
 
     fn set_socket_id(&self, id: Option<String>) {
-        *self.socket_id.lock().unwrap_or_else(|p| p.into_inner()) = id;
+        *transport::lock(&self.socket_id) = id;
     }
 
     /// Events for the signed-in user (sign-in confirmations, server-to-user events, watchlist).
@@ -229,27 +214,19 @@ impl PusherProvider {
 
     async fn open(&self, slot: &mut Option<Conn>, sink: EventSink) -> Result<Session> {
         let url = self.config.url();
-        let connector = if self.config.tls {
-            Some(tls_connector()?)
-        } else {
-            None
+        let link_config = match &self.link_config {
+            Some(config) => config.clone(),
+            None => LinkConfig::shared_default()?,
         };
         let limit = self.config.connect_timeout;
-        let (ws, _) = timeout(
-            limit,
-            tokio_tungstenite::connect_async_tls_with_config(&url, None, true, connector),
-        )
-        .await
-        .map_err(|_| RealtimeError::timeout("WebSocket handshake", limit))?
-        .map_err(|e| RealtimeError::Connection(format!("WebSocket to {url}: {e}")))?;
-        let (mut write, mut read) = ws.split();
-        let established = timeout(limit, async {
+        let (handshake, established) = timeout(limit, async {
+            let mut handshake = transport::open(&url, &link_config).await?;
             loop {
-                match read.next().await {
-                    Some(Ok(WsMessage::Text(t))) => {
+                match handshake.recv().await {
+                    Ok(Received::Text(t)) => {
                         let frame = parse_frame(&t)?;
                         match frame.event.as_str() {
-                            "pusher:connection_established" => return Ok(frame.data),
+                            "pusher:connection_established" => return Ok((handshake, frame.data)),
                             "pusher:error" => {
                                 let (code, message) = error_fields(&frame.data);
                                 return Err(error_for_code(code, &message));
@@ -257,21 +234,22 @@ impl PusherProvider {
                             other => debug!(event = other, "frame before connection_established"),
                         }
                     }
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        let (code, reason) = close_fields(frame.as_ref());
-                        return Err(match close_reason(code, &reason).reconnect {
-                            Reconnect::Never(e) => e,
-                            _ => RealtimeError::Connection(format!(
-                                "closed before connection_established: {reason} ({code:?})"
-                            )),
-                        });
+                    Ok(Received::Binary(_)) => {}
+                    Err(close) if close.clean => {
+                        return Err(
+                            match close_reason(close.code_i64(), &close.reason).reconnect {
+                                Reconnect::Never(e) => e,
+                                _ => RealtimeError::Connection(format!(
+                                    "closed before connection_established: {} ({:?})",
+                                    close.reason, close.code
+                                )),
+                            },
+                        );
                     }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
-                    None => {
-                        return Err(RealtimeError::Connection(
-                            "closed before connection_established".into(),
-                        ));
+                    Err(close) => {
+                        return Err(RealtimeError::Connection(format!(
+                            "before connection_established: {close}"
+                        )));
                     }
                 }
             }
@@ -296,30 +274,14 @@ impl PusherProvider {
         };
 
         let shared = Arc::new(Mutex::new(Shared::default()));
-        let (out, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();
-        let writer = tokio::spawn(async move {
-            while let Some(msg) = out_rx.recv().await {
-                let is_close = matches!(msg, WsMessage::Close(_));
-                if write.send(msg).await.is_err() || is_close {
-                    break;
-                }
-            }
-            let _ = write.close().await;
+        let link = handshake.start(Reader {
+            shared: shared.clone(),
+            sink,
+            user_events: self.user_events.clone(),
         });
-        let reader = tokio::spawn(read_loop(
-            read,
-            Reader {
-                shared: shared.clone(),
-                sink,
-                out: out.clone(),
-                user_events: self.user_events.clone(),
-            },
-        ));
         let conn = slot.insert(Conn {
-            out,
+            link,
             shared,
-            reader,
-            writer,
             limiter: ClientEventLimiter::new(self.config.client_events_per_second),
         });
         self.set_socket_id(Some(socket_id.clone()));
@@ -348,15 +310,10 @@ impl PusherProvider {
             s.pings.clear();
             s.signin = None;
         }
-        let _ = conn.out.send(WsMessage::Close(None));
-        drop(conn.out);
-        conn.reader.abort();
-        // The writer ends after sending the close frame; bounded so a stuck socket cannot
-        // hold disconnect up.
-        let mut writer = conn.writer;
-        if timeout(Duration::from_secs(2), &mut writer).await.is_err() {
-            writer.abort();
-        }
+        // The goodbye: a close frame after everything queued, bounded by the link's grace.
+        conn.link
+            .close(GOODBYE_CODE, "", transport::DEFAULT_CLOSE_GRACE)
+            .await;
     }
 }
 
@@ -370,67 +327,63 @@ fn error_fields(data: &Value) -> (Option<i64>, String) {
     (code, message)
 }
 
-fn close_fields(
-    frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>,
-) -> (Option<i64>, String) {
-    match frame {
-        Some(f) => (Some(i64::from(u16::from(f.code))), f.reason.to_string()),
-        None => (None, String::new()),
-    }
-}
-
+/// Pusher's side of the link's reader: the protocol-7 codec and its bookkeeping.
 struct Reader {
     shared: Arc<Mutex<Shared>>,
     sink: EventSink,
-    out: mpsc::UnboundedSender<WsMessage>,
     user_events: broadcast::Sender<UserEvent>,
 }
 
-async fn read_loop<S>(mut read: S, r: Reader)
-where
-    S: futures_util::Stream<
-            Item = std::result::Result<WsMessage, tokio_tungstenite::tungstenite::Error>,
-        > + Unpin,
-{
-    let reason = loop {
-        match read.next().await {
-            Some(Ok(WsMessage::Text(t))) => r.on_text(&t),
-            Some(Ok(WsMessage::Binary(_))) => {
-                r.sink.error(
+impl Dispatcher for Reader {
+    fn on_frame(&mut self, frame: WireFrame<'_>, link: &LinkSender) -> Flow {
+        match frame {
+            WireFrame::Text(t) => self.on_text(t, link),
+            WireFrame::Binary(_) => {
+                self.sink.error(
                     None,
                     RealtimeError::Protocol("binary frames are not part of the protocol".into()),
                 );
             }
-            Some(Ok(WsMessage::Close(frame))) => {
-                let (code, reason) = close_fields(frame.as_ref());
-                break close_reason(code, &reason);
+        }
+        Flow::from(!self.sink.is_closed())
+    }
+
+    fn on_close(&mut self, close: PeerClose) {
+        let reason = if close.clean {
+            close_reason(close.code_i64(), &close.reason)
+        } else {
+            CloseReason::retry(None, close.to_string())
+        };
+        self.closed(reason);
+    }
+}
+
+impl Reader {
+    /// The link ended: fails everything still waiting and reports why.
+    fn closed(&self, reason: CloseReason) {
+        let r = self;
+        let mut s = lock(&r.shared);
+        if s.closing || s.closed {
+            return;
+        }
+        s.closed = true;
+        let error = match &reason.reconnect {
+            Reconnect::Never(e) => e.clone(),
+            _ => RealtimeError::Connection(reason.message.clone()),
+        };
+        for (_, sub) in s.subs.drain() {
+            if let Some(w) = sub.waiter {
+                let _ = w.send(Err(error.clone()));
             }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => break CloseReason::retry(None, format!("connection lost: {e}")),
-            None => break CloseReason::retry(None, "connection lost"),
         }
-    };
-    let mut s = lock(&r.shared);
-    if s.closing || s.closed {
-        return;
-    }
-    s.closed = true;
-    let error = match &reason.reconnect {
-        Reconnect::Never(e) => e.clone(),
-        _ => RealtimeError::Connection(reason.message.clone()),
-    };
-    for (_, sub) in s.subs.drain() {
-        if let Some(w) = sub.waiter {
-            let _ = w.send(Err(error.clone()));
+        s.pending.clear();
+        s.pings.clear();
+        if let Some(w) = s.signin.take() {
+            let _ = w.send(Err(error));
         }
+        drop(s);
+        r.sink.closed(reason);
     }
-    s.pending.clear();
-    s.pings.clear();
-    if let Some(w) = s.signin.take() {
-        let _ = w.send(Err(error));
-    }
-    drop(s);
-    r.sink.closed(reason);
 }
 
 fn members_of(data: &Value) -> Vec<PresenceMember> {
@@ -466,11 +419,7 @@ fn members_of(data: &Value) -> Vec<PresenceMember> {
 }
 
 impl Reader {
-    fn send(&self, text: String) {
-        let _ = self.out.send(WsMessage::text(text));
-    }
-
-    fn on_text(&self, text: &str) {
+    fn on_text(&self, text: &str, link: &LinkSender) {
         let frame = match parse_frame(text) {
             Ok(f) => f,
             Err(e) => {
@@ -479,7 +428,9 @@ impl Reader {
             }
         };
         match frame.event.as_str() {
-            "pusher:ping" => self.send(protocol::pong()),
+            "pusher:ping" => {
+                let _ = link.send_text(protocol::pong());
+            }
             "pusher:pong" => {
                 let mut s = lock(&self.shared);
                 while let Some(w) = s.pings.pop_front() {
@@ -506,7 +457,7 @@ impl Reader {
             "pusher:error" => self.on_error(frame),
             "pusher_internal:member_added" => self.on_member(frame, true),
             "pusher_internal:member_removed" => self.on_member(frame, false),
-            "pusher:signin_success" => self.on_signin(frame),
+            "pusher:signin_success" => self.on_signin(frame, link),
             "pusher_internal:watchlist_events" => {
                 let events = frame
                     .data
@@ -666,7 +617,7 @@ impl Reader {
         self.sink.presence(channel, change);
     }
 
-    fn on_signin(&self, frame: Frame) {
+    fn on_signin(&self, frame: Frame, link: &LinkSender) {
         let user_data = frame
             .data
             .get("user_data")
@@ -708,7 +659,7 @@ impl Reader {
             );
             s.signin.take()
         };
-        self.send(protocol::subscribe(&wire, None, None));
+        let _ = link.send_text(protocol::subscribe(&wire, None, None));
         let _ = self.user_events.send(UserEvent::SignedIn {
             user_id: user_id.clone(),
             user_data,
@@ -988,9 +939,9 @@ impl RealtimeProvider for PusherProvider {
             .collect())
     }
 
-    /// Sends `pusher:ping` and waits for `pusher:pong` (at most the pong timeout).
+    /// Sends `pusher:ping` and waits for `pusher:pong`, as long as the caller waits (the
+    /// core's heartbeat timeout bounds it).
     async fn ping(&self) -> Result<Duration> {
-        let limit = self.config.pong_timeout;
         let mut slot = self.conn.lock().await;
         let conn = Self::live(&mut slot)?;
         let (tx, rx) = oneshot::channel();
@@ -1002,12 +953,11 @@ impl RealtimeProvider for PusherProvider {
         let start = Instant::now();
         conn.send(protocol::ping())?;
         drop(slot);
-        match timeout(limit, rx).await {
-            Ok(Ok(())) => Ok(start.elapsed()),
-            Ok(Err(_)) => Err(RealtimeError::Connection(
+        match rx.await {
+            Ok(()) => Ok(start.elapsed()),
+            Err(_) => Err(RealtimeError::Connection(
                 "the connection closed while waiting for pusher:pong".into(),
             )),
-            Err(_) => Err(RealtimeError::timeout("pusher:pong", limit)),
         }
     }
 }
@@ -1015,14 +965,6 @@ impl RealtimeProvider for PusherProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_ring_tls_stack_builds() {
-        assert!(matches!(
-            tls_connector(),
-            Ok(tokio_tungstenite::Connector::Rustls(_))
-        ));
-    }
 
     #[tokio::test]
     async fn calls_before_connect_are_connection_errors() {

@@ -20,7 +20,7 @@ pub fn check_client_event(message: &OutboundMessage, max_payload: usize) -> Resu
     let wire = to_wire(&message.channel)?;
     if !message.event.starts_with("client-") {
         return Err(RealtimeError::Unsupported(format!(
-            "publishing `{}` from a Pusher connection: client events must be named `client-…` (publish other events with the server-side PusherRest)",
+            "publishing `{}` from a Pusher connection; client events must be named `client-…`, and other events are published with the server-side `PusherRest`",
             message.event
         )));
     }

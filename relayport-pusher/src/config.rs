@@ -24,8 +24,6 @@ pub struct PusherConfig {
     /// The client's activity timeout; the heartbeat interval is the smaller of this and the
     /// server's `activity_timeout` (default 120 s).
     pub activity_timeout: Duration,
-    /// How long a `pusher:ping` may wait for its `pusher:pong` (default 30 s).
-    pub pong_timeout: Duration,
     /// How long a subscribe (or sign-in) waits for the server's answer (default 10 s).
     pub subscribe_timeout: Duration,
     /// How long the WebSocket handshake and `pusher:connection_established` may take
@@ -47,7 +45,6 @@ impl std::fmt::Debug for PusherConfig {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("activity_timeout", &self.activity_timeout)
-            .field("pong_timeout", &self.pong_timeout)
             .field("subscribe_timeout", &self.subscribe_timeout)
             .field("user_authenticator", &self.user_authenticator.is_some())
             .finish_non_exhaustive()
@@ -75,7 +72,6 @@ impl PusherConfig {
             client_name: "rust".into(),
             client_version: env!("CARGO_PKG_VERSION").into(),
             activity_timeout: Duration::from_secs(120),
-            pong_timeout: Duration::from_secs(30),
             subscribe_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(15),
             client_events_per_second: 10,

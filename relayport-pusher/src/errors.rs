@@ -28,6 +28,7 @@ fn provider(code: i64, message: &str, retryable: bool) -> RealtimeError {
         code,
         message: message.to_owned(),
         retryable,
+        source: None,
     }
 }
 
@@ -112,6 +113,7 @@ pub fn http_error(status: u16, body: &str) -> RealtimeError {
             code: 413,
             message: format!("payload too large: {message}"),
             retryable: false,
+            source: None,
         },
         429 => RealtimeError::RateLimited(format!("pusher HTTP 429: {message}")),
         500..=599 => provider(effective, &message, true),

@@ -338,3 +338,31 @@ async fn disconnect_and_drop_stop_every_task() {
         peer.finish().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn disconnect_says_goodbye_with_a_normal_close_frame() {
+    let peer = Peer::start(vec![
+        Step::Send(established("1.7", 120)),
+        Step::Expect(protocol::subscribe("my-channel", None, None)),
+        Step::Send(succeeded("my-channel")),
+        Step::AwaitGoodbye(1000),
+    ])
+    .await;
+    let p = provider(peer.port);
+    let (sink, mut rx) = EventSink::channel();
+    p.connect(sink).await.unwrap();
+    p.subscribe(
+        &relayport_core::Channel::public("my-channel"),
+        &SubscribeOptions::default(),
+    )
+    .await
+    .unwrap();
+    p.disconnect().await.unwrap();
+    // The peer saw a 1000 close frame, not a dropped socket.
+    peer.finish().await.unwrap();
+    assert!(
+        rx.try_recv().is_err(),
+        "a goodbye is not reported as a close"
+    );
+    assert_eq!(p.socket_id(), None);
+}

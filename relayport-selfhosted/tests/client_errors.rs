@@ -87,7 +87,8 @@ fn errors_carry_the_details_the_server_and_the_request_gave() {
             provider: "selfhosted",
             code: 4029,
             message: "too_many_subscriptions: 50 max".into(),
-            retryable: false
+            retryable: false,
+            source: None,
         }
     );
     let unknown = error_for_code("brand_new", "m", None, ctx);

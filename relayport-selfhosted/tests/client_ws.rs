@@ -698,6 +698,26 @@ async fn disconnect_closes_the_socket_and_stops_reporting() {
 }
 
 #[tokio::test]
+async fn disconnect_says_goodbye_with_a_normal_close_frame() {
+    let server = PeerServer::bind().await;
+    let (provider, mut peer, mut events) = connected_provider(&server).await;
+    let goodbye = tokio::spawn(async move {
+        provider.disconnect().await.expect("disconnect");
+        provider
+    });
+    assert_eq!(
+        peer.expect_close_frame().await,
+        (1000, "client disconnect".to_owned())
+    );
+    // The peer answers the close (tungstenite does so while reading on): the goodbye ends
+    // without waiting out its grace period.
+    peer.expect_closed().await;
+    let provider = within("the goodbye", goodbye).await.expect("no panic");
+    assert_eq!(provider.transport(), None);
+    assert!(events.drain().is_empty(), "a goodbye is not reported");
+}
+
+#[tokio::test]
 async fn connection_refused_is_a_retryable_connection_error() {
     let server = PeerServer::bind().await;
     let url = server.url.clone();

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
+use relayport_core::transport::LinkConfig;
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
@@ -242,9 +243,7 @@ fn to_ws(frame: WireFrame) -> WsMessage {
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    relayport_core::transport::lock(shared)
 }
 
 /// Sets the user's JWT from anywhere, including while the provider is owned by a
@@ -313,6 +312,7 @@ pub struct SupabaseProvider {
     tasks: tokio::sync::Mutex<LinkTasks>,
     rest: Mutex<Option<SupabasePublisher>>,
     connector: Option<Connector>,
+    link_config: Option<LinkConfig>,
 }
 
 /// The reader and writer of the current link, and how many links were opened.
@@ -349,7 +349,16 @@ impl SupabaseProvider {
             tasks: tokio::sync::Mutex::new(LinkTasks::default()),
             rest: Mutex::new(None),
             connector: None,
+            link_config: None,
         }
+    }
+
+    /// The TLS configuration to open `wss` sockets with; default:
+    /// [`LinkConfig::shared_default`] (the compiled-in webpki roots). Inject one to trust a
+    /// private CA or the system store. Never installs a process-global crypto provider.
+    pub fn with_link_config(mut self, config: LinkConfig) -> Self {
+        self.link_config = Some(config);
+        self
     }
 
     /// Opens sockets through `connector` instead of TCP/TLS (see [`Connector`]).
@@ -418,7 +427,7 @@ impl SupabaseProvider {
 
     fn rest(&self) -> Result<SupabasePublisher> {
         let rest = {
-            let mut slot = self.rest.lock().unwrap_or_else(|p| p.into_inner());
+            let mut slot = relayport_core::transport::lock(&self.rest);
             if slot.is_none() {
                 *slot = Some(
                     SupabasePublisher::with_base_url(
@@ -522,13 +531,30 @@ impl SupabaseProvider {
         }
     }
 
-    /// Closes the link (the reader keeps delivering what the server sent before its close
-    /// reply, for at most [`CLOSE_GRACE`]) and stops both tasks.
-    async fn stop_tasks(&self, link: &mut LinkTasks) {
+    /// The TLS configuration: the injected one, or the shared default (ring, webpki roots).
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>> {
+        Ok(match &self.link_config {
+            Some(config) => config.tls().clone(),
+            None => LinkConfig::shared_default()?.tls().clone(),
+        })
+    }
+
+    /// Closes the link: with `goodbye` (a `disconnect`), a `phx_leave` for every joined channel
+    /// first; then the close frame (the reader keeps delivering what the server sent before its
+    /// close reply, for at most [`CLOSE_GRACE`]); then stops both tasks.
+    async fn stop_tasks(&self, link: &mut LinkTasks, goodbye: bool) {
         let tx = {
             let mut s = lock(&self.shared);
+            let leaves = if goodbye {
+                self.leaves(&mut s)
+            } else {
+                Vec::new()
+            };
             s.conn.as_mut().map(|c| {
                 c.closing = true;
+                for leave in leaves {
+                    let _ = c.tx.send(to_ws(leave));
+                }
                 c.tx.clone()
             })
         };
@@ -551,6 +577,21 @@ impl SupabaseProvider {
             }
         }
         lock(&self.shared).drop_link();
+    }
+
+    /// The `phx_leave` of every joined channel, as realtime-js's `removeAllChannels` sends
+    /// them: the server drops this client's presence and subscriptions at once.
+    fn leaves(&self, s: &mut Shared) -> Vec<WireFrame> {
+        let joined = s.dispatcher.joined();
+        let mut frames = Vec::with_capacity(joined.len());
+        for (topic, join_ref) in joined {
+            let r = s.next_ref();
+            match ClientPush::Leave.encode(self.config.vsn, Some(&join_ref), &r, &topic) {
+                Ok(frame) => frames.push(frame),
+                Err(e) => debug!(%topic, error = %e, "phx_leave does not encode"),
+            }
+        }
+        frames
     }
 
     fn start_link<S: Io>(
@@ -822,14 +863,18 @@ impl RealtimeProvider for SupabaseProvider {
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
         let mut link = self.tasks.lock().await;
-        self.stop_tasks(&mut link).await;
+        // Replacing a link (usually a dead one) is no goodbye: the channels rejoin.
+        self.stop_tasks(&mut link, false).await;
         let url = self.config.socket_url()?;
-        if url.starts_with("wss:") {
-            // Several crates may enable rustls providers; pick ring explicitly.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
         match self.connector.clone() {
-            None => match tokio_tungstenite::connect_async(url.as_str()).await {
+            None => match tokio_tungstenite::connect_async_tls_with_config(
+                url.as_str(),
+                None,
+                true,
+                Some(tokio_tungstenite::Connector::Rustls(self.tls()?)),
+            )
+            .await
+            {
                 Ok((ws, _)) => Ok(self.start_link(&mut link, ws, sink)),
                 Err(e) => Err(self.handshake_failed(e)),
             },
@@ -850,7 +895,7 @@ impl RealtimeProvider for SupabaseProvider {
 
     async fn disconnect(&self) -> Result<()> {
         let mut link = self.tasks.lock().await;
-        self.stop_tasks(&mut link).await;
+        self.stop_tasks(&mut link, true).await;
         Ok(())
     }
 

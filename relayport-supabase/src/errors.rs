@@ -128,12 +128,14 @@ pub fn to_error(text: &str, ctx: ErrorContext<'_>) -> RealtimeError {
             code,
             message: text.to_owned(),
             retryable: true,
+            source: None,
         },
         ErrorClass::Fatal => RealtimeError::Provider {
             provider: PROVIDER_NAME,
             code,
             message: text.to_owned(),
             retryable: false,
+            source: None,
         },
     }
 }
@@ -155,6 +157,7 @@ pub fn handshake_error(status: u16, body: &str) -> RealtimeError {
             code: 403,
             message: text,
             retryable: false,
+            source: None,
         },
         404 => RealtimeError::Config(text),
         429 => RealtimeError::RateLimited(text),
@@ -187,6 +190,7 @@ pub fn rest_error(status: u16, body: &str, size: Option<usize>, limit: usize) ->
             code: i64::from(s),
             message: text,
             retryable: false,
+            source: None,
         },
     }
 }

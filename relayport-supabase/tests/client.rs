@@ -651,3 +651,30 @@ async fn live_supabase_broadcast_round_trip() {
     assert_eq!(m.event, "ping");
     client.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn disconnect_leaves_every_joined_channel_then_closes() {
+    let (mut incoming, connector) = peer::memory();
+    let server = tokio::spawn(async move {
+        let (mut ws, join) = joined(&mut incoming).await;
+        let leave = array(&peer::recv_text(&mut ws).await);
+        let close = peer::recv(&mut ws).await;
+        (join, leave, close)
+    });
+    let p = provider(connector);
+    let (sink, _events) = EventSink::channel();
+    p.connect(sink).await.expect("connect");
+    p.subscribe(&Channel::public("room"), &SubscribeOptions::default())
+        .await
+        .expect("join");
+    p.disconnect().await.expect("disconnect");
+    let (join, leave, close) = server.await.expect("server");
+    // The leave carries the join's ref as its join ref, on the joined topic.
+    assert_eq!(leave[0], join[0]);
+    assert_eq!(leave[2], "realtime:room");
+    assert_eq!(leave[3], "phx_leave");
+    assert!(
+        matches!(close, WsMessage::Close(_)),
+        "the close frame follows the leaves, got {close:?}"
+    );
+}

@@ -121,8 +121,12 @@ pub enum Tail {
     Drop,
     /// Expect at most a CLOSE (`{"action":7}`), answer CLOSED; EOF is fine too.
     AcceptClose,
-    /// Keep the socket open and silent until the client goes away.
+    /// Keep the socket open and silent until the client goes away (a goodbye's CLOSE is
+    /// answered with CLOSED).
     Hold,
+    /// The client must say goodbye: a CLOSE (`{"action":7}`), answered with CLOSED, then the
+    /// close frame. EOF or a close frame without a CLOSE first fails the script.
+    ExpectGoodbye,
 }
 
 /// One scripted connection: the recorded upgrade and frames.
@@ -321,10 +325,40 @@ async fn serve(tcp: TcpStream, script: &Script) -> Result<(), String> {
         Tail::Hold => {
             while let Some(Ok(m)) = ws.next().await {
                 if let WsMessage::Text(t) = m {
-                    return Err(format!("unexpected frame after the script: {t}"));
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v != json!({"action": 7}) {
+                        return Err(format!("unexpected frame after the script: {t}"));
+                    }
+                    let _ = ws.send(WsMessage::text(r#"{"action":8}"#)).await;
                 }
             }
             Ok(())
+        }
+        Tail::ExpectGoodbye => {
+            let close = loop {
+                match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                    Err(_) => {
+                        return Err("no goodbye: the client neither sent CLOSE nor left".into());
+                    }
+                    Ok(Some(Ok(WsMessage::Text(t)))) => break t.to_string(),
+                    Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+                    Ok(other) => return Err(format!("no CLOSE before the client left: {other:?}")),
+                }
+            };
+            let v: Value = serde_json::from_str(&close).unwrap_or(Value::Null);
+            if v != json!({"action": 7}) {
+                return Err(format!("expected CLOSE, got {close}"));
+            }
+            ws.send(WsMessage::text(r#"{"action":8}"#))
+                .await
+                .map_err(|e| format!("send CLOSED: {e}"))?;
+            // After CLOSED the client closes the socket.
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(None | Some(Err(_)) | Some(Ok(WsMessage::Close(_)))) => Ok(()),
+                other => Err(format!(
+                    "expected the socket to close after CLOSED, got {other:?}"
+                )),
+            }
         }
         Tail::AcceptClose => loop {
             match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {

@@ -238,7 +238,8 @@ impl Actor {
         if let Some(teardown) = self.teardown.take() {
             let _ = teardown.await;
         }
-        let _ = self.provider.disconnect().await;
+        // The application ends the session: the protocol's goodbye.
+        let _ = self.provider.goodbye().await;
         // Anything still in flight from this link is stale from now on.
         self.generation += 1;
         for entry in self.channels.values_mut() {

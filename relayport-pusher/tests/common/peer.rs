@@ -24,6 +24,9 @@ pub enum Step {
     Close(u16, String),
     /// Wait until the client closes (or the socket drops).
     AwaitClose,
+    /// The client must say goodbye with a close frame carrying this code (a dropped socket
+    /// or a data frame fails the script).
+    AwaitGoodbye(u16),
 }
 
 /// What the peer saw.
@@ -132,6 +135,22 @@ async fn serve(listener: &TcpListener, script: Vec<Step>) -> Result<PeerReport, 
                 .await
                 .map_err(|e| format!("step {i}: close: {e}"))?;
             }
+            Step::AwaitGoodbye(code) => loop {
+                match tokio::time::timeout(FRAME_WAIT, ws.next()).await {
+                    Err(_) => return Err(format!("step {i}: client did not close")),
+                    Ok(Some(Ok(Message::Close(Some(frame))))) if u16::from(frame.code) == code => {
+                        // Answer it, so the client's goodbye completes without its grace.
+                        let _ = ws.next().await;
+                        break;
+                    }
+                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                    Ok(other) => {
+                        return Err(format!(
+                            "step {i}: expected a close frame {code}, got {other:?}"
+                        ));
+                    }
+                }
+            },
             Step::AwaitClose => loop {
                 match tokio::time::timeout(FRAME_WAIT, ws.next()).await {
                     Err(_) => return Err(format!("step {i}: client did not close")),

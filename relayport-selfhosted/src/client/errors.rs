@@ -78,6 +78,7 @@ pub fn error_for_code(
             code: provider_code(other),
             message: format!("{other}: {message}"),
             retryable: other == code::UNAVAILABLE,
+            source: None,
         },
     }
 }

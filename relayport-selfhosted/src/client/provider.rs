@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use relayport_core::transport::LinkConfig;
 use relayport_core::{
     Capabilities, Channel, ChannelKind, EventSink, OutboundMessage, RealtimeError,
     RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
@@ -58,7 +59,7 @@ pub struct SelfHostedProvider {
     request_timeout: Duration,
     connect_timeout: Duration,
     publish_token: Option<String>,
-    http: reqwest::Client,
+    link_config: LinkConfig,
     /// The current link. WebSocket calls clone their `Arc<WsLink>` and release it before
     /// waiting, so they run alongside each other; `connect`, `disconnect` and the SSE fallback's
     /// subscribe hold it across an await.
@@ -124,7 +125,7 @@ impl SelfHostedProvider {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             publish_token: None,
-            http: reqwest::Client::new(),
+            link_config: LinkConfig::shared_default()?,
             link: tokio::sync::Mutex::new(None),
             current: std::sync::Mutex::new((None, Limits::default())),
         })
@@ -145,6 +146,15 @@ impl SelfHostedProvider {
     /// How long a connection attempt waits for the `connected` frame (default 10 s).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// The TLS configuration and HTTP client to connect with (default:
+    /// [`LinkConfig::shared_default`], the compiled-in webpki roots). Inject one to trust a
+    /// private CA or the system store, or to share an HTTP client; the SSE fallback uses its
+    /// HTTP client.
+    pub fn with_link_config(mut self, config: LinkConfig) -> Self {
+        self.link_config = config;
         self
     }
 
@@ -186,7 +196,7 @@ impl SelfHostedProvider {
         match &*self.link.lock().await {
             Some(Link::Ws(ws)) => Ok(ws.clone()),
             Some(Link::Sse(_)) => Err(RealtimeError::Unsupported(
-                "this operation over the SSE fallback (WebSocket only)".into(),
+                "this operation over the SSE fallback; it needs the WebSocket".into(),
             )),
             None => Err(not_connected()),
         }
@@ -199,7 +209,7 @@ impl SelfHostedProvider {
         status: Option<u16>,
     ) -> Result<Session> {
         let link = SseLink::open(
-            self.http.clone(),
+            self.link_config.http().clone(),
             self.base.clone(),
             self.publish_token.clone(),
             sink,
@@ -285,7 +295,7 @@ impl RealtimeProvider for SelfHostedProvider {
             return self.connect_sse(&mut slot, sink, None).await;
         }
         let url = self.ws_url()?;
-        match open(&url, sink.clone(), self.connect_timeout).await? {
+        match open(&url, &self.link_config, sink.clone(), self.connect_timeout).await? {
             Opened::Link(link) => {
                 let hello = link.hello.clone();
                 info!(transport = "websocket", socket_id = %hello.socket_id, "connected");

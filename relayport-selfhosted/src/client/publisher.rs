@@ -78,6 +78,7 @@ pub(crate) async fn check_response(
             code: i64::from(code),
             message,
             retryable: status.is_server_error(),
+            source: None,
         },
     })
 }

@@ -1,20 +1,18 @@
-//! The WebSocket link: one connection to `GET /ws?v=1`, a reader task that reports what arrives
-//! through the [`EventSink`], and requests matched to their answers by `ref`.
+//! The WebSocket link: one connection to `GET /ws?v=1` on the core's link layer
+//! ([`relayport_core::transport`]). This module keeps only the native protocol: the `connected`
+//! greeting, requests matched to their answers by `ref`, and the dispatcher that reports what
+//! arrives through the [`EventSink`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use relayport_core::transport::{
+    self, Dispatcher, Flow, Frame, Handshake, LinkConfig, LinkSender, OpenError, PeerClose,
+    Pending, Received,
+};
 use relayport_core::{Channel, EventSink, PresenceChange, RealtimeError, Reconnect, Result};
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, warn};
 
 use crate::client::errors::{CodeContext, close_reason, error_for_code};
@@ -22,45 +20,12 @@ use crate::protocol::{
     ClientFrame, Limits, MessageFrame, PROTOCOL_VERSION, PresenceAction, ServerFrame,
 };
 
-type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Answer = Result<ServerFrame>;
 
-/// Requests waiting for their answer, by `ref`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Pending(Arc<Mutex<HashMap<String, oneshot::Sender<Answer>>>>);
-
-impl Pending {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, oneshot::Sender<Answer>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn insert(&self, reference: String) -> oneshot::Receiver<Answer> {
-        let (tx, rx) = oneshot::channel();
-        self.lock().insert(reference, tx);
-        rx
-    }
-
-    fn take(&self, reference: &str) -> Option<oneshot::Sender<Answer>> {
-        self.lock().remove(reference)
-    }
-
-    fn clear(&self) {
-        self.lock().clear();
-    }
-}
-
-/// Removes a request from [`Pending`] when its caller stops waiting (answer, timeout, or the
-/// caller's future dropped by the core's own timeout).
-struct PendingGuard<'a> {
-    pending: &'a Pending,
-    reference: String,
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.pending.take(&self.reference);
-    }
-}
+/// The close code of a goodbye (RFC 6455 normal closure).
+const GOODBYE_CODE: u16 = 1000;
+/// The reason sent with the goodbye.
+const GOODBYE_REASON: &str = "client disconnect";
 
 /// What the `connected` frame said.
 #[derive(Debug, Clone)]
@@ -81,10 +46,9 @@ pub(crate) enum Opened {
 
 /// One open WebSocket connection.
 pub(crate) struct WsLink {
-    writer: tokio::sync::Mutex<SplitSink<WsStream, WsMessage>>,
-    pending: Pending,
-    reader: JoinHandle<()>,
-    next_ref: std::sync::atomic::AtomicU64,
+    link: transport::Link,
+    pending: Pending<String, Answer>,
+    next_ref: AtomicU64,
     pub(crate) hello: Hello,
 }
 
@@ -96,118 +60,102 @@ impl std::fmt::Debug for WsLink {
     }
 }
 
-fn connection_error(e: impl std::fmt::Display) -> RealtimeError {
-    RealtimeError::Connection(e.to_string())
-}
-
 /// Opens the WebSocket at `url` and waits (at most `wait`) for the `connected` frame.
-pub(crate) async fn open(url: &str, sink: EventSink, wait: Duration) -> Result<Opened> {
+pub(crate) async fn open(
+    url: &str,
+    config: &LinkConfig,
+    sink: EventSink,
+    wait: Duration,
+) -> Result<Opened> {
     let attempt = async {
-        let (stream, _response) = match tokio_tungstenite::connect_async(url).await {
-            Ok(ok) => ok,
-            Err(tungstenite::Error::Http(response)) => {
-                let status = response.status();
-                if status.is_client_error() {
-                    return Ok(Err(status.as_u16()));
-                }
-                return Err(RealtimeError::Connection(format!(
-                    "the WebSocket upgrade was answered with HTTP {status}"
-                )));
+        let mut handshake = match transport::open(url, config).await {
+            Ok(handshake) => handshake,
+            Err(OpenError::Refused { status }) if (400..500).contains(&status) => {
+                return Ok(Err(status));
             }
-            Err(e) => return Err(connection_error(e)),
+            Err(e) => return Err(RealtimeError::from(e)),
         };
-        let (writer, mut reader) = stream.split();
-        let hello = read_hello(&mut reader).await?;
-        Ok(Ok((writer, reader, hello)))
+        let hello = read_hello(&mut handshake).await?;
+        Ok(Ok((handshake, hello)))
     };
-    let (writer, reader, hello) = match timeout(wait, attempt).await {
+    let (handshake, hello) = match timeout(wait, attempt).await {
         Err(_) => return Err(RealtimeError::timeout("the `connected` frame", wait)),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(Err(status))) => return Ok(Opened::Refused(status)),
         Ok(Ok(Ok(parts))) => parts,
     };
-    let pending = Pending::default();
-    let reader = tokio::spawn(read_loop(reader, sink, pending.clone()));
+    let pending = Pending::new();
+    let link = handshake.start(NativeDispatcher {
+        sink,
+        pending: pending.clone(),
+    });
     Ok(Opened::Link(WsLink {
-        writer: tokio::sync::Mutex::new(writer),
+        link,
         pending,
-        reader,
-        next_ref: std::sync::atomic::AtomicU64::new(0),
+        next_ref: AtomicU64::new(0),
         hello,
     }))
 }
 
 /// Reads frames until the first one that matters, which must be `connected`.
-async fn read_hello(reader: &mut SplitStream<WsStream>) -> Result<Hello> {
-    loop {
-        let frame = match reader.next().await {
-            None => {
-                return Err(RealtimeError::Connection(
-                    "closed before `connected`".into(),
-                ));
+async fn read_hello(handshake: &mut Handshake) -> Result<Hello> {
+    let text = match handshake.recv().await {
+        Ok(Received::Text(text)) => text,
+        Ok(Received::Binary(_)) => {
+            return Err(RealtimeError::Protocol(
+                "a binary frame where `connected` was expected".into(),
+            ));
+        }
+        Err(close) if !close.clean => {
+            return Err(RealtimeError::Connection(format!(
+                "closed before `connected`: {close}"
+            )));
+        }
+        Err(close) => {
+            return Err(match close_reason(close.code, &close.reason).reconnect {
+                Reconnect::Never(e) => e,
+                _ => RealtimeError::Connection(format!("closed before `connected`: {close}")),
+            });
+        }
+    };
+    match serde_json::from_str::<ServerFrame>(&text) {
+        Ok(ServerFrame::Connected {
+            socket_id,
+            protocol,
+            heartbeat_ms,
+            limits,
+        }) => {
+            if protocol != PROTOCOL_VERSION {
+                return Err(RealtimeError::Protocol(format!(
+                    "the server speaks protocol {protocol}, this client {PROTOCOL_VERSION}"
+                )));
             }
-            Some(Err(e)) => return Err(connection_error(e)),
-            Some(Ok(frame)) => frame,
-        };
-        let text = match frame {
-            WsMessage::Text(text) => text,
-            WsMessage::Close(close) => {
-                let (code, reason) = close
-                    .map(|c| (Some(u16::from(c.code)), c.reason.to_string()))
-                    .unwrap_or((None, String::new()));
-                let reason = close_reason(code, &reason);
-                finish_close(reader).await;
-                return Err(match reason.reconnect {
-                    Reconnect::Never(e) => e,
-                    _ => RealtimeError::Connection(reason.message),
-                });
+            if socket_id.is_empty() {
+                return Err(RealtimeError::Protocol("an empty socket id".into()));
             }
-            WsMessage::Binary(_) => {
-                return Err(RealtimeError::Protocol(
-                    "a binary frame where `connected` was expected".into(),
-                ));
-            }
-            _ => continue,
-        };
-        return match serde_json::from_str::<ServerFrame>(&text) {
-            Ok(ServerFrame::Connected {
+            Ok(Hello {
                 socket_id,
-                protocol,
-                heartbeat_ms,
+                heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
                 limits,
-            }) => {
-                if protocol != PROTOCOL_VERSION {
-                    return Err(RealtimeError::Protocol(format!(
-                        "the server speaks protocol {protocol}, this client {PROTOCOL_VERSION}"
-                    )));
-                }
-                if socket_id.is_empty() {
-                    return Err(RealtimeError::Protocol("an empty socket id".into()));
-                }
-                Ok(Hello {
-                    socket_id,
-                    heartbeat: Duration::from_millis(heartbeat_ms.max(1)),
-                    limits,
-                })
-            }
-            Ok(ServerFrame::Error {
-                code,
-                message,
-                channel,
-                ..
-            }) => Err(error_for_code(
-                &code,
-                &message,
-                channel.as_deref(),
-                CodeContext::default(),
-            )),
-            Ok(other) => Err(RealtimeError::Protocol(format!(
-                "expected `connected` first, got {other:?}"
-            ))),
-            Err(e) => Err(RealtimeError::Protocol(format!(
-                "malformed first frame: {e}"
-            ))),
-        };
+            })
+        }
+        Ok(ServerFrame::Error {
+            code,
+            message,
+            channel,
+            ..
+        }) => Err(error_for_code(
+            &code,
+            &message,
+            channel.as_deref(),
+            CodeContext::default(),
+        )),
+        Ok(other) => Err(RealtimeError::Protocol(format!(
+            "expected `connected` first, got {other:?}"
+        ))),
+        Err(e) => Err(RealtimeError::Protocol(format!(
+            "malformed first frame: {e}"
+        ))),
     }
 }
 
@@ -221,53 +169,65 @@ impl WsLink {
         ctx: CodeContext<'_>,
         build: impl FnOnce(Option<String>) -> ClientFrame,
     ) -> Result<ServerFrame> {
-        let reference = (self
-            .next_ref
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1)
-        .to_string();
-        let rx = self.pending.insert(reference.clone());
-        let _guard = PendingGuard {
-            pending: &self.pending,
-            reference: reference.clone(),
-        };
+        let reference = (self.next_ref.fetch_add(1, Ordering::Relaxed) + 1).to_string();
+        // Registered before sending, so that no answer can overtake it; the waiter leaves the
+        // table however this call ends (answer, timeout, or the caller dropping it).
+        let waiter = self.pending.register(reference.clone());
         let frame = build(Some(reference));
         let text = serde_json::to_string(&frame)
             .map_err(|e| RealtimeError::Protocol(format!("{what} does not serialize: {e}")))?;
-        self.writer
-            .lock()
-            .await
-            .send(WsMessage::text(text))
-            .await
-            .map_err(connection_error)?;
-        match timeout(wait, rx).await {
-            Err(_) => Err(RealtimeError::timeout(what, wait)),
-            Ok(Err(_)) => Err(RealtimeError::Connection(format!(
-                "the connection closed before the answer to {what}"
-            ))),
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Ok(Ok(ServerFrame::Error {
+        self.link.send_text(text)?;
+        match waiter.answer(what, wait).await? {
+            Err(e) => Err(e),
+            Ok(ServerFrame::Error {
                 code,
                 message,
                 channel,
                 ..
-            }))) => Err(error_for_code(&code, &message, channel.as_deref(), ctx)),
-            Ok(Ok(Ok(frame))) => Ok(frame),
+            }) => Err(error_for_code(&code, &message, channel.as_deref(), ctx)),
+            Ok(frame) => Ok(frame),
         }
     }
 
-    /// Closes the connection politely and stops the reader. Nothing more reaches the sink.
+    /// Says goodbye with a WebSocket close frame (1000) and stops the reader. Nothing more
+    /// reaches the sink; requests still waiting fail at once.
     pub(crate) async fn close(&self) {
-        self.reader.abort();
         self.pending.clear();
-        let mut writer = self.writer.lock().await;
-        let _ = timeout(Duration::from_secs(1), writer.close()).await;
+        self.link
+            .close(GOODBYE_CODE, GOODBYE_REASON, transport::DEFAULT_CLOSE_GRACE)
+            .await;
     }
 }
 
-impl Drop for WsLink {
-    fn drop(&mut self) {
-        self.reader.abort();
+/// The native protocol's side of the reader.
+struct NativeDispatcher {
+    sink: EventSink,
+    pending: Pending<String, Answer>,
+}
+
+impl Dispatcher for NativeDispatcher {
+    fn on_frame(&mut self, frame: Frame<'_>, _link: &LinkSender) -> Flow {
+        let alive = match frame {
+            Frame::Text(text) => on_text(&self.sink, &self.pending, text),
+            Frame::Binary(_) => self.sink.error(
+                None,
+                RealtimeError::Protocol("the server sent a binary frame".into()),
+            ),
+        };
+        if !alive {
+            self.pending.clear();
+        }
+        Flow::from(alive)
+    }
+
+    fn on_close(&mut self, close: PeerClose) {
+        let reason = match (close.clean, close.code) {
+            (true, None) => close_reason(None, "closed without a code"),
+            _ => close_reason(close.code, &close.reason),
+        };
+        debug!(code = ?reason.code, message = %reason.message, "websocket closed");
+        self.sink.closed(reason);
+        self.pending.clear();
     }
 }
 
@@ -305,51 +265,8 @@ fn emit_message(sink: &EventSink, frame: &MessageFrame, snapshot: bool) -> bool 
     }
 }
 
-/// Reads frames until the link closes; reports every one, and why the link closed, through
-/// the sink. Exits early when nobody listens to the sink any more.
-async fn read_loop(mut reader: SplitStream<WsStream>, sink: EventSink, pending: Pending) {
-    let reason = loop {
-        let frame = match reader.next().await {
-            None => break close_reason(None, ""),
-            Some(Err(e)) => break close_reason(None, &e.to_string()),
-            Some(Ok(frame)) => frame,
-        };
-        let alive = match frame {
-            WsMessage::Text(text) => on_text(&sink, &pending, &text),
-            WsMessage::Binary(_) => sink.error(
-                None,
-                RealtimeError::Protocol("the server sent a binary frame".into()),
-            ),
-            WsMessage::Close(close) => {
-                break match close {
-                    Some(c) => close_reason(Some(u16::from(c.code)), &c.reason),
-                    None => close_reason(None, "closed without a code"),
-                };
-            }
-            _ => true,
-        };
-        if !alive {
-            pending.clear();
-            return;
-        }
-    };
-    debug!(code = ?reason.code, message = %reason.message, "websocket closed");
-    sink.closed(reason);
-    pending.clear();
-    finish_close(&mut reader).await;
-}
-
-/// After the server's close frame: reads on briefly so that the close reply is flushed and the
-/// server sees a clean close handshake.
-async fn finish_close(reader: &mut SplitStream<WsStream>) {
-    let _ = timeout(Duration::from_secs(1), async {
-        while let Some(Ok(_)) = reader.next().await {}
-    })
-    .await;
-}
-
 /// Handles one text frame; returns whether the sink still has a listener.
-fn on_text(sink: &EventSink, pending: &Pending, text: &str) -> bool {
+fn on_text(sink: &EventSink, pending: &Pending<String, Answer>, text: &str) -> bool {
     let frame = match serde_json::from_str::<ServerFrame>(text) {
         Ok(frame) => frame,
         Err(e) => {
@@ -358,8 +275,8 @@ fn on_text(sink: &EventSink, pending: &Pending, text: &str) -> bool {
             let reference = serde_json::from_str::<Value>(text)
                 .ok()
                 .and_then(|v| v.get("ref").and_then(Value::as_str).map(str::to_owned));
-            if let Some(waiter) = reference.and_then(|r| pending.take(&r)) {
-                let _ = waiter.send(Err(error.clone()));
+            if let Some(reference) = reference {
+                pending.settle(&reference, Err(error.clone()));
             }
             return sink.error(None, error);
         }
@@ -397,19 +314,15 @@ fn on_text(sink: &EventSink, pending: &Pending, text: &str) -> bool {
             ref message,
             ref channel,
         } => {
-            let waiter = reference.as_deref().and_then(|r| pending.take(r));
-            match waiter {
-                Some(w) => {
-                    let _ = w.send(Ok(frame));
-                    true
-                }
-                None => {
-                    let ch = channel.as_deref().and_then(|c| Channel::parse(c).ok());
-                    let error =
-                        error_for_code(code, message, channel.as_deref(), CodeContext::default());
-                    sink.error(ch, error)
-                }
+            // A refusal answers its request; one nobody waits for is still reported.
+            if let Some(r) = reference.as_deref()
+                && pending.settle(r, Ok(frame.clone()))
+            {
+                return true;
             }
+            let ch = channel.as_deref().and_then(|c| Channel::parse(c).ok());
+            let error = error_for_code(code, message, channel.as_deref(), CodeContext::default());
+            sink.error(ch, error)
         }
         ServerFrame::Message(m) => emit_message(sink, &m, false),
         ServerFrame::Presence {
@@ -437,18 +350,19 @@ fn on_text(sink: &EventSink, pending: &Pending, text: &str) -> bool {
 /// Hands an answer to the request waiting for its `ref`.
 fn answer(
     sink: &EventSink,
-    pending: &Pending,
+    pending: &Pending<String, Answer>,
     reference: Option<String>,
     frame: ServerFrame,
 ) -> bool {
-    match reference.as_deref().and_then(|r| pending.take(r)) {
-        Some(waiter) => {
-            let _ = waiter.send(Ok(frame));
-        }
-        None => warn!(
+    let settled = match reference.as_deref() {
+        Some(r) => pending.settle(r, Ok(frame)),
+        None => false,
+    };
+    if !settled {
+        warn!(
             ?reference,
             "an answer nobody waits for (late, or never asked)"
-        ),
+        );
     }
     !sink.is_closed()
 }

@@ -136,6 +136,20 @@ impl Peer {
         }
     }
 
+    /// Waits for the client's close frame and returns its code and reason; panics on a data
+    /// frame or a connection dropped without a close frame (no goodbye).
+    pub async fn expect_close_frame(&mut self) -> (u16, String) {
+        loop {
+            match within("the client's close frame", self.ws.next()).await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a close frame with a code, got {other:?}"),
+            }
+        }
+    }
+
     /// Closes with a code.
     pub async fn close(mut self, code: u16, reason: &str) {
         let _ = self

@@ -248,11 +248,11 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
     }
     match &script.end {
         End::ServerDrops => Ok(()),
-        End::ClientClosesAny => match next_client_message(ws).await? {
+        End::ClientClosesAny => match after_goodbye_leaves(ws).await? {
             WsMessage::Close(_) => Ok(()),
             other => Err(format!("expected a close, got {other:?}")),
         },
-        End::ClientCloses(want) => match next_client_message(ws).await? {
+        End::ClientCloses(want) => match after_goodbye_leaves(ws).await? {
             WsMessage::Close(frame) => {
                 let got = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
                 if &got == want {
@@ -263,6 +263,27 @@ async fn play<S: AsyncRead + AsyncWrite + Unpin>(
             }
             other => Err(format!("expected a close, got {other:?}")),
         },
+    }
+}
+
+/// The next client message after the `phx_leave`s of a goodbye. realtime-js's `disconnect()`
+/// sends none (the transcripts end with its close frame); this client's `disconnect` leaves
+/// every joined channel before its close frame, so the leaves are skipped here (and only
+/// leaves: any other frame still fails the script).
+async fn after_goodbye_leaves<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+) -> Result<WsMessage, String> {
+    loop {
+        let message = next_client_message(ws).await?;
+        let is_leave = match &message {
+            WsMessage::Text(t) => serde_json::from_str::<Value>(t.as_str())
+                .ok()
+                .is_some_and(|v| v[3] == "phx_leave"),
+            _ => false,
+        };
+        if !is_leave {
+            return Ok(message);
+        }
     }
 }
 
