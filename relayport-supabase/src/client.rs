@@ -12,18 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::{SinkExt, StreamExt};
-use relayport_core::transport::LinkConfig;
+use relayport_core::transport::{
+    self, Flow, Frame as LinkFrame, Handshake, LinkConfig, LinkSender, OpenError, PeerClose,
+};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{debug, warn};
 
 use relayport_core::{
@@ -178,21 +172,20 @@ impl SupabaseConfig {
     }
 }
 
-/// A byte stream a WebSocket can run over.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+/// A byte stream a WebSocket can run over (the link layer's [`LinkIo`]).
+pub use relayport_core::transport::LinkIo as Io;
 
 /// The future a [`Connector`] returns.
 pub type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<Box<dyn Io>>> + Send>>;
 
 /// Opens the byte stream for a socket URL, for custom transports (an in-memory pipe in
-/// tests, a proxy tunnel); the WebSocket handshake then runs over it. TLS is the connector's
-/// business: the default (no connector) is tokio-tungstenite with rustls.
+/// tests, a proxy tunnel); the WebSocket handshake (and TLS for `wss`, from the
+/// [`LinkConfig`]) then runs over it. The default (no connector) is TCP.
 pub type Connector = Arc<dyn Fn(&str) -> ConnectFuture + Send + Sync>;
 
 struct Conn {
     id: u64,
-    tx: mpsc::UnboundedSender<WsMessage>,
+    sender: LinkSender,
     sink: EventSink,
     /// We are closing it: its end is not reported.
     closing: bool,
@@ -225,9 +218,7 @@ impl Shared {
             .conn
             .as_ref()
             .ok_or_else(|| RealtimeError::Connection("not connected".into()))?;
-        conn.tx
-            .send(to_ws(frame))
-            .map_err(|_| RealtimeError::Connection("the link is closed".into()))
+        send_wire(&conn.sender, frame)
     }
 
     fn is_current(&self, id: u64) -> bool {
@@ -235,11 +226,12 @@ impl Shared {
     }
 }
 
-fn to_ws(frame: WireFrame) -> WsMessage {
+fn send_wire(sender: &LinkSender, frame: WireFrame) -> Result<()> {
     match frame {
-        WireFrame::Text(t) => WsMessage::Text(t.into()),
-        WireFrame::Binary(b) => WsMessage::Binary(b.into()),
+        WireFrame::Text(t) => sender.send_text(t),
+        WireFrame::Binary(b) => sender.send_binary(b),
     }
+    .map_err(|_| RealtimeError::Connection("the link is closed".into()))
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -315,11 +307,10 @@ pub struct SupabaseProvider {
     link_config: Option<LinkConfig>,
 }
 
-/// The reader and writer of the current link, and how many links were opened.
+/// The current link (its reader and writer), and how many links were opened.
 #[derive(Default)]
 struct LinkTasks {
-    reader: Option<JoinHandle<()>>,
-    writer: Option<JoinHandle<()>>,
+    link: Option<transport::Link>,
     connections: u64,
 }
 
@@ -520,61 +511,36 @@ impl SupabaseProvider {
     }
 
     /// Closes the link on our side and reports it to the core with `reason`.
-    fn close_link(&self, code: CloseCode, text: &str, reason: CloseReason) {
+    fn close_link(&self, code: u16, text: &str, reason: CloseReason) {
         let conn = lock(&self.shared).drop_link();
         if let Some(conn) = conn {
-            let _ = conn.tx.send(WsMessage::Close(Some(CloseFrame {
-                code,
-                reason: text.to_owned().into(),
-            })));
+            let _ = conn.sender.send_close(code, text);
             conn.sink.closed(reason);
         }
-    }
-
-    /// The TLS configuration: the injected one, or the shared default (ring, webpki roots).
-    fn tls(&self) -> Result<Arc<rustls::ClientConfig>> {
-        Ok(match &self.link_config {
-            Some(config) => config.tls().clone(),
-            None => LinkConfig::shared_default()?.tls().clone(),
-        })
     }
 
     /// Closes the link: with `goodbye` (a `disconnect`), a `phx_leave` for every joined channel
     /// first; then the close frame (the reader keeps delivering what the server sent before its
     /// close reply, for at most [`CLOSE_GRACE`]); then stops both tasks.
     async fn stop_tasks(&self, link: &mut LinkTasks, goodbye: bool) {
-        let tx = {
+        {
             let mut s = lock(&self.shared);
             let leaves = if goodbye {
                 self.leaves(&mut s)
             } else {
                 Vec::new()
             };
-            s.conn.as_mut().map(|c| {
+            if let Some(c) = s.conn.as_mut() {
                 c.closing = true;
                 for leave in leaves {
-                    let _ = c.tx.send(to_ws(leave));
+                    let _ = send_wire(&c.sender, leave);
                 }
-                c.tx.clone()
-            })
-        };
-        let live = tx.is_some();
-        if let Some(tx) = tx {
-            // No code: the server sees 1005, as with realtime-js's disconnect().
-            let _ = tx.send(WsMessage::Close(None));
-        }
-        if !live && let Some(reader) = link.reader.take() {
-            // The link is already gone (lost or closed by us): nothing more to deliver.
-            reader.abort();
-        }
-        for task in [link.writer.take(), link.reader.take()]
-            .into_iter()
-            .flatten()
-        {
-            let mut task = task;
-            if timeout(CLOSE_GRACE, &mut task).await.is_err() {
-                task.abort();
             }
+        }
+        if let Some(live) = link.link.take() {
+            // No code: the server sees 1005, as with realtime-js's disconnect(). The close
+            // frame follows the leaves; the grace bounds the wait for the server's reply.
+            live.close_without_code(CLOSE_GRACE).await;
         }
         lock(&self.shared).drop_link();
     }
@@ -594,14 +560,7 @@ impl SupabaseProvider {
         frames
     }
 
-    fn start_link<S: Io>(
-        &self,
-        link: &mut LinkTasks,
-        ws: WebSocketStream<S>,
-        sink: EventSink,
-    ) -> Session {
-        let (write, read) = ws.split();
-        let (tx, rx) = mpsc::unbounded_channel();
+    fn start_link(&self, link: &mut LinkTasks, handshake: Handshake, sink: EventSink) -> Session {
         link.connections += 1;
         let id = link.connections;
         {
@@ -609,13 +568,16 @@ impl SupabaseProvider {
             s.drop_link();
             s.conn = Some(Conn {
                 id,
-                tx,
+                sender: handshake.sender().clone(),
                 sink: sink.clone(),
                 closing: false,
             });
         }
-        link.writer = Some(tokio::spawn(write_loop(write, rx)));
-        link.reader = Some(tokio::spawn(read_loop(self.shared.clone(), id, read, sink)));
+        link.link = Some(handshake.start(PhoenixReader {
+            shared: self.shared.clone(),
+            id,
+            sink,
+        }));
         Session {
             connection_id: format!("supabase-{id}"),
             heartbeat_interval: Some(self.config.heartbeat_interval),
@@ -624,18 +586,10 @@ impl SupabaseProvider {
         }
     }
 
-    fn handshake_failed(&self, e: tungstenite::Error) -> RealtimeError {
+    fn handshake_failed(&self, e: OpenError) -> RealtimeError {
         match e {
-            tungstenite::Error::Http(response) => {
-                let status = response.status().as_u16();
-                let body = response
-                    .body()
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                handshake_error(status, &body)
-            }
-            e => RealtimeError::Connection(format!(
+            OpenError::Refused { status, body } => handshake_error(status, &body),
+            OpenError::Failed(e) => RealtimeError::Connection(format!(
                 "cannot open {}/websocket: {e}",
                 self.config.endpoint
             )),
@@ -735,59 +689,33 @@ impl SupabaseProvider {
     }
 }
 
-impl Drop for SupabaseProvider {
-    fn drop(&mut self) {
-        let link = self.tasks.get_mut();
-        if let Some(r) = link.reader.take() {
-            r.abort();
-        }
-        if let Some(w) = link.writer.take() {
-            w.abort();
-        }
-    }
+/// The Phoenix side of the link's reader: decodes frames, hands them to the channel
+/// [`Dispatcher`] and carries out what it says.
+struct PhoenixReader {
+    shared: Arc<Mutex<Shared>>,
+    /// The link this reader belongs to; frames of a replaced link are not acted on.
+    id: u64,
+    sink: EventSink,
 }
 
-async fn write_loop<S>(mut write: S, mut rx: mpsc::UnboundedReceiver<WsMessage>)
-where
-    S: futures_util::Sink<WsMessage> + Unpin,
-{
-    while let Some(msg) = rx.recv().await {
-        let closing = matches!(msg, WsMessage::Close(_));
-        if write.send(msg).await.is_err() || closing {
-            break;
-        }
-    }
-    let _ = write.close().await;
-}
-
-async fn read_loop<S>(shared: Arc<Mutex<Shared>>, id: u64, mut read: S, sink: EventSink)
-where
-    S: futures_util::Stream<Item = std::result::Result<WsMessage, tungstenite::Error>> + Unpin,
-{
-    let (code, why) = loop {
-        let decoded = match read.next().await {
-            Some(Ok(WsMessage::Text(t))) => decode_text(t.as_str()),
-            Some(Ok(WsMessage::Binary(b))) => decode_binary(&b),
-            Some(Ok(WsMessage::Close(frame))) => {
-                break frame.map_or((Some(1005), "closed by the server".to_owned()), |f| {
-                    (Some(i64::from(u16::from(f.code))), f.reason.to_string())
-                });
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => break (Some(1006), e.to_string()),
-            None => break (Some(1006), "the connection ended".to_owned()),
+impl transport::Dispatcher for PhoenixReader {
+    fn on_frame(&mut self, frame: LinkFrame<'_>, link: &LinkSender) -> Flow {
+        let decoded = match frame {
+            LinkFrame::Text(t) => decode_text(t),
+            LinkFrame::Binary(b) => decode_binary(b),
         };
         let frame = match decoded {
             Ok(f) => f,
             Err(e) => {
                 warn!(error = %e, "malformed frame from the server");
-                sink.error(None, e.into());
-                continue;
+                self.sink.error(None, e.into());
+                return Flow::Continue;
             }
         };
-        let mut s = lock(&shared);
-        if !s.is_current(id) {
-            return;
+        let sink = &self.sink;
+        let mut s = lock(&self.shared);
+        if !s.is_current(self.id) {
+            return Flow::Stop;
         }
         let closing = s.conn.as_ref().is_some_and(|c| c.closing);
         for action in s.dispatcher.handle(frame) {
@@ -811,14 +739,11 @@ where
                 }
                 Action::CloseLink(_) if closing => {}
                 Action::CloseLink(reason) => {
-                    if let Some(conn) = s.drop_link() {
-                        let _ = conn.tx.send(WsMessage::Close(Some(CloseFrame {
-                            code: CloseCode::Normal,
-                            reason: "channel error".into(),
-                        })));
+                    if s.drop_link().is_some() {
+                        let _ = link.send_close(1000, "channel error");
                     }
                     sink.closed(reason);
-                    return;
+                    return Flow::Stop;
                 }
                 Action::Error { channel, error } => {
                     sink.error(channel, error);
@@ -826,21 +751,33 @@ where
                 Action::Ignored(why) => debug!(%why, "frame ignored"),
             }
         }
-    };
-    let ours = {
-        let mut s = lock(&shared);
-        let current = s.is_current(id);
-        let closing = s.conn.as_ref().is_some_and(|c| c.closing);
-        if current {
-            s.drop_link();
+        Flow::Continue
+    }
+
+    fn on_close(&mut self, close: PeerClose) {
+        let (code, why) = match (close.clean, close.code) {
+            (true, Some(code)) => (Some(i64::from(code)), close.reason),
+            (true, None) => (Some(1005), "closed by the server".to_owned()),
+            (false, _) if close.reason.is_empty() => {
+                (Some(1006), "the connection ended".to_owned())
+            }
+            (false, _) => (Some(1006), close.reason),
+        };
+        let ours = {
+            let mut s = lock(&self.shared);
+            let current = s.is_current(self.id);
+            let closing = s.conn.as_ref().is_some_and(|c| c.closing);
+            if current {
+                s.drop_link();
+            }
+            current && !closing
+        };
+        if ours {
+            self.sink.closed(CloseReason::retry(
+                code,
+                format!("connection closed: {why}"),
+            ));
         }
-        current && !closing
-    };
-    if ours {
-        sink.closed(CloseReason::retry(
-            code,
-            format!("connection closed: {why}"),
-        ));
     }
 }
 
@@ -866,18 +803,12 @@ impl RealtimeProvider for SupabaseProvider {
         // Replacing a link (usually a dead one) is no goodbye: the channels rejoin.
         self.stop_tasks(&mut link, false).await;
         let url = self.config.socket_url()?;
-        match self.connector.clone() {
-            None => match tokio_tungstenite::connect_async_tls_with_config(
-                url.as_str(),
-                None,
-                true,
-                Some(tokio_tungstenite::Connector::Rustls(self.tls()?)),
-            )
-            .await
-            {
-                Ok((ws, _)) => Ok(self.start_link(&mut link, ws, sink)),
-                Err(e) => Err(self.handshake_failed(e)),
-            },
+        let config = match &self.link_config {
+            Some(config) => config.clone(),
+            None => LinkConfig::shared_default()?,
+        };
+        let opened = match self.connector.clone() {
+            None => transport::open(&url, &config).await,
             Some(connector) => {
                 let io = connector(&url).await.map_err(|e| {
                     RealtimeError::Connection(format!(
@@ -885,11 +816,12 @@ impl RealtimeProvider for SupabaseProvider {
                         self.config.endpoint
                     ))
                 })?;
-                match tokio_tungstenite::client_async(url.as_str(), io).await {
-                    Ok((ws, _)) => Ok(self.start_link(&mut link, ws, sink)),
-                    Err(e) => Err(self.handshake_failed(e)),
-                }
+                transport::open_over(&url, io, &config).await
             }
+        };
+        match opened {
+            Ok(handshake) => Ok(self.start_link(&mut link, handshake, sink)),
+            Err(e) => Err(self.handshake_failed(e)),
         }
     }
 
@@ -1034,7 +966,7 @@ impl RealtimeProvider for SupabaseProvider {
             ))),
             Err(e @ RealtimeError::Timeout { .. }) => {
                 self.close_link(
-                    CloseCode::Normal,
+                    1000,
                     "heartbeat timeout",
                     CloseReason::retry(Some(1000), "heartbeat timeout"),
                 );

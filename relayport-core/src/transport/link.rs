@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -26,7 +27,12 @@ use crate::error::{RealtimeError, Result};
 use crate::transport::LinkConfig;
 use crate::transport::close::PeerClose;
 
-type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// A byte stream a link runs over: TCP, or whatever a provider's custom connector opens (an
+/// in-memory pipe in tests, a proxy tunnel).
+pub trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> LinkIo for T {}
+
+type WsStream = WebSocketStream<MaybeTlsStream<Box<dyn LinkIo>>>;
 
 /// How long the reader goes on reading after the peer's close frame, so that the close reply
 /// is flushed and the peer sees a clean close handshake.
@@ -101,6 +107,8 @@ pub enum OpenError {
     Refused {
         /// The HTTP status.
         status: u16,
+        /// The response body (lossy UTF-8; empty when there was none).
+        body: String,
     },
     /// Anything else: DNS, TCP, TLS, a malformed URL.
     Failed(RealtimeError),
@@ -109,7 +117,7 @@ pub enum OpenError {
 impl From<OpenError> for RealtimeError {
     fn from(e: OpenError) -> Self {
         match e {
-            OpenError::Refused { status } => RealtimeError::Connection(format!(
+            OpenError::Refused { status, .. } => RealtimeError::Connection(format!(
                 "the WebSocket upgrade was answered with HTTP {status}"
             )),
             OpenError::Failed(e) => e,
@@ -124,10 +132,55 @@ pub fn redact_url(url: &str) -> &str {
     &url[..end]
 }
 
-/// Opens a WebSocket to `url` (`ws://` or `wss://`, TLS from `config`) and starts its writer.
+/// Opens a WebSocket to `url` (`ws://` or `wss://`, TLS from `config`) over TCP and starts its
+/// writer.
 ///
 /// No timeout of its own: the caller (the core's connect timeout) bounds it.
 pub async fn open(url: &str, config: &LinkConfig) -> Result<Handshake, OpenError> {
+    let (host, port) = host_and_port(url)?;
+    let tcp = TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| {
+            OpenError::Failed(RealtimeError::Connection(format!(
+                "WebSocket to {}: {e}",
+                redact_url(url)
+            )))
+        })?;
+    let _ = tcp.set_nodelay(true);
+    open_over(url, Box::new(tcp), config).await
+}
+
+/// The host and port of a `ws://` / `wss://` URL (default ports 80 and 443).
+fn host_and_port(url: &str) -> Result<(String, u16), OpenError> {
+    let bad = |why: &str| {
+        OpenError::Failed(RealtimeError::Config(format!(
+            "WebSocket URL `{}`: {why}",
+            redact_url(url)
+        )))
+    };
+    let request = url.into_client_request().map_err(|e| bad(&e.to_string()))?;
+    let uri = request.uri();
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = match (uri.port_u16(), uri.scheme_str()) {
+        (Some(port), _) => port,
+        (None, Some("wss")) => 443,
+        (None, Some("ws")) => 80,
+        _ => return Err(bad("the scheme must be ws or wss")),
+    };
+    Ok((host, port))
+}
+
+/// Opens a WebSocket to `url` over `io`, a stream the caller opened (TLS from `config` for
+/// `wss://`), and starts its writer.
+pub async fn open_over(
+    url: &str,
+    io: Box<dyn LinkIo>,
+    config: &LinkConfig,
+) -> Result<Handshake, OpenError> {
     let request = url.into_client_request().map_err(|e| {
         OpenError::Failed(RealtimeError::Config(format!(
             "WebSocket URL `{}`: {e}",
@@ -135,27 +188,29 @@ pub async fn open(url: &str, config: &LinkConfig) -> Result<Handshake, OpenError
         )))
     })?;
     let connector = Connector::Rustls(config.tls().clone());
-    let (stream, _response) = match tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        None,
-        true,
-        Some(connector),
-    )
-    .await
-    {
-        Ok(ok) => ok,
-        Err(tungstenite::Error::Http(response)) => {
-            return Err(OpenError::Refused {
-                status: response.status().as_u16(),
-            });
-        }
-        Err(e) => {
-            return Err(OpenError::Failed(RealtimeError::Connection(format!(
-                "WebSocket to {}: {e}",
-                redact_url(url)
-            ))));
-        }
-    };
+    let (stream, _response) =
+        match tokio_tungstenite::client_async_tls_with_config(request, io, None, Some(connector))
+            .await
+        {
+            Ok(ok) => ok,
+            Err(tungstenite::Error::Http(response)) => {
+                let body = response
+                    .body()
+                    .as_deref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                return Err(OpenError::Refused {
+                    status: response.status().as_u16(),
+                    body,
+                });
+            }
+            Err(e) => {
+                return Err(OpenError::Failed(RealtimeError::Connection(format!(
+                    "WebSocket to {}: {e}",
+                    redact_url(url)
+                ))));
+            }
+        };
     let (write, read) = stream.split();
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_loop(write, rx));
@@ -215,7 +270,10 @@ impl LinkSender {
         self.tx.is_closed()
     }
 
-    fn send_close(&self, code: u16, reason: &str) -> Result<()> {
+    /// Queues a close frame: the writer sends it after everything queued before, then stops.
+    /// For a dispatcher ending the link itself (then returning [`Flow::Stop`]); a goodbye
+    /// from outside the reader is [`Link::close`].
+    pub fn send_close(&self, code: u16, reason: &str) -> Result<()> {
         self.tx
             .send(WsMessage::Close(Some(CloseFrame {
                 code: CloseCode::from(code),
@@ -324,12 +382,11 @@ async fn read_loop(
 ) {
     let close = loop {
         let message = read.next().await;
-        if closing.load(Ordering::Acquire) {
-            // A goodbye this side asked for: wait for the peer's close reply, report nothing.
-            match message {
-                Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(_)) => continue,
-            }
+        if closing.load(Ordering::Acquire)
+            && matches!(message, Some(Ok(WsMessage::Close(_))) | Some(Err(_)) | None)
+        {
+            // A goodbye this side asked for ended: the peer's reply is not a close to report.
+            return;
         }
         let flow = match message {
             Some(Ok(WsMessage::Text(t))) => dispatcher.on_frame(Frame::Text(t.as_str()), &sender),
@@ -403,11 +460,32 @@ impl Link {
 
     /// Says goodbye: sends a close frame with `code` and `reason` after every frame queued
     /// before it, then waits at most `grace` for the peer's close reply, and stops both tasks.
-    /// The dispatcher sees nothing more (no [`Dispatcher::on_close`]). Idempotent: a second
-    /// call (or one after the peer closed) returns at once.
+    /// What the peer sent before its reply still reaches the dispatcher; the end of the link
+    /// does not (no [`Dispatcher::on_close`]). Idempotent: a second call (or one after the
+    /// peer closed) returns at once.
     pub async fn close(&self, code: u16, reason: &str, grace: Duration) {
+        self.close_with(
+            Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.into(),
+            }),
+            grace,
+        )
+        .await;
+    }
+
+    /// [`Link::close`] with a close frame without a code (the peer sees 1005, as after
+    /// realtime-js's `disconnect()`).
+    pub async fn close_without_code(&self, grace: Duration) {
+        self.close_with(None, grace).await;
+    }
+
+    async fn close_with(&self, frame: Option<CloseFrame>, grace: Duration) {
         let already = self.closing.swap(true, Ordering::AcqRel);
-        if !already && !self.reader.is_finished() && self.sender.send_close(code, reason).is_ok() {
+        if !already
+            && !self.reader.is_finished()
+            && self.sender.tx.send(WsMessage::Close(frame)).is_ok()
+        {
             let mut finished = self.finished.clone();
             let _ = timeout(grace, finished.wait_for(|done| *done)).await;
         }

@@ -31,8 +31,8 @@ mod tests;
 pub use close::PeerClose;
 pub use config::{LinkConfig, http_client};
 pub use link::{
-    CLOSE_REPLY_GRACE, DEFAULT_CLOSE_GRACE, Dispatcher, Flow, Frame, Handshake, Link, LinkSender,
-    OpenError, Received, open, redact_url,
+    CLOSE_REPLY_GRACE, DEFAULT_CLOSE_GRACE, Dispatcher, Flow, Frame, Handshake, Link, LinkIo,
+    LinkSender, OpenError, Received, open, open_over, redact_url,
 };
 pub use lock::lock;
 pub use pending::{Pending, Unanswered, Waiter};

@@ -201,6 +201,47 @@ async fn close_says_goodbye_after_queued_frames_and_reports_nothing() {
     );
 }
 
+#[tokio::test]
+async fn what_the_peer_sent_before_its_close_reply_is_still_dispatched() {
+    let server = Server::bind().await;
+    let (link, mut peer, mut seen) = connected(&server).await;
+    let goodbye = tokio::spawn(async move { link.close(1000, "", DEFAULT_CLOSE_GRACE).await });
+    // The server still has something to say when the goodbye starts; it answers the close
+    // frame (tungstenite replies while reading) only after that.
+    peer.send(WsMessage::text("late but valid")).await.unwrap();
+    match peer.next().await {
+        Some(Ok(WsMessage::Close(_))) => {}
+        other => panic!("expected the close frame, got {other:?}"),
+    }
+    let _ = peer.next().await;
+    goodbye.await.unwrap();
+    assert_eq!(seen.recv().await, Some(Seen::Text("late but valid".into())));
+    assert_eq!(seen.recv().await, None, "and no close report");
+}
+
+#[tokio::test]
+async fn a_link_runs_over_a_stream_the_caller_opened() {
+    let (client_io, server_io) = tokio::io::duplex(4096);
+    let server = tokio::spawn(async move {
+        let mut ws = tokio_tungstenite::accept_async(server_io).await.unwrap();
+        ws.send(WsMessage::text("hello over a pipe")).await.unwrap();
+        match ws.next().await {
+            Some(Ok(WsMessage::Text(t))) => t.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    });
+    let config = LinkConfig::new().unwrap();
+    let mut handshake = open_over("ws://pipe.invalid/socket", Box::new(client_io), &config)
+        .await
+        .unwrap();
+    assert_eq!(
+        handshake.recv().await.unwrap(),
+        Received::Text("hello over a pipe".into())
+    );
+    handshake.sender().send_text("answer").unwrap();
+    assert_eq!(server.await.unwrap(), "answer");
+}
+
 #[tokio::test(start_paused = true)]
 async fn close_gives_up_after_the_grace_when_the_peer_never_answers() {
     let server = Server::bind().await;
@@ -264,7 +305,13 @@ async fn a_refused_upgrade_reports_its_status() {
             .unwrap();
     });
     let err = open(&url, &LinkConfig::new().unwrap()).await.unwrap_err();
-    assert_eq!(err, OpenError::Refused { status: 403 });
+    assert_eq!(
+        err,
+        OpenError::Refused {
+            status: 403,
+            body: String::new()
+        }
+    );
     server.await.unwrap();
 }
 

@@ -70,7 +70,7 @@ pub(crate) async fn open(
     let attempt = async {
         let mut handshake = match transport::open(url, config).await {
             Ok(handshake) => handshake,
-            Err(OpenError::Refused { status }) if (400..500).contains(&status) => {
+            Err(OpenError::Refused { status, .. }) if (400..500).contains(&status) => {
                 return Ok(Err(status));
             }
             Err(e) => return Err(RealtimeError::from(e)),
