@@ -15,10 +15,7 @@ use serde_json::Value;
 fn recorded() -> &'static [String] {
     static FRAMES: OnceLock<Vec<String>> = OnceLock::new();
     FRAMES.get_or_init(|| {
-        let path = format!(
-            "{}/../testdata/vectors/ably.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/vectors/ably.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let mut out = Vec::new();
         collect(&serde_json::from_str(&text).unwrap(), &mut out);

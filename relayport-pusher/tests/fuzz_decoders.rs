@@ -21,7 +21,7 @@ fn recorded() -> &'static [String] {
             "pusher-sockudo-live.json",
             "pusher-soketi-live.json",
         ] {
-            let path = format!("{}/../testdata/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+            let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
             collect(&serde_json::from_str(&text).unwrap(), &mut out);
         }

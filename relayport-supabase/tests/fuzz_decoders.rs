@@ -26,10 +26,7 @@ struct Recorded {
 fn recorded() -> &'static Recorded {
     static FRAMES: OnceLock<Recorded> = OnceLock::new();
     FRAMES.get_or_init(|| {
-        let path = format!(
-            "{}/../testdata/vectors/supabase.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/tests/vectors/supabase.json", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         let mut out = Recorded {
             text: Vec::new(),
