@@ -156,6 +156,15 @@ impl Actor {
             self.early_close = Some(reason);
             return;
         }
+        // Calls that completed before the close count; one of them may itself have found the
+        // link broken, in which case a fatal close still ends the retries.
+        self.reap_completed();
+        if self.session.is_none() {
+            if let Reconnect::Never(error) = reason.reconnect {
+                self.fail(error);
+            }
+            return;
+        }
         self.link_lost(reason);
     }
 
@@ -166,6 +175,8 @@ impl Actor {
             return;
         }
         warn!(code = ?reason.code, message = %reason.message, "link lost");
+        // Whatever still completes from this link is stale from now on.
+        self.generation += 1;
         self.cancel_calls(None);
         let provider = self.provider.clone();
         let previous = self.teardown.take();
@@ -225,6 +236,7 @@ impl Actor {
     }
 
     async fn drop_link_with(&mut self, terminal: Option<&RealtimeError>) {
+        self.reap_completed();
         self.session = None;
         self.retry_at = None;
         self.next_ping = None;

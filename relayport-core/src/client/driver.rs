@@ -183,7 +183,7 @@ impl Actor {
                     }
                 }
                 Some(joined) = self.calls.join_next_with_id(), if !self.calls.is_empty() => {
-                    self.on_joined(joined);
+                    self.on_joined(joined, true);
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd).await,
@@ -213,9 +213,19 @@ impl Actor {
         self.pending.insert(handle.id(), pending);
     }
 
+    /// Applies every call that has already completed but was not joined yet, without
+    /// waiting: called before the link is given up, so that what did complete on it counts
+    /// (a subscribe the server confirmed, a publish it accepted).
+    pub(super) fn reap_completed(&mut self) {
+        while let Some(joined) = self.calls.try_join_next_with_id() {
+            self.on_joined(joined, false);
+        }
+    }
+
     fn on_joined(
         &mut self,
         joined: std::result::Result<(tokio::task::Id, Completion), tokio::task::JoinError>,
+        drain_events: bool,
     ) {
         let (id, completion) = match joined {
             Ok(ok) => ok,
@@ -236,12 +246,20 @@ impl Actor {
         };
         // What the provider reported before its call returned is handled first (a replay at
         // subscribe time, say).
-        while let Ok((generation, event)) = self.events_in.try_recv() {
+        while drain_events && let Ok((generation, event)) = self.events_in.try_recv() {
             self.on_provider_event(generation, event);
         }
         if completion.generation != self.generation {
             debug!(?pending, "stale completion ignored");
-            self.settle_cancelled(pending, None);
+            match (pending, completion.done) {
+                // It did reach the server: sending it again would duplicate it.
+                (Pending::Publish(ticket), Done::Publish(Ok(()))) => {
+                    if let Some(reply) = ticket.1.reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                (pending, _) => self.settle_cancelled(pending, None),
+            }
             return;
         }
         match (pending, completion.done) {
@@ -337,8 +355,12 @@ impl Actor {
                 let _ = reply.send(());
             }
             Pending::Establish(channel) => {
+                let delivered = self.positions.contains_key(&channel);
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.establishing = false;
+                    // Messages arrived for it: it was live, so the next subscribe recovers
+                    // from the last one delivered.
+                    entry.ever_established |= delivered;
                 }
             }
             Pending::History { channel, .. } => {
