@@ -1,6 +1,7 @@
 //! Connection lifecycle: connect (lazily or on demand), the backoff schedule, a lost link and
-//! its teardown, disconnect and close. A `connect` runs off the loop and first waits for the
-//! previous link's `disconnect`, so the two never overlap on the provider.
+//! its teardown, disconnect and close. A lost link's `disconnect` and every `connect` run off
+//! the loop; a retry starts only once the teardown is done, so the two never overlap on the
+//! provider.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -58,11 +59,7 @@ impl Actor {
         let sink = EventSink::new(self.events_in_tx.clone(), self.generation);
         let limit = self.cfg.connect_timeout;
         let provider = self.provider.clone();
-        let teardown = self.teardown.take();
         self.spawn_call(Pending::Connect, async move {
-            if let Some(teardown) = teardown {
-                let _ = teardown.await;
-            }
             Done::Connect(match timeout(limit, provider.connect(sink)).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -179,13 +176,11 @@ impl Actor {
         self.generation += 1;
         self.cancel_calls(None);
         let provider = self.provider.clone();
-        let previous = self.teardown.take();
-        self.teardown = Some(tokio::spawn(async move {
-            if let Some(previous) = previous {
-                let _ = previous.await;
-            }
+        self.tearing_down = true;
+        self.spawn_call(Pending::Teardown, async move {
             let _ = provider.disconnect().await;
-        }));
+            Done::Teardown
+        });
         self.next_ping = None;
         self.typing.clear();
         for entry in self.channels.values_mut() {
@@ -243,9 +238,6 @@ impl Actor {
         self.early_close = None;
         self.typing.clear();
         self.cancel_calls(terminal);
-        if let Some(teardown) = self.teardown.take() {
-            let _ = teardown.await;
-        }
         let _ = self.provider.disconnect().await;
         // Anything still in flight from this link is stale from now on.
         self.generation += 1;

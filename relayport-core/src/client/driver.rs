@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tracing::debug;
 
@@ -84,8 +84,9 @@ pub(crate) struct Actor {
     /// The calls in flight, each a task; and what to do with each when it completes.
     calls: JoinSet<Completion>,
     pub(super) pending: HashMap<tokio::task::Id, Pending>,
-    /// The previous link's `disconnect`, which the next `connect` waits for.
-    pub(super) teardown: Option<JoinHandle<()>>,
+    /// A lost link's `disconnect` is in flight: the next `connect` waits for it (the state
+    /// stays `Reconnecting` meanwhile).
+    pub(super) tearing_down: bool,
     /// A `connect` is in flight.
     pub(super) connecting: bool,
     /// The link closed before its `connect` returned: applied once it has.
@@ -154,7 +155,7 @@ impl Actor {
             closed: false,
             calls: JoinSet::new(),
             pending: HashMap::new(),
-            teardown: None,
+            tearing_down: false,
             connecting: false,
             early_close: None,
             pinging: false,
@@ -264,6 +265,7 @@ impl Actor {
         }
         match (pending, completion.done) {
             (Pending::Connect, Done::Connect(result)) => self.on_connect_done(result),
+            (Pending::Teardown, Done::Teardown) => self.tearing_down = false,
             (
                 Pending::Establish(channel),
                 Done::Establish {
@@ -370,6 +372,7 @@ impl Actor {
             }
             Pending::Ping => self.pinging = false,
             Pending::Connect => self.connecting = false,
+            Pending::Teardown => self.tearing_down = false,
             Pending::Typing(_) | Pending::Unsubscribe(_) => {}
         }
     }
@@ -407,7 +410,8 @@ impl Actor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let mut deadline = self.retry_at;
+        // A retry waits for the lost link's teardown (its completion wakes the loop).
+        let mut deadline = self.retry_at.filter(|_| !self.tearing_down);
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));
@@ -431,7 +435,7 @@ impl Actor {
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        if self.retry_at.is_some_and(|at| at <= now) {
+        if !self.tearing_down && self.retry_at.is_some_and(|at| at <= now) {
             self.retry_at = None;
             self.start_connect();
         }
