@@ -1,6 +1,7 @@
 //! Connection lifecycle: connect (lazily or on demand), the backoff schedule, a lost link and
-//! its teardown, disconnect and close. A `connect` runs off the loop and first waits for the
-//! previous link's `disconnect`, so the two never overlap on the provider.
+//! its teardown, disconnect and close. A lost link's `disconnect` and every `connect` run off
+//! the loop; a retry starts only once the teardown is done, so the two never overlap on the
+//! provider.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -58,11 +59,7 @@ impl Actor {
         let sink = EventSink::new(self.events_in_tx.clone(), self.generation);
         let limit = self.cfg.connect_timeout;
         let provider = self.provider.clone();
-        let teardown = self.teardown.take();
         self.spawn_call(Pending::Connect, async move {
-            if let Some(teardown) = teardown {
-                let _ = teardown.await;
-            }
             Done::Connect(match timeout(limit, provider.connect(sink)).await {
                 Ok(r) => r,
                 Err(_) => {
@@ -156,6 +153,15 @@ impl Actor {
             self.early_close = Some(reason);
             return;
         }
+        // Calls that completed before the close count; one of them may itself have found the
+        // link broken, in which case a fatal close still ends the retries.
+        self.reap_completed();
+        if self.session.is_none() {
+            if let Reconnect::Never(error) = reason.reconnect {
+                self.fail(error);
+            }
+            return;
+        }
         self.link_lost(reason);
     }
 
@@ -170,15 +176,15 @@ impl Actor {
             code: reason.code,
             message: reason.message.clone(),
         });
+        // Whatever still completes from this link is stale from now on.
+        self.generation += 1;
         self.cancel_calls(None);
         let provider = self.provider.clone();
-        let previous = self.teardown.take();
-        self.teardown = Some(tokio::spawn(async move {
-            if let Some(previous) = previous {
-                let _ = previous.await;
-            }
+        self.tearing_down = true;
+        self.spawn_call(Pending::Teardown, async move {
             let _ = provider.disconnect().await;
-        }));
+            Done::Teardown
+        });
         self.next_ping = None;
         self.typing.clear();
         for entry in self.channels.values_mut() {
@@ -229,15 +235,13 @@ impl Actor {
     }
 
     async fn drop_link_with(&mut self, terminal: Option<&RealtimeError>) {
+        self.reap_completed();
         self.session = None;
         self.retry_at = None;
         self.next_ping = None;
         self.early_close = None;
         self.typing.clear();
         self.cancel_calls(terminal);
-        if let Some(teardown) = self.teardown.take() {
-            let _ = teardown.await;
-        }
         // The application ends the session: the protocol's goodbye.
         let _ = self.provider.goodbye().await;
         // Anything still in flight from this link is stale from now on.

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 use tracing::debug;
 
@@ -84,8 +84,9 @@ pub(crate) struct Actor {
     /// The calls in flight, each a task; and what to do with each when it completes.
     calls: JoinSet<Completion>,
     pub(super) pending: HashMap<tokio::task::Id, Pending>,
-    /// The previous link's `disconnect`, which the next `connect` waits for.
-    pub(super) teardown: Option<JoinHandle<()>>,
+    /// A lost link's `disconnect` is in flight: the next `connect` waits for it (the state
+    /// stays `Reconnecting` meanwhile).
+    pub(super) tearing_down: bool,
     /// A `connect` is in flight.
     pub(super) connecting: bool,
     /// The link closed before its `connect` returned: applied once it has.
@@ -154,7 +155,7 @@ impl Actor {
             closed: false,
             calls: JoinSet::new(),
             pending: HashMap::new(),
-            teardown: None,
+            tearing_down: false,
             connecting: false,
             early_close: None,
             pinging: false,
@@ -183,7 +184,7 @@ impl Actor {
                     }
                 }
                 Some(joined) = self.calls.join_next_with_id(), if !self.calls.is_empty() => {
-                    self.on_joined(joined);
+                    self.on_joined(joined, true);
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd).await,
@@ -213,9 +214,19 @@ impl Actor {
         self.pending.insert(handle.id(), pending);
     }
 
+    /// Applies every call that has already completed but was not joined yet, without
+    /// waiting: called before the link is given up, so that what did complete on it counts
+    /// (a subscribe the server confirmed, a publish it accepted).
+    pub(super) fn reap_completed(&mut self) {
+        while let Some(joined) = self.calls.try_join_next_with_id() {
+            self.on_joined(joined, false);
+        }
+    }
+
     fn on_joined(
         &mut self,
         joined: std::result::Result<(tokio::task::Id, Completion), tokio::task::JoinError>,
+        drain_events: bool,
     ) {
         let (id, completion) = match joined {
             Ok(ok) => ok,
@@ -236,16 +247,25 @@ impl Actor {
         };
         // What the provider reported before its call returned is handled first (a replay at
         // subscribe time, say).
-        while let Ok((generation, event)) = self.events_in.try_recv() {
+        while drain_events && let Ok((generation, event)) = self.events_in.try_recv() {
             self.on_provider_event(generation, event);
         }
         if completion.generation != self.generation {
             debug!(?pending, "stale completion ignored");
-            self.settle_cancelled(pending, None);
+            match (pending, completion.done) {
+                // It did reach the server: sending it again would duplicate it.
+                (Pending::Publish(ticket), Done::Publish(Ok(()))) => {
+                    if let Some(reply) = ticket.1.reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                }
+                (pending, _) => self.settle_cancelled(pending, None),
+            }
             return;
         }
         match (pending, completion.done) {
             (Pending::Connect, Done::Connect(result)) => self.on_connect_done(result),
+            (Pending::Teardown, Done::Teardown) => self.tearing_down = false,
             (
                 Pending::Establish(channel),
                 Done::Establish {
@@ -337,8 +357,12 @@ impl Actor {
                 let _ = reply.send(());
             }
             Pending::Establish(channel) => {
+                let delivered = self.positions.contains_key(&channel);
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.establishing = false;
+                    // Messages arrived for it: it was live, so the next subscribe recovers
+                    // from the last one delivered.
+                    entry.ever_established |= delivered;
                 }
             }
             Pending::History { channel, .. } => {
@@ -348,6 +372,7 @@ impl Actor {
             }
             Pending::Ping => self.pinging = false,
             Pending::Connect => self.connecting = false,
+            Pending::Teardown => self.tearing_down = false,
             Pending::Typing(_) | Pending::Unsubscribe(_) => {}
         }
     }
@@ -385,7 +410,8 @@ impl Actor {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let mut deadline = self.retry_at;
+        // A retry waits for the lost link's teardown (its completion wakes the loop).
+        let mut deadline = self.retry_at.filter(|_| !self.tearing_down);
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));
@@ -409,7 +435,7 @@ impl Actor {
 
     fn on_timer(&mut self) {
         let now = Instant::now();
-        if self.retry_at.is_some_and(|at| at <= now) {
+        if !self.tearing_down && self.retry_at.is_some_and(|at| at <= now) {
             self.retry_at = None;
             self.start_connect();
         }

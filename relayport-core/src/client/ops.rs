@@ -61,8 +61,10 @@ impl Step {
 /// What a completed call reports back to the actor.
 #[derive(Debug)]
 pub(super) enum Done {
-    /// `connect` (after the previous link's teardown).
+    /// `connect`.
     Connect(Result<Session>),
+    /// The lost link's `disconnect`.
+    Teardown,
     /// Authorize, subscribe and (for a member) enter, in that order, for one channel.
     Establish {
         channel: Channel,
@@ -100,6 +102,8 @@ pub(super) struct Completion {
 #[derive(Debug)]
 pub(super) enum Pending {
     Connect,
+    /// A lost link's `disconnect`: the next `connect` starts once it is done.
+    Teardown,
     Establish(Channel),
     History {
         channel: Channel,
