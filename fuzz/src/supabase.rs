@@ -51,7 +51,16 @@ pub fn check_text(text: &str) {
 /// (byte for byte when no JSON is re-serialized).
 pub fn check_binary(bytes: &[u8]) {
     if let Ok(frame) = decode_binary(bytes) {
-        if let Some(encoded) = encode_server_binary(bytes[0], &frame) {
+        let floats = match &frame.body {
+            Body::UserBroadcast {
+                metadata, payload, ..
+            } => {
+                metadata.as_ref().is_some_and(has_float)
+                    || matches!(payload, UserPayload::Json(v) if has_float(v))
+            }
+            _ => false,
+        };
+        if !floats && let Some(encoded) = encode_server_binary(bytes[0], &frame) {
             match &frame.body {
                 Body::UserBroadcast {
                     metadata: Some(_), ..
