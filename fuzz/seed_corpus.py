@@ -102,6 +102,7 @@ def main():
     server = protocol_blocks("client")
     server += [
         "room~5f3a9c0e1d2b4a68~41|private:room:1~e~7",
+        "public:public:x~e~1|room~e~2",
         '{"user_id":"u1","user_info":{"name":"Ada"}}',
         '{"type":"subscribe","ref":"x","channel":"public:private:secret"}',
         '{"type":"subscribe","channel":"agent.#.#.status"}',

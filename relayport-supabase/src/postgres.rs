@@ -239,25 +239,43 @@ fn to_array(elem: &str, value: &Value) -> Value {
 }
 
 /// JavaScript's `parseFloat` on the longest numeric prefix; integral values become integers.
+///
+/// One pass over the text (a `numeric` cell can hold 131072 digits, so trying every prefix
+/// would be quadratic): the longest prefix of the form
+/// `[+-]? (digits [. digits?] | . digits) ([eE] [+-]? digits)?`, which is exactly the longest
+/// prefix of digits, `.`, `e`, `E`, `+` and `-` that parses as an `f64`.
 fn parse_float(s: &str) -> Option<Value> {
     let t = s.trim_start();
-    let mut end = 0;
-    let mut best = None;
-    for (i, _) in t
-        .char_indices()
-        .skip(1)
-        .chain(std::iter::once((t.len(), ' ')))
-    {
-        let prefix = &t[..i];
-        if prefix
-            .chars()
-            .all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
-            && let Ok(f) = prefix.parse::<f64>()
-        {
-            best = Some(f);
-            end = i;
+    let b = t.as_bytes();
+    let digits_from = |mut i: usize| {
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i, i - start)
+    };
+    let mut end = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let (after_int, int_digits) = digits_from(end);
+    end = after_int;
+    let mut mantissa_digits = int_digits;
+    if b.get(end) == Some(&b'.') {
+        let (after_frac, frac_digits) = digits_from(end + 1);
+        if int_digits + frac_digits > 0 {
+            end = after_frac;
+            mantissa_digits += frac_digits;
         }
     }
+    if mantissa_digits == 0 {
+        return None;
+    }
+    if matches!(b.get(end), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(b.get(end + 1), Some(b'+' | b'-')));
+        let (after_exp, exp_digits) = digits_from(end + 1 + sign);
+        if exp_digits > 0 {
+            end = after_exp;
+        }
+    }
+    let best: Option<f64> = t[..end].parse().ok();
     let f = best.filter(|_| end > 0)?;
     if f.is_finite() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
         Some(Value::from(f as i64))

@@ -13,9 +13,9 @@ use relayport_supabase::frame::{
     decode_user_broadcast_push, encode_user_broadcast_push,
 };
 use relayport_supabase::join::JoinParams;
-use relayport_supabase::postgres::{PostgresChangesFilter, PostgresEvent};
+use relayport_supabase::postgres::{PostgresChangesFilter, PostgresEvent, convert_cell};
 use relayport_supabase::topic::channel_for_topic;
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 struct Recorded {
     text: Vec<String>,
@@ -129,6 +129,29 @@ fn field(max: usize) -> impl Strategy<Value = String> {
     prop::collection::vec(prop::char::range('a', 'z'), 0..=max).prop_map(String::from_iter)
 }
 
+/// `parseFloat` as the cell conversion defined it before it was made linear: the longest
+/// prefix of digits, `.`, `e`, `E`, `+`, `-` that parses as an `f64`, trying every prefix.
+fn reference_numeric(s: &str) -> Option<Value> {
+    let t = s.trim_start();
+    let mut best = None;
+    for (i, _) in t.char_indices().skip(1).chain([(t.len(), ' ')]) {
+        let prefix = &t[..i];
+        if prefix
+            .chars()
+            .all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
+            && let Ok(f) = prefix.parse::<f64>()
+        {
+            best = Some(f);
+        }
+    }
+    let f = best?;
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+        Some(Value::from(f as i64))
+    } else {
+        Number::from_f64(f).map(Value::Number)
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         failure_persistence: None,
@@ -212,6 +235,33 @@ proptest! {
             prop_assert!(decode_binary(&frame[..cut]).is_err(), "prefix of {} bytes", cut);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        failure_persistence: None,
+        ..ProptestConfig::with_cases(1000)
+    })]
+
+    #[test]
+    fn numeric_cells_convert_as_parse_float_does(
+        text in prop_oneof!["[ ]?[-+]?[0-9]{0,4}[.]?[0-9]{0,3}([eE][-+]?[0-9]{0,3})?[-+.eEx0-9]{0,3}", "[0-9.eE+ -]{0,10}", any::<String>()],
+    ) {
+        let cell = Value::String(text.clone());
+        let want = reference_numeric(&text).unwrap_or_else(|| cell.clone());
+        prop_assert_eq!(convert_cell("numeric", &cell), want, "{:?}", text);
+    }
+}
+
+/// A `numeric` cell may hold 131072 digits. Converting it must be linear: trying every prefix
+/// (the earlier definition) took minutes for this cell.
+#[test]
+fn a_huge_numeric_cell_converts_in_one_pass() {
+    let digits = format!("1.{}e2x", "0".repeat(131_072));
+    let converted = convert_cell("numeric", &Value::String(digits));
+    assert_eq!(converted, serde_json::json!(100));
+    let junk = Value::String("e".repeat(200_000));
+    assert_eq!(convert_cell("numeric", &junk), junk);
 }
 
 #[test]
