@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Regenerates the seed corpus in fuzz/corpus/<target>/ from the repository's own recorded
-vectors (testdata/vectors/*.json) and the protocol examples in relayport-selfhosted/PROTOCOL.md.
+vectors (<crate>/tests/vectors/*.json) and the protocol examples in relayport-selfhosted/PROTOCOL.md.
 
 Run from anywhere: `python3 fuzz/seed_corpus.py`. Each seed file is named by the SHA-1 of its
 bytes (libFuzzer's convention), so re-running only adds what is new. Keep the corpus small:
@@ -12,13 +12,13 @@ import os
 import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VECTORS = os.path.join(ROOT, "testdata", "vectors")
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
 MAX_SEEDS = 60
 
 
 def load(name):
-    with open(os.path.join(VECTORS, name), encoding="utf-8") as f:
+    crate = "relayport-" + name.split("-")[0].split(".")[0]
+    with open(os.path.join(ROOT, crate, "tests", "vectors", name), encoding="utf-8") as f:
         return json.load(f)
 
 
