@@ -9,16 +9,15 @@ pub const KIND_PREFIXES: [&str; 3] = ["public:", "private:", "presence:"];
 
 /// The most `#` segments a pattern may have for [`check_matches`] to run it.
 ///
-/// The matcher on `main` backtracks on `#`, so its work grows like `name_segments ^ hashes`
-/// (issue 11, item 2, being made linear on the security branch); three keep every run under a
-/// millisecond while still covering every combination of `#`, `*` and literal segments. Raise
-/// it to the documented wildcard limit once matching is linear.
+/// The library's matcher is linear (issue 11, item 2), but the reference matcher here
+/// backtracks on `#`, so its work grows like `name_segments ^ hashes`; three keep every run
+/// under a millisecond while still covering every combination of `#`, `*` and literal segments.
 pub const MAX_HASH_SEGMENTS_CHECKED: usize = 3;
 
 /// Whether the public channel `channel` has a name that starts with a kind prefix, so that its
 /// printed form (`private:x` for the public channel named `private:x`) reads back as another
-/// channel: issue 11, item 1 (channel aliasing), fixed on the security branch by refusing such
-/// names. Until that lands the round-trip assertion skips these; afterwards none parse.
+/// channel: issue 11, item 1 (channel aliasing), fixed by refusing such names in
+/// `Channel::parse`/`Channel::new`; [`check_parse`] asserts that none parses.
 pub fn aliases_another_kind(channel: &Channel) -> bool {
     channel.kind() == ChannelKind::Public
         && KIND_PREFIXES.iter().any(|p| channel.name().starts_with(p))
@@ -64,7 +63,12 @@ pub fn check_parse(text: &str) {
         "Channel::new disagrees with Channel::parse on {text:?}"
     );
     let prefixed = format!("{}:{name}", channel.kind().prefix());
-    if !aliases_another_kind(&channel) {
+    // Issue 11, item 1: a public name may not begin with a kind prefix, so none parses.
+    assert!(
+        !aliases_another_kind(&channel),
+        "{text:?} parsed as a public channel whose name aliases another kind"
+    );
+    {
         let shown = channel.to_string();
         assert_eq!(
             Channel::parse(&shown).ok().as_ref(),

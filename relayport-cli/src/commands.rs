@@ -51,12 +51,15 @@ where
 {
     // Taken before `work` subscribes, so no event about its channels can be missed.
     let mut client_events = client.events();
-    // Events first: when a fatal close is both an event (its reason) and a state, the reason
-    // is printed before the state ends the command.
+    // The states arrive as events too, in order with the rest; the current one is printed first.
+    let current = client.state_changes().borrow().clone();
+    if let Some(error) = status::report(&current) {
+        client.close().await;
+        return Err(error);
+    }
     let outcome = tokio::select! {
         biased;
         e = events::watch(&mut client_events, channels) => Err(e),
-        e = status::watch_states(&client) => Err(e),
         r = signals::stop_requested() => r,
         r = work => r,
     };

@@ -9,19 +9,32 @@ use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::output::note;
+use crate::status::{self, Countdown};
 
 /// How long a command whose streams all ended waits for the event that says why before it
 /// fails with a generic reason (the event follows the end of the streams at once).
 pub(crate) const GRACE: Duration = Duration::from_secs(2);
 
-/// Prints every event from `events`; resolves with the error when the server ends the
-/// subscription of one of `channels`.
+/// Prints every event from `events`, connection states included (with the reconnect
+/// countdown); resolves with the error when the client fails or gives up, or when the server
+/// ends the subscription of one of `channels`.
 pub(crate) async fn watch(
     events: &mut Receiver<ClientEvent>,
     channels: &[Channel],
 ) -> RealtimeError {
+    let mut countdown = Countdown::default();
     loop {
-        match events.recv().await {
+        let received = tokio::select! {
+            received = events.recv() => received,
+            () = countdown.tick() => continue,
+        };
+        match received {
+            Ok(ClientEvent::StateChanged(state)) => {
+                countdown.follow(&state);
+                if let Some(error) = status::report(&state) {
+                    return error;
+                }
+            }
             Ok(event) => {
                 if let Some(text) = describe(&event) {
                     note(&text);
@@ -48,8 +61,7 @@ fn ends_command(event: ClientEvent, channels: &[Channel]) -> Option<RealtimeErro
     }
 }
 
-/// `event` as one line for stderr; `None` for state changes (the state watcher prints those,
-/// with the reconnect countdown).
+/// `event` as one line for stderr; `None` for state changes (`status::report` prints those).
 pub(crate) fn describe(event: &ClientEvent) -> Option<String> {
     Some(match event {
         ClientEvent::StateChanged(_) => return None,

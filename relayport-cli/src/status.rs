@@ -1,9 +1,10 @@
 //! Connection states and the reconnect countdown on stderr, and fatal states as errors.
+//! The states come from the client's event stream (`events.rs`), in order with every other
+//! event, so a short `reconnecting` is never missed and never printed after what followed it.
 
 use std::time::Duration;
 
 use relayport::{ConnectionState, RealtimeClient, RealtimeError};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::output::note;
@@ -35,47 +36,40 @@ fn fatal(state: &ConnectionState) -> Option<RealtimeError> {
     }
 }
 
-/// Prints every state change, and a countdown each second while reconnecting; resolves with
-/// the error when the client fails or gives up (never otherwise).
-pub(crate) async fn watch_states(client: &RealtimeClient) -> RealtimeError {
-    let mut states: watch::Receiver<ConnectionState> = client.state_changes();
-    let mut current = states.borrow_and_update().clone();
-    note(&describe(&current));
-    loop {
-        if let Some(e) = fatal(&current) {
-            return e;
-        }
-        let deadline = match &current {
+/// The reconnect countdown: while the client waits to reconnect, one line a second.
+#[derive(Default)]
+pub(crate) struct Countdown {
+    deadline: Option<Instant>,
+}
+
+impl Countdown {
+    /// Follows `state`: a countdown to the retry while reconnecting, nothing otherwise.
+    pub(crate) fn follow(&mut self, state: &ConnectionState) {
+        self.deadline = match state {
             ConnectionState::Reconnecting { retry_in, .. } => Some(Instant::now() + *retry_in),
             _ => None,
         };
-        loop {
-            let tick = async {
-                match deadline {
-                    Some(d) if d > Instant::now() => {
-                        let left = d - Instant::now();
-                        let step = left.min(Duration::from_secs(1));
-                        tokio::time::sleep(step).await;
-                        Some(d.saturating_duration_since(Instant::now()))
-                    }
-                    _ => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                changed = states.changed() => {
-                    if changed.is_err() {
-                        return RealtimeError::Closed("the client stopped".into());
-                    }
-                    current = states.borrow_and_update().clone();
-                    note(&describe(&current));
-                    break;
-                }
-                Some(left) = tick => {
-                    if !left.is_zero() {
-                        note(&format!("reconnecting in {}s…", left.as_secs_f64().ceil()));
-                    }
+    }
+
+    /// Waits for the next second of the countdown and prints how long is left; pending while
+    /// there is no countdown.
+    pub(crate) async fn tick(&mut self) {
+        match self.deadline {
+            Some(d) if d > Instant::now() => {
+                let step = (d - Instant::now()).min(Duration::from_secs(1));
+                tokio::time::sleep(step).await;
+                let left = d.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    note(&format!("reconnecting in {}s…", left.as_secs_f64().ceil()));
                 }
             }
+            _ => std::future::pending().await,
         }
     }
+}
+
+/// Prints `state`; the error it ends the command with, when it is fatal.
+pub(crate) fn report(state: &ConnectionState) -> Option<RealtimeError> {
+    note(&describe(state));
+    fatal(state)
 }
