@@ -509,14 +509,14 @@ impl RealtimeProvider for AblyRealtime {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            presence: true,
-            presence_update: true,
-            history: true,
-            client_publish: true,
-            wildcards: false,
-            max_payload: DEFAULT_MAX_MESSAGE_SIZE,
-        }
+        let mut caps = Capabilities::default();
+        caps.presence = true;
+        caps.presence_update = true;
+        caps.history = true;
+        caps.client_publish = true;
+        caps.wildcards = false;
+        caps.max_payload = DEFAULT_MAX_MESSAGE_SIZE;
+        caps
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
@@ -695,15 +695,15 @@ impl RealtimeProvider for AblyRealtime {
         link.tasks.push(tokio::spawn(run_writer(write, rx)));
         link.tasks.push(tokio::spawn(reader.run(read, stop_rx)));
         link.stop = Some(stop_tx);
-        Ok(Session {
-            connection_id: new_id,
-            heartbeat_interval: details
-                .max_idle_interval
-                .filter(|ms| *ms > 0)
-                .map(Duration::from_millis),
-            max_payload: details.max_message_size.map(|m| m as usize),
-            resumed,
-        })
+        Ok(Session::new(new_id)
+            .with_heartbeat_interval(
+                details
+                    .max_idle_interval
+                    .filter(|ms| *ms > 0)
+                    .map(Duration::from_millis),
+            )
+            .with_max_payload(details.max_message_size.map(|m| m as usize))
+            .with_resumed(resumed))
     }
 
     async fn disconnect(&self) -> Result<()> {

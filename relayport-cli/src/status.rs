@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use relayport::{ConnectionState, RealtimeClient, RealtimeError};
+use relayport::{ConnectionState, RealtimeError};
 use tokio::time::Instant;
 
 use super::output::note;
@@ -22,6 +22,7 @@ fn describe(state: &ConnectionState) -> String {
         ConnectionState::PermanentlyDisconnected => "state: permanently disconnected".into(),
         ConnectionState::Failed(e) => format!("state: failed: {e}"),
         ConnectionState::Closed => "state: closed".into(),
+        other => format!("state: {other:?}"),
     }
 }
 

@@ -17,7 +17,10 @@ use crate::message::{Message, OutboundMessage, Position};
 use crate::presence::{PresenceChange, PresenceMember};
 
 /// What a provider can do; the core and the conformance suite consult it before calling.
+///
+/// `#[non_exhaustive]`: start from [`Capabilities::default`] and set the fields that differ.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Presence channels (enter, leave, members).
     pub presence: bool,
@@ -46,8 +49,9 @@ impl Default for Capabilities {
     }
 }
 
-/// What a successful `connect` returns.
+/// What a successful `connect` returns; built with [`Session::new`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Session {
     /// The connection's id (Pusher's socket id, Ably's connection id, …), used to sign
     /// private and presence subscriptions.
@@ -69,6 +73,27 @@ impl Session {
             max_payload: None,
             resumed: false,
         }
+    }
+
+    /// The heartbeat interval the server asks for (`None`: the client's default).
+    #[must_use]
+    pub fn with_heartbeat_interval(mut self, interval: Option<Duration>) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// A payload limit the server announced (`None`: the provider's default).
+    #[must_use]
+    pub fn with_max_payload(mut self, max_payload: Option<usize>) -> Self {
+        self.max_payload = max_payload;
+        self
+    }
+
+    /// Whether the previous connection was resumed with continuity.
+    #[must_use]
+    pub fn with_resumed(mut self, resumed: bool) -> Self {
+        self.resumed = resumed;
+        self
     }
 }
 

@@ -7,6 +7,7 @@ use crate::error::RealtimeError;
 
 /// The state of a client's connection.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ConnectionState {
     /// Built, never connected.
     Initialized,

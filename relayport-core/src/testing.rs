@@ -478,12 +478,10 @@ impl RealtimeProvider for ScriptedProvider {
         s.connections += 1;
         s.sink = Some(sink);
         s.subscribed.clear();
-        Ok(Session {
-            connection_id: format!("conn-{}", s.connections),
-            heartbeat_interval: s.heartbeat_interval,
-            max_payload: s.max_payload,
-            resumed: s.resumed,
-        })
+        Ok(Session::new(format!("conn-{}", s.connections))
+            .with_heartbeat_interval(s.heartbeat_interval)
+            .with_max_payload(s.max_payload)
+            .with_resumed(s.resumed))
     }
 
     async fn disconnect(&self) -> Result<()> {

@@ -492,9 +492,10 @@ async fn wildcards_deliver_matching_public_channels_only() {
 #[tokio::test(start_paused = true)]
 async fn wildcards_are_refused_when_the_provider_lacks_them() {
     let (provider, script) = relayport_core::testing::ScriptedProvider::new();
-    script.set_capabilities(Capabilities {
-        wildcards: false,
-        ..Capabilities::default()
+    script.set_capabilities({
+        let mut caps = Capabilities::default();
+        caps.wildcards = false;
+        caps
     });
     let client = RealtimeClient::new(provider);
     let err = client.subscribe("agent.*").await.unwrap_err();

@@ -200,9 +200,10 @@ async fn the_providers_smaller_limit_wins() {
     );
 
     let (provider, script) = relayport_core::testing::ScriptedProvider::new();
-    script.set_capabilities(Capabilities {
-        max_payload: 10 * 1024,
-        ..Capabilities::default()
+    script.set_capabilities({
+        let mut caps = Capabilities::default();
+        caps.max_payload = 10 * 1024;
+        caps
     });
     let client = RealtimeClient::new(provider);
     let err = client
@@ -215,9 +216,10 @@ async fn the_providers_smaller_limit_wins() {
 #[tokio::test(start_paused = true)]
 async fn publishing_is_refused_when_the_provider_cannot() {
     let (provider, script) = relayport_core::testing::ScriptedProvider::new();
-    script.set_capabilities(Capabilities {
-        client_publish: false,
-        ..Capabilities::default()
+    script.set_capabilities({
+        let mut caps = Capabilities::default();
+        caps.client_publish = false;
+        caps
     });
     let client = RealtimeClient::new(provider);
     let err = client.publish("news", "n", json!(1)).await.unwrap_err();

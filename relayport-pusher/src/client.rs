@@ -289,12 +289,9 @@ impl PusherProvider {
             let body = authenticator.authenticate(&socket_id).await?;
             self.signin_on(conn, &body).await?;
         }
-        Ok(Session {
-            connection_id: socket_id,
-            heartbeat_interval: Some(heartbeat),
-            max_payload: Some(self.config.max_payload),
-            resumed: false,
-        })
+        Ok(Session::new(socket_id)
+            .with_heartbeat_interval(Some(heartbeat))
+            .with_max_payload(Some(self.config.max_payload)))
     }
 
     async fn close_conn(&self, slot: &mut Option<Conn>) {
@@ -741,14 +738,14 @@ impl RealtimeProvider for PusherProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            presence: true,
-            presence_update: false,
-            history: false,
-            client_publish: true,
-            wildcards: false,
-            max_payload: self.config.max_payload,
-        }
+        let mut caps = Capabilities::default();
+        caps.presence = true;
+        caps.presence_update = false;
+        caps.history = false;
+        caps.client_publish = true;
+        caps.wildcards = false;
+        caps.max_payload = self.config.max_payload;
+        caps
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {

@@ -578,12 +578,8 @@ impl SupabaseProvider {
             id,
             sink,
         }));
-        Session {
-            connection_id: format!("supabase-{id}"),
-            heartbeat_interval: Some(self.config.heartbeat_interval),
-            max_payload: None,
-            resumed: false,
-        }
+        Session::new(format!("supabase-{id}"))
+            .with_heartbeat_interval(Some(self.config.heartbeat_interval))
     }
 
     fn handshake_failed(&self, e: OpenError) -> RealtimeError {
@@ -788,14 +784,14 @@ impl RealtimeProvider for SupabaseProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            presence: true,
-            presence_update: true,
-            history: false,
-            client_publish: true,
-            wildcards: false,
-            max_payload: self.config.max_payload,
-        }
+        let mut caps = Capabilities::default();
+        caps.presence = true;
+        caps.presence_update = true;
+        caps.history = false;
+        caps.client_publish = true;
+        caps.wildcards = false;
+        caps.max_payload = self.config.max_payload;
+        caps
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {

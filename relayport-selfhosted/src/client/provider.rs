@@ -278,14 +278,14 @@ impl RealtimeProvider for SelfHostedProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            presence: true,
-            presence_update: true,
-            history: true,
-            client_publish: true,
-            wildcards: true,
-            max_payload: Limits::default().max_payload,
-        }
+        let mut caps = Capabilities::default();
+        caps.presence = true;
+        caps.presence_update = true;
+        caps.history = true;
+        caps.client_publish = true;
+        caps.wildcards = true;
+        caps.max_payload = Limits::default().max_payload;
+        caps
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
@@ -301,12 +301,9 @@ impl RealtimeProvider for SelfHostedProvider {
                 info!(transport = "websocket", socket_id = %hello.socket_id, "connected");
                 self.set_current(Some(Transport::WebSocket), hello.limits);
                 *slot = Some(Link::Ws(Arc::new(link)));
-                Ok(Session {
-                    connection_id: hello.socket_id,
-                    heartbeat_interval: Some(hello.heartbeat),
-                    max_payload: Some(hello.limits.max_payload),
-                    resumed: false,
-                })
+                Ok(Session::new(hello.socket_id)
+                    .with_heartbeat_interval(Some(hello.heartbeat))
+                    .with_max_payload(Some(hello.limits.max_payload)))
             }
             Opened::Refused(status) if self.preference == TransportPreference::Auto => {
                 self.connect_sse(&mut slot, sink, Some(status)).await
