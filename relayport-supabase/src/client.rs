@@ -172,7 +172,7 @@ impl SupabaseConfig {
     }
 }
 
-/// A byte stream a WebSocket can run over (the link layer's [`LinkIo`]).
+/// A byte stream a WebSocket can run over (the link layer's `LinkIo`).
 pub use relayport_core::transport::LinkIo as Io;
 
 /// The future a [`Connector`] returns.
