@@ -70,7 +70,7 @@ pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>> {
     Ok(Arc::new(config))
 }
 
-/// The default configuration: [`webpki_roots`].
+/// The default configuration: [`webpki_roots()`](webpki_roots()).
 pub fn default_client_config() -> Result<Arc<ClientConfig>> {
     client_config(webpki_roots())
 }
