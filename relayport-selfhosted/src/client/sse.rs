@@ -29,81 +29,7 @@ use crate::client::provider::endpoint;
 use crate::client::publisher::check_response;
 use crate::protocol::{MessageFrame, ServerFrame};
 
-/// One event of a `text/event-stream`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SseEvent {
-    /// The `event:` field (`message` when absent).
-    pub event: String,
-    /// The `data:` lines, joined with `\n`.
-    pub data: String,
-    /// The `id:` field, if the event had one.
-    pub id: Option<String>,
-}
-
-/// An incremental `text/event-stream` parser (the WHATWG rules: `field: value` lines, `:`
-/// comments, a blank line ends an event, CR, LF and CRLF line ends).
-#[derive(Debug, Default)]
-pub struct SseParser {
-    buf: Vec<u8>,
-    event: Option<String>,
-    data: Vec<String>,
-    id: Option<String>,
-    has_data: bool,
-}
-
-impl SseParser {
-    /// Feeds bytes; returns the events they completed.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        self.buf.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        while let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            // A CR at the very end of the buffer may be half of a CRLF: wait for more.
-            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
-                break;
-            }
-            let skip = if self.buf[end] == b'\r' && self.buf.get(end + 1) == Some(&b'\n') {
-                2
-            } else {
-                1
-            };
-            let line: Vec<u8> = self.buf.drain(..end + skip).take(end).collect();
-            let line = String::from_utf8_lossy(&line).into_owned();
-            if let Some(event) = self.line(&line) {
-                out.push(event);
-            }
-        }
-        out
-    }
-
-    fn line(&mut self, line: &str) -> Option<SseEvent> {
-        if line.is_empty() {
-            let event = SseEvent {
-                event: self.event.take().unwrap_or_else(|| "message".into()),
-                data: std::mem::take(&mut self.data).join("\n"),
-                id: self.id.clone(),
-            };
-            let had = std::mem::take(&mut self.has_data);
-            return had.then_some(event);
-        }
-        if line.starts_with(':') {
-            return None;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => {
-                self.data.push(value.to_owned());
-                self.has_data = true;
-            }
-            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
-            _ => {}
-        }
-        None
-    }
-}
+pub use relayport_core::transport::sse::{SseError, SseEvent, SseParser};
 
 /// The `Last-Event-ID` that resumes `channel` after `position`: the server's cursor format,
 /// `channel~epoch~seq`. `None` when the position has no epoch (nothing to resume from).
@@ -305,7 +231,13 @@ async fn read_stream(
             Some(Err(e)) => break CloseReason::retry(None, format!("SSE stream: {e}")),
             Some(Ok(chunk)) => chunk,
         };
-        for event in parser.feed(&chunk) {
+        let events = match parser.feed(&chunk) {
+            Ok(events) => events,
+            // A server that sends an endless line or event is broken or hostile: drop the
+            // stream and let the runtime reconnect (with backoff) rather than buffer it.
+            Err(e) => break CloseReason::retry(None, format!("SSE stream of `{channel}`: {e}")),
+        };
+        for event in events {
             match reader.on_event(event) {
                 Step::Continue => {}
                 Step::Stop => return,
