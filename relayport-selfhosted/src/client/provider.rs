@@ -21,11 +21,6 @@ use crate::client::ws::{Opened, WsLink, open};
 use crate::client::{Transport, TransportPreference};
 use crate::protocol::{ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
 
-/// The default time a request (subscribe, publish, presence, ping) waits for its answer.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default time a connection attempt waits for the server's `connected` frame.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 enum Link {
     Ws(Arc<WsLink>),
     Sse(SseLink),
@@ -56,8 +51,8 @@ enum Link {
 pub struct SelfHostedProvider {
     base: Url,
     preference: TransportPreference,
-    request_timeout: Duration,
-    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
     publish_token: Option<String>,
     link_config: LinkConfig,
     /// The current link. WebSocket calls clone their `Arc<WsLink>` and release it before
@@ -122,8 +117,8 @@ impl SelfHostedProvider {
         Ok(Self {
             base: parse_base(url)?,
             preference: TransportPreference::Auto,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: None,
+            connect_timeout: None,
             publish_token: None,
             link_config: LinkConfig::shared_default()?,
             link: tokio::sync::Mutex::new(None),
@@ -137,15 +132,19 @@ impl SelfHostedProvider {
         self
     }
 
-    /// How long a request waits for the server's answer (default 10 s).
+    /// Bounds how long a request (subscribe, publish, presence, ping) waits for the server's
+    /// answer. Unbounded by default: inside a `RealtimeClient` the runtime bounds every call
+    /// (`ClientConfig::request_timeout`); set this only when using the provider directly.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.request_timeout = Some(timeout);
         self
     }
 
-    /// How long a connection attempt waits for the `connected` frame (default 10 s).
+    /// Bounds how long a connection attempt waits for the `connected` frame. Unbounded by
+    /// default: inside a `RealtimeClient` the runtime bounds it (`ClientConfig::connect_timeout`);
+    /// set this only when using the provider directly.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = Some(timeout);
         self
     }
 

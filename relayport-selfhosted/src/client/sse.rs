@@ -20,10 +20,10 @@ use relayport_core::{
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
 use tracing::debug;
 use url::Url;
 
+use crate::client::bounded;
 use crate::client::errors::{CodeContext, close_reason, error_for_code};
 use crate::client::provider::endpoint;
 use crate::client::publisher::check_response;
@@ -55,7 +55,7 @@ impl SseLink {
         base: Url,
         token: Option<String>,
         sink: EventSink,
-        wait: Duration,
+        wait: Option<Duration>,
     ) -> Result<Self> {
         let link = Self {
             http,
@@ -75,13 +75,14 @@ impl SseLink {
     }
 
     /// One round trip to `GET /health`; any HTTP answer counts as alive.
-    pub(crate) async fn ping(&self, wait: Duration) -> Result<()> {
+    pub(crate) async fn ping(&self, wait: Option<Duration>) -> Result<()> {
         let url = endpoint(&self.base, "health")?;
-        match timeout(wait, self.http.get(url).send()).await {
-            Err(_) => Err(RealtimeError::timeout("health check", wait)),
-            Ok(Err(e)) => Err(RealtimeError::Connection(e.to_string())),
-            Ok(Ok(_)) => Ok(()),
-        }
+        let send = self.http.get(url).send();
+        bounded("health check", wait, async {
+            send.await.map_err(connection)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Opens the channel's stream and waits for the server to accept it. With `since`, the
@@ -90,7 +91,7 @@ impl SseLink {
         &mut self,
         channel: &Channel,
         options: &SubscribeOptions,
-        wait: Duration,
+        wait: Option<Duration>,
     ) -> Result<Subscribed> {
         if channel.kind() != ChannelKind::Public {
             return Err(RealtimeError::Unsupported(format!(
@@ -111,11 +112,11 @@ impl SseLink {
         if let Some(id) = resume {
             request = request.header("last-event-id", id);
         }
-        let response = match timeout(wait, request.send()).await {
-            Err(_) => return Err(RealtimeError::timeout("SSE subscribe", wait)),
-            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
-            Ok(Ok(r)) => r,
-        };
+        let send = request.send();
+        let response = bounded("SSE subscribe", wait, async {
+            send.await.map_err(connection)
+        })
+        .await?;
         let ctx = CodeContext {
             channel: Some(&name),
             ..CodeContext::default()
@@ -132,13 +133,14 @@ impl SseLink {
         if let Some(old) = self.streams.insert(channel.clone(), task) {
             old.abort();
         }
-        let answer = match timeout(wait, ready_rx).await {
-            Err(_) => Err(RealtimeError::timeout("SSE `subscribed` event", wait)),
-            Ok(Err(_)) => Err(RealtimeError::Connection(
-                "the SSE stream ended before `subscribed`".into(),
-            )),
-            Ok(Ok(result)) => result,
-        };
+        let answer = bounded("SSE `subscribed` event", wait, async {
+            ready_rx.await.unwrap_or_else(|_| {
+                Err(RealtimeError::Connection(
+                    "the SSE stream ended before `subscribed`".into(),
+                ))
+            })
+        })
+        .await;
         // A `since` without an epoch could not be resumed: the application must resync.
         match answer {
             Ok(mut subscribed) if options.since.is_some() && !asked => {
@@ -157,7 +159,11 @@ impl SseLink {
     }
 
     /// Publishes over `POST /publish` with the configured token.
-    pub(crate) async fn publish(&self, message: &OutboundMessage, wait: Duration) -> Result<()> {
+    pub(crate) async fn publish(
+        &self,
+        message: &OutboundMessage,
+        wait: Option<Duration>,
+    ) -> Result<()> {
         let Some(token) = &self.token else {
             return Err(RealtimeError::Unsupported(
                 "publishing over the SSE fallback without a publish token".into(),
@@ -167,11 +173,7 @@ impl SseLink {
         let name = message.channel.to_string();
         let body = json!({"channel": name, "event": message.event, "data": message.data});
         let send = self.http.post(url).bearer_auth(token).json(&body).send();
-        let response = match timeout(wait, send).await {
-            Err(_) => return Err(RealtimeError::timeout("publish", wait)),
-            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
-            Ok(Ok(r)) => r,
-        };
+        let response = bounded("publish", wait, async { send.await.map_err(connection) }).await?;
         let ctx = CodeContext {
             channel: Some(&name),
             payload_size: Some(message.payload_size()),
@@ -381,4 +383,9 @@ impl StreamReader {
         }
         alive
     }
+}
+
+/// A request that failed before any answer: the link is down.
+fn connection(e: reqwest::Error) -> RealtimeError {
+    RealtimeError::Connection(e.to_string())
 }
