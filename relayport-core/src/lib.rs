@@ -33,8 +33,8 @@ pub mod transport;
 pub use auth::{AuthRequest, ChannelAuth, ChannelAuthorizer, PresenceUser, Publisher};
 pub use channel::{Channel, ChannelKind, IntoChannel};
 pub use client::{
-    ClientBuilder, ClientConfig, DEFAULT_MAX_PAYLOAD, PresenceStream, RealtimeClient, Subscription,
-    TypedSubscription,
+    ClientBuilder, ClientConfig, ClientEvents, DEFAULT_MAX_PAYLOAD, PresenceStream, RealtimeClient,
+    StateStream, Subscription, TypedSubscription,
 };
 pub use error::{ErrorKind, RealtimeError, Result};
 pub use message::{EventType, Message, OutboundMessage, Position, Typed};

@@ -37,6 +37,10 @@ pub(super) struct ChannelEntry {
     pub(super) ever_established: bool,
     pub(super) roster: Roster,
     pub(super) waiters: Vec<Reply>,
+    /// The roster holds a full member list from the provider, received on the current link.
+    pub(super) synced: bool,
+    /// `PresenceStream::here()` calls waiting for the member list to be complete.
+    pub(super) here: Vec<Reply<Vec<crate::PresenceMember>>>,
 }
 
 impl ChannelEntry {
@@ -88,8 +92,34 @@ impl Actor {
                 ever_established: false,
                 roster: Roster::default(),
                 waiters: Vec::new(),
+                synced: false,
+                here: Vec::new(),
             }
         })
+    }
+
+    /// Answers with the member list once it is complete: at once when the provider's full list
+    /// has arrived on the current link, otherwise when it does.
+    pub(super) fn on_presence_here(
+        &mut self,
+        channel: Channel,
+        reply: Reply<Vec<crate::PresenceMember>>,
+    ) {
+        if let Err(e) = self.check_channel(&channel, true) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        match self.channels.get_mut(&channel) {
+            Some(entry) if entry.synced => {
+                let _ = reply.send(Ok(entry.roster.members()));
+            }
+            Some(entry) => entry.here.push(reply),
+            None => {
+                let _ = reply.send(Err(crate::RealtimeError::Closed(format!(
+                    "`{channel}` is no longer subscribed"
+                ))));
+            }
+        }
     }
 
     /// The last member list known for `channel`.
@@ -332,7 +362,7 @@ impl Actor {
         };
         let Some(entry) = self.channels.get_mut(&channel) else {
             // Nobody wants it any more: leave it again.
-            self.start_unsubscribe(&channel);
+            self.start_unsubscribe(&channel, None);
             return;
         };
         let again = entry.ever_established;
@@ -356,7 +386,7 @@ impl Actor {
             self.start_presence_call(&channel, data, None, false);
         }
         if self.channels.get(&channel).is_some_and(|e| e.unused()) {
-            self.release_if_unused(&channel);
+            self.release_if_unused(&channel, None);
             return;
         }
         if !again {
@@ -484,6 +514,9 @@ impl Actor {
             for w in entry.waiters.drain(..) {
                 let _ = w.send(Err(error.clone()));
             }
+            for w in entry.here.drain(..) {
+                let _ = w.send(Err(error.clone()));
+            }
         }
         self.forget_resubscribe(channel);
         self.positions.remove(channel);
@@ -503,36 +536,46 @@ impl Actor {
     }
 
     /// Forgets a channel nobody wants any more, leaving it on the link if it was up.
-    pub(super) fn release_if_unused(&mut self, channel: &Channel) {
-        let Some(entry) = self.channels.get(channel) else {
-            return;
-        };
-        if !entry.unused() {
+    /// Forgets `channel` if nothing uses it any more, unsubscribing it from the provider if it
+    /// was live; `reply` (a confirmed unsubscribe) answers when that is done, or at once.
+    pub(super) fn release_if_unused(&mut self, channel: &Channel, reply: Option<Reply>) {
+        let unused = self.channels.get(channel).map(ChannelEntry::unused);
+        if unused != Some(true) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
             return;
         }
-        let was_established = entry.established;
+        let was_established = self.channels.get(channel).is_some_and(|e| e.established);
         self.channels.remove(channel);
         self.positions.remove(channel);
         self.recovering.remove(channel);
         self.throttle.forget(channel);
-        if was_established {
-            self.start_unsubscribe(channel);
+        if was_established && self.session.is_some() {
+            self.start_unsubscribe(channel, reply);
+        } else if let Some(reply) = reply {
+            let _ = reply.send(Ok(()));
         }
     }
 
-    fn start_unsubscribe(&mut self, channel: &Channel) {
-        if self.session.is_none() {
-            return;
-        }
+    fn start_unsubscribe(&mut self, channel: &Channel, reply: Option<Reply>) {
         let provider = self.provider.clone();
         let limit = self.cfg.request_timeout;
         let c = channel.clone();
-        self.spawn_call(Pending::Unsubscribe(channel.clone()), async move {
+        self.spawn_call(Pending::Unsubscribe(channel.clone(), reply), async move {
             Done::Unsubscribe(timed("unsubscribe", limit, provider.unsubscribe(&c)).await)
         });
     }
 
-    pub(super) fn on_unsubscribe_done(&mut self, channel: Channel, result: Result<()>) {
+    pub(super) fn on_unsubscribe_done(
+        &mut self,
+        channel: Channel,
+        reply: Option<Reply>,
+        result: Result<()>,
+    ) {
+        if let Some(reply) = reply {
+            let _ = reply.send(result.clone());
+        }
         match result {
             Ok(()) => {}
             Err(e) if breaks_link(&e) => {

@@ -12,6 +12,7 @@ mod heartbeat;
 mod ops;
 mod presence;
 mod publish;
+mod streams;
 mod subscription;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use config::{ClientConfig, DEFAULT_MAX_PAYLOAD};
+pub use streams::{ClientEvents, StateStream};
 pub use subscription::{PresenceStream, Subscription, TypedSubscription};
 
 use crate::auth::ChannelAuthorizer;
@@ -292,6 +294,18 @@ impl RealtimeClient {
         self.shared.state.clone()
     }
 
+    /// The connection state as a [`Stream`](futures_core::Stream): the current state, then the
+    /// latest after each change (coalesced when they come faster than they are read).
+    pub fn state_stream(&self) -> StateStream {
+        StateStream::new(self.state_changes())
+    }
+
+    /// The client's events as a [`Stream`](futures_core::Stream), from now on; a reader that
+    /// falls behind gets [`ClientEvent::EventsLagged`] instead of an error.
+    pub fn event_stream(&self) -> ClientEvents {
+        ClientEvents::new(self.events())
+    }
+
     /// The last heartbeat round trip, if one was measured.
     pub fn latency(&self) -> Option<Duration> {
         *self.shared.latency.borrow()
@@ -313,6 +327,7 @@ impl RealtimeClient {
             commands: self.shared.commands.clone(),
             channel: channel.clone(),
             id,
+            released: false,
         };
         (id, guard)
     }
@@ -335,7 +350,7 @@ impl RealtimeClient {
             reply,
         })
         .await?;
-        Ok(Subscription { rx, guard })
+        Ok(Subscription::new(rx, guard))
     }
 
     /// Subscribes and yields only the messages of event type `T`, decoded.
