@@ -57,7 +57,8 @@ pub fn check_client_frame(text: &str) {
         | ClientFrame::Publish { channel, .. }
         | ClientFrame::PresenceEnter { channel, .. }
         | ClientFrame::PresenceUpdate { channel, .. }
-        | ClientFrame::PresenceLeave { channel, .. } => {
+        | ClientFrame::PresenceLeave { channel, .. }
+        | ClientFrame::History { channel, .. } => {
             let _ = Channel::parse(channel);
         }
         ClientFrame::Ping { .. } => {}
@@ -172,6 +173,12 @@ pub fn check_server_frame(text: &str) {
         }
         ServerFrame::Presence { channel, .. } | ServerFrame::Unsubscribed { channel, .. } => {
             let _ = Channel::parse(channel);
+        }
+        ServerFrame::History {
+            channel, messages, ..
+        } => {
+            let _ = Channel::parse(channel);
+            messages.iter().for_each(check_message);
         }
         ServerFrame::Connected { .. } | ServerFrame::Ack { .. } | ServerFrame::Pong { .. } => {}
     }

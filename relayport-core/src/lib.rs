@@ -20,6 +20,7 @@ pub mod auth;
 pub mod channel;
 pub mod client;
 pub mod error;
+pub mod history;
 pub mod message;
 pub mod policy;
 pub mod presence;
@@ -37,6 +38,7 @@ pub use client::{
     StateStream, Subscription, TypedSubscription,
 };
 pub use error::{ErrorKind, RealtimeError, Result};
+pub use history::{History, HistoryDirection, HistoryQuery, MessagePage, page_log};
 pub use message::{EventType, Message, OutboundMessage, Position, Typed};
 pub use policy::backoff::Backoff;
 pub use policy::throttle::RateLimit;

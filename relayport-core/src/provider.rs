@@ -32,6 +32,9 @@ pub struct Capabilities {
     pub client_publish: bool,
     /// Wildcard subscriptions.
     pub wildcards: bool,
+    /// Reading history page by page ([`RealtimeProvider::history_page`],
+    /// [`RealtimeClient::history`](crate::RealtimeClient::history)).
+    pub history_pages: bool,
     /// The largest payload the provider accepts, in bytes.
     pub max_payload: usize,
 }
@@ -44,6 +47,7 @@ impl Default for Capabilities {
             history: false,
             client_publish: true,
             wildcards: false,
+            history_pages: false,
             max_payload: crate::client::DEFAULT_MAX_PAYLOAD,
         }
     }
@@ -366,5 +370,19 @@ pub trait RealtimeProvider: Send + Sync + 'static {
     async fn history(&self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
         let _ = (channel, since);
         Err(RealtimeError::Unsupported("history".into()))
+    }
+
+    /// One page of `channel`'s history as `query` asks (set `Capabilities::history_pages`
+    /// when implemented); the page's `next` is the query for the page after it.
+    async fn history_page(
+        &self,
+        channel: &Channel,
+        query: &crate::history::HistoryQuery,
+    ) -> Result<crate::history::MessagePage> {
+        let _ = (channel, query);
+        Err(RealtimeError::Unsupported(format!(
+            "{} keeps no history to read page by page",
+            self.name()
+        )))
     }
 }

@@ -809,3 +809,60 @@ async fn state_and_event_streams_yield_changes_and_say_when_a_reader_lagged() {
     assert!(missed >= 44, "missed {missed}");
     client.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn history_reads_page_by_page_and_is_unsupported_where_the_provider_keeps_none() {
+    use relayport_core::HistoryQuery;
+    let (client, script) = client(|b| b);
+    for n in 1..=5 {
+        script.server_publish(&ch("news"), "post", json!(n));
+    }
+    let mut page = client
+        .history("news", HistoryQuery::new().limit(2))
+        .await
+        .unwrap();
+    let mut pages = Vec::new();
+    loop {
+        pages.push(
+            page.messages()
+                .iter()
+                .map(|m| m.data.clone())
+                .collect::<Vec<_>>(),
+        );
+        match page.next().await.unwrap() {
+            Some(next) => page = next,
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        vec![
+            vec![json!(5), json!(4)],
+            vec![json!(3), json!(2)],
+            vec![json!(1)]
+        ]
+    );
+
+    let (client, script) = client_without_history_pages();
+    script.server_publish(&ch("news"), "post", json!(1));
+    let err = client
+        .history("news", HistoryQuery::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(
+        !script
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::HistoryPage(..))),
+        "the provider was asked anyway"
+    );
+}
+
+fn client_without_history_pages() -> (RealtimeClient, relayport_core::testing::Script) {
+    let (provider, script) = relayport_core::testing::ScriptedProvider::new();
+    let mut caps = Capabilities::default();
+    caps.presence = true;
+    script.set_capabilities(caps);
+    (RealtimeClient::builder(provider).build(), script)
+}

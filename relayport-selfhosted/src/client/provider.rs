@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use relayport_core::transport::LinkConfig;
 use relayport_core::{
-    Capabilities, Channel, ChannelKind, EventSink, OutboundMessage, RealtimeError,
-    RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
+    Capabilities, Channel, ChannelKind, EventSink, HistoryQuery, MessagePage, OutboundMessage,
+    RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -19,7 +19,7 @@ use crate::client::errors::CodeContext;
 use crate::client::sse::SseLink;
 use crate::client::ws::{Opened, WsLink, open};
 use crate::client::{Transport, TransportPreference};
-use crate::protocol::{ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
+use crate::protocol::{ClientFrame, HistoryDirection, Limits, PROTOCOL_VERSION, ServerFrame};
 
 enum Link {
     Ws(Arc<WsLink>),
@@ -281,6 +281,7 @@ impl RealtimeProvider for SelfHostedProvider {
         caps.presence = true;
         caps.presence_update = true;
         caps.history = true;
+        caps.history_pages = true;
         caps.client_publish = true;
         caps.wildcards = true;
         caps.max_payload = Limits::default().max_payload;
@@ -455,6 +456,56 @@ impl RealtimeProvider for SelfHostedProvider {
             }
         })
         .await
+    }
+
+    async fn history_page(&self, channel: &Channel, query: &HistoryQuery) -> Result<MessagePage> {
+        let name = channel.to_string();
+        let ctx = CodeContext {
+            channel: Some(&name),
+            ..CodeContext::default()
+        };
+        let frame = self
+            .ws()
+            .await?
+            .request("history", self.request_timeout, ctx, |reference| {
+                ClientFrame::History {
+                    reference,
+                    channel: name.clone(),
+                    limit: query.limit,
+                    direction: Some(match query.direction {
+                        relayport_core::HistoryDirection::Backwards => HistoryDirection::Backwards,
+                        relayport_core::HistoryDirection::Forwards => HistoryDirection::Forwards,
+                    }),
+                    since: query.since.clone(),
+                    start: query.start,
+                    end: query.end,
+                    cursor: query.cursor.clone(),
+                }
+            })
+            .await?;
+        let ServerFrame::History {
+            messages, cursor, ..
+        } = frame
+        else {
+            return Err(unexpected("history", &frame));
+        };
+        let messages = messages
+            .iter()
+            .map(|m| {
+                m.to_message().ok_or_else(|| {
+                    RealtimeError::Protocol(format!(
+                        "history on an invalid channel `{}`",
+                        m.channel
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = cursor.map(|cursor| {
+            let mut next = query.clone();
+            next.cursor = Some(cursor);
+            next
+        });
+        Ok(MessagePage::new(messages, next))
     }
 
     async fn ping(&self) -> Result<Duration> {

@@ -312,7 +312,10 @@ fn on_text(sink: &EventSink, pending: &Pending<String, Answer>, text: &str) -> b
         }
         ServerFrame::Unsubscribed { ref reference, .. }
         | ServerFrame::Ack { ref reference }
-        | ServerFrame::Pong { ref reference } => answer(sink, pending, reference.clone(), frame),
+        | ServerFrame::Pong { ref reference }
+        | ServerFrame::History { ref reference, .. } => {
+            answer(sink, pending, reference.clone(), frame)
+        }
         ServerFrame::Error {
             ref reference,
             ref code,
