@@ -513,6 +513,7 @@ impl RealtimeProvider for AblyRealtime {
         caps.presence = true;
         caps.presence_update = true;
         caps.history = true;
+        caps.history_pages = true;
         caps.client_publish = true;
         caps.wildcards = false;
         caps.max_payload = DEFAULT_MAX_MESSAGE_SIZE;
@@ -902,6 +903,56 @@ impl RealtimeProvider for AblyRealtime {
             messages,
             complete: page.next.is_none(),
         })
+    }
+
+    /// One page of REST history (`GET /channels/{name}/messages`); the next page's cursor is
+    /// the `Link: rel="next"` path Ably returns, followed as given.
+    async fn history_page(
+        &self,
+        channel: &Channel,
+        query: &relayport_core::HistoryQuery,
+    ) -> Result<relayport_core::MessagePage> {
+        let name = ably_name(channel)?;
+        let token = lock(&self.shared).token.clone();
+        let rest = crate::auth::rest_client(&self.cfg, token.as_deref())?;
+        let wire = HistoryQuery {
+            // Ably positions carry the timestamp (ms × 10⁶): `since` reads from its time.
+            start: query
+                .start
+                .or_else(|| query.since.as_ref().map(|p| p.sequence / 1_000_000)),
+            end: query.end,
+            direction: Some(
+                match query.direction {
+                    relayport_core::HistoryDirection::Backwards => "backwards",
+                    relayport_core::HistoryDirection::Forwards => "forwards",
+                }
+                .into(),
+            ),
+            limit: query
+                .limit
+                .map(|l| u32::try_from(l.clamp(1, 1000)).unwrap_or(1000)),
+        };
+        let mut page = match &query.cursor {
+            None => rest.history(&name, &wire).await?,
+            Some(next) => {
+                let first = requests::history(&name, &wire);
+                rest.next_page(&first.path, next).await?
+            }
+        };
+        let mut messages = Self::history_messages(channel, std::mem::take(&mut page.items))?;
+        if let Some(since) = &query.since {
+            messages.retain(|m| {
+                m.position
+                    .as_ref()
+                    .is_none_or(|p| !p.is_at_or_before(since))
+            });
+        }
+        let next = page.next.map(|cursor| {
+            let mut next = query.clone();
+            next.cursor = Some(cursor);
+            next
+        });
+        Ok(relayport_core::MessagePage::new(messages, next))
     }
 }
 

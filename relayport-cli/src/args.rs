@@ -139,12 +139,21 @@ pub(crate) enum Command {
         #[arg(long, value_name = "JSON", value_parser = json)]
         data: Option<Value>,
     },
-    /// Print the messages the provider retained on a channel.
-    #[command(after_help = "Example:\n  relayport history news | jq -c .data")]
+    /// Print the messages the provider retained on a channel, every page, oldest first.
+    #[command(
+        after_help = "Examples:\n  relayport history news | jq -c .data\n  relayport history news \
+                      --newest-first --limit 20"
+    )]
     History {
         /// The channel.
         #[arg(value_parser = channel)]
         channel: Channel,
+        /// Messages per page (the provider caps it: 100 self-hosted, 1000 Ably).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Newest first instead of oldest first.
+        #[arg(long)]
+        newest_first: bool,
     },
     /// Print the auth body the configured provider signs for a subscription.
     #[command(

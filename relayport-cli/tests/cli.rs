@@ -453,3 +453,23 @@ async fn a_subscription_the_server_ends_exits_1_with_the_reason() {
     let last = rest.last().expect("a reason");
     assert!(last.contains("unauthorized"), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_newest_first_with_a_limit() {
+    let srv = server().await;
+    for n in 1..=5 {
+        let (code, _, err) = run(command(&srv, &["publish", "log2", "line", &n.to_string()])).await;
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let (code, out, err) = run(command(
+        &srv,
+        &["history", "log2", "--newest-first", "--limit", "2"],
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let data: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["data"].clone())
+        .collect();
+    assert_eq!(data, [json!(5), json!(4), json!(3), json!(2), json!(1)]);
+}
