@@ -29,8 +29,8 @@ pub mod signing;
 pub mod testing;
 pub mod webhooks;
 
-pub use auth::{Credentials, PusherAuthorizer, UserAuthenticator};
-pub use client::{PusherProvider, UserEvent};
+pub use auth::{Credentials, EndpointUserAuthenticator, PusherAuthorizer, UserAuthenticator};
+pub use client::{PusherProvider, USER_CHANNEL, UserEvent};
 pub use config::PusherConfig;
 pub use rest::{BatchEvent, PusherRest, RestRequest, TriggerOptions};
 pub use webhooks::{Webhook, WebhookEvent, WebhookVerifier};

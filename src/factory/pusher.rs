@@ -1,7 +1,18 @@
 //! Pusher: `PusherProvider`, `PusherRest`, `PusherAuthorizer` from [`PusherSettings`].
+//!
+//! User sign-in (`pusher:signin`, needed by apps with user authentication enabled, which
+//! close a connection that has not signed in within 30 s): through
+//! `PUSHER_USER_AUTH_ENDPOINT` when set, otherwise signed in this process from
+//! `PUSHER_USER_DATA` when the trusted configuration holds `PUSHER_SECRET`.
+
+use std::sync::Arc;
 
 use relayport_core::{RealtimeError, Result};
-use relayport_pusher::{Credentials, PusherAuthorizer, PusherConfig, PusherRest};
+use relayport_pusher::rest::DEFAULT_MAX_PAYLOAD;
+use relayport_pusher::{
+    Credentials, EndpointUserAuthenticator, PusherAuthorizer, PusherConfig, PusherRest,
+    UserAuthenticator,
+};
 
 use super::build::need;
 use crate::config::PusherSettings;
@@ -37,13 +48,71 @@ enum Endpoint<'a> {
     Host(&'a str, u16, bool),
 }
 
-/// The client configuration: key, host, port, TLS. It has no field for a secret.
-pub(crate) fn client_config(p: &PusherSettings) -> Result<PusherConfig> {
+/// The payload limit: 10 KB on the hosted cluster, `PUSHER_MAX_PAYLOAD` on a custom host.
+fn max_payload(p: &PusherSettings) -> Result<usize> {
+    match (p.max_payload, &p.host) {
+        (None, _) => Ok(DEFAULT_MAX_PAYLOAD),
+        (Some(0), _) => Err(RealtimeError::Config(
+            "PUSHER_MAX_PAYLOAD must be a positive number of bytes".into(),
+        )),
+        (Some(n), Some(_)) => Ok(n),
+        (Some(_), None) => Err(RealtimeError::Config(
+            "PUSHER_MAX_PAYLOAD applies to a self-hosted server (PUSHER_HOST); the hosted cluster's limit is 10 KB".into(),
+        )),
+    }
+}
+
+/// The client configuration: key, host, port, TLS, limits and user sign-in. It has no field
+/// for a secret; `trusted` (the full settings of a process holding the secret) lets it sign
+/// the user in here.
+pub(crate) fn client_config(
+    p: &PusherSettings,
+    trusted: Option<&PusherSettings>,
+) -> Result<PusherConfig> {
     let key = key(p)?;
-    Ok(match endpoint(p)? {
+    let config = match endpoint(p)? {
         Endpoint::Cluster(c) => PusherConfig::cluster(key, c),
         Endpoint::Host(h, port, tls) => PusherConfig::host(key, h, port, tls),
+    }
+    .with_max_payload(max_payload(p)?)
+    .with_client_event_prefix(p.client_event_prefix.unwrap_or(false));
+    Ok(match user_authenticator(p, trusted)? {
+        Some(a) => config.with_user_authenticator(a),
+        None => config,
     })
+}
+
+/// Who signs the user in, if anyone: the endpoint, or this process with the secret.
+fn user_authenticator(
+    p: &PusherSettings,
+    trusted: Option<&PusherSettings>,
+) -> Result<Option<Arc<dyn UserAuthenticator>>> {
+    if let Some(url) = &p.user_auth_endpoint {
+        let endpoint = EndpointUserAuthenticator::new(url.clone()).map_err(|e| {
+            RealtimeError::Config(format!(
+                "PUSHER_USER_AUTH_ENDPOINT: {}",
+                super::strip_config(&e)
+            ))
+        })?;
+        return Ok(Some(Arc::new(endpoint)));
+    }
+    let Some(user_data) = &p.user_data else {
+        return Ok(None);
+    };
+    match user_data.get("id") {
+        Some(serde_json::Value::String(id)) if !id.is_empty() => {}
+        _ => {
+            return Err(RealtimeError::Config(
+                "PUSHER_USER_DATA needs a non-empty string `id`".into(),
+            ));
+        }
+    }
+    match trusted.filter(|full| full.secret.is_some()) {
+        Some(full) => Ok(Some(authorizer(full)?.user_authenticator(user_data.clone()))),
+        None => Err(RealtimeError::Config(
+            "PUSHER_USER_DATA is signed with PUSHER_SECRET, which only a trusted client holds; a client without the secret signs in through PUSHER_USER_AUTH_ENDPOINT".into(),
+        )),
+    }
 }
 
 fn credentials(p: &PusherSettings) -> Result<Credentials> {
@@ -79,7 +148,8 @@ pub(crate) fn rest(p: &PusherSettings) -> Result<PusherRest> {
     Ok(match endpoint(p)? {
         Endpoint::Cluster(c) => PusherRest::cluster(creds, c),
         Endpoint::Host(h, port, tls) => PusherRest::host(creds, h, port, tls),
-    })
+    }
+    .with_max_payload(max_payload(p)?))
 }
 
 /// The channel authorizer (also signs users in).

@@ -24,6 +24,11 @@ pub enum Step {
     Close(u16, String),
     /// Wait until the client closes (or the socket drops).
     AwaitClose,
+    /// Drop the TCP connection at once, without a close frame.
+    Drop,
+    /// The client must send nothing but pings and pongs for this long (paused clock: no
+    /// real wait); a text frame fails the script.
+    Quiet(Duration),
     /// The client must say goodbye with a close frame carrying this code (a dropped socket
     /// or a data frame fails the script).
     AwaitGoodbye(u16),
@@ -151,6 +156,24 @@ async fn serve(listener: &TcpListener, script: Vec<Step>) -> Result<PeerReport, 
                     }
                 }
             },
+            Step::Drop => {
+                drop(ws);
+                return Ok(PeerReport {
+                    path_and_query: path,
+                });
+            }
+            Step::Quiet(span) => {
+                let until = tokio::time::Instant::now() + span;
+                loop {
+                    match tokio::time::timeout_at(until, ws.next()).await {
+                        Err(_) => break,
+                        Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                        Ok(other) => {
+                            return Err(format!("step {i}: expected quiet, got {other:?}"));
+                        }
+                    }
+                }
+            }
             Step::AwaitClose => loop {
                 match tokio::time::timeout(FRAME_WAIT, ws.next()).await {
                     Err(_) => return Err(format!("step {i}: client did not close")),
