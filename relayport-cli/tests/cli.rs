@@ -453,3 +453,107 @@ async fn a_subscription_the_server_ends_exits_1_with_the_reason() {
     let last = rest.last().expect("a reason");
     assert!(last.contains("unauthorized"), "{last}");
 }
+
+// ---- Pusher (sockudo) -----------------------------------------------------------------------
+
+/// Base64 of 32 bytes: the master key the CLI holds, and another one.
+const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const OTHER_MASTER_KEY: &str = "enl4d3Z1dHNycXBvbm1sa2ppaGdmZWRjYmEwMTIzNDU=";
+
+fn pusher_command(server: &relayport_pusher::testing::Sockudo, args: &[&str]) -> Command {
+    use relayport_pusher::testing::{APP_ID, KEY, SECRET};
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("REALTIME_PROVIDER", "pusher")
+        .env("PUSHER_APP_ID", APP_ID)
+        .env("PUSHER_KEY", KEY)
+        .env("PUSHER_SECRET", SECRET)
+        .env("PUSHER_HOST", "127.0.0.1")
+        .env("PUSHER_PORT", server.port.to_string())
+        .env("PUSHER_TLS", "false")
+        .env("PUSHER_ENCRYPTION_MASTER_KEY_BASE64", MASTER_KEY)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn pusher_rest(
+    server: &relayport_pusher::testing::Sockudo,
+    master_key: &str,
+) -> relayport_pusher::PusherRest {
+    let creds = server
+        .credentials()
+        .with_encryption_master_key_base64(master_key)
+        .expect("a 32-byte key");
+    relayport_pusher::PusherRest::host(creds, "127.0.0.1", server.port, false)
+}
+
+/// Issue 16 defect 5: a message on an encrypted channel that does not decrypt (sent under
+/// another master key) is reported on stderr with the channel, never printed on stdout, and
+/// the listener keeps going: the next good message is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecryptable_message_is_reported_on_stderr() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["listen", "private:encrypted-vault"],
+    ));
+    listen
+        .stderr_until("subscribed to private:encrypted-vault")
+        .await;
+    let wire = ["private-encrypted-vault"];
+    let options = relayport_pusher::TriggerOptions::default();
+    pusher_rest(&server, OTHER_MASTER_KEY)
+        .trigger(&wire, "secret", &json!({"n": 1}), &options)
+        .await
+        .expect("sockudo accepts it");
+    let seen = listen
+        .stderr_until("error on private:encrypted-vault")
+        .await;
+    let line = seen.last().expect("the error line");
+    assert!(line.to_lowercase().contains("decrypt"), "{line}");
+    pusher_rest(&server, MASTER_KEY)
+        .trigger(&wire, "secret", &json!({"n": 2}), &options)
+        .await
+        .expect("sockudo accepts it");
+    let m = listen.json().await;
+    assert_eq!(
+        m["data"],
+        json!({"n": 2}),
+        "only the good message is printed"
+    );
+    listen.interrupt().await;
+}
+
+/// Issue 16 defect 1: `--user-id` signs the CLI in (the app enforces user authentication),
+/// and `listen server-to-user` prints what the backend sends to that user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_id_signs_in_and_listen_prints_the_users_events() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["--user-id", "cli-user", "listen", "server-to-user"],
+    ));
+    listen.stderr_until("subscribed to server-to-user").await;
+    pusher_rest(&server, MASTER_KEY)
+        .send_to_user("cli-user", "invoice-paid", &json!({"id": 9}))
+        .await
+        .expect("sockudo accepts it");
+    let m = listen.json().await;
+    assert_eq!(
+        (&m["channel"], &m["event"], &m["data"]),
+        (
+            &json!("server-to-user"),
+            &json!("invoice-paid"),
+            &json!({"id": 9})
+        )
+    );
+    listen.interrupt().await;
+}
