@@ -557,3 +557,45 @@ async fn user_id_signs_in_and_listen_prints_the_users_events() {
     );
     listen.interrupt().await;
 }
+
+/// Issue 16 defect 4: `publish --client` with a plain name is refused with one clear
+/// sentence (exit 1), is prefixed with `--client-event-prefix` (the listener, also with the
+/// prefix, prints the plain name), and a public channel is refused as the capabilities say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_are_named_clearly_and_prefixed_on_request() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let room = "private:whispers";
+    let publish = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["publish", room, "typing", r#"{"on":true}"#, "--client"]);
+        pusher_command(&server, &args)
+    };
+    let (code, _, err) = run(publish(&[])).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("publish `client-typing` instead of `typing`"),
+        "{err}"
+    );
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["--client-event-prefix", "listen", room],
+    ));
+    listen.stderr_until("subscribed to private:whispers").await;
+    let (code, _, err) = run(publish(&["--client-event-prefix"])).await;
+    assert_eq!(code, Some(0), "{err}");
+    let m = listen.json().await;
+    assert_eq!(
+        (&m["event"], &m["data"]),
+        (&json!("typing"), &json!({"on": true}))
+    );
+    let args = ["publish", "news", "client-x", "1", "--client"];
+    let (code, _, err) = run(pusher_command(&server, &args)).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("does not relay client publishes on public channels"),
+        "{err}"
+    );
+    listen.interrupt().await;
+}
