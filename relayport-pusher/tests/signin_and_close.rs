@@ -299,3 +299,91 @@ async fn a_plain_client_event_name_is_refused_clearly() {
         "{err}"
     );
 }
+
+/// A one-request HTTP server on loopback: returns the request it read (head and body) and
+/// answers with `status` and `body`.
+async fn http_once(status: &'static str, body: String) -> (u16, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = tcp.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if seen.len() >= end + 4 + length || n == 0 {
+                    break;
+                }
+            }
+        }
+        let answer = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(answer.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&seen).to_string()
+    });
+    (port, task)
+}
+
+/// Defect 1, the endpoint path: `EndpointUserAuthenticator` posts `socket_id` as a form (as
+/// pusher-js's `userAuthentication` does) with the configured headers and returns the
+/// endpoint's body; a refusal is `Unauthorized`, a body without `auth`/`user_data` a
+/// `Protocol` error.
+#[tokio::test]
+async fn the_user_auth_endpoint_is_asked_as_pusher_js_asks_it() {
+    use relayport_pusher::{EndpointUserAuthenticator, UserAuthenticator};
+    let signed = authorizer()
+        .authenticate_user("123.456", &json!({"id": "alice"}))
+        .unwrap();
+    let (port, request) = http_once("200 OK", signed.0.to_string()).await;
+    let endpoint =
+        EndpointUserAuthenticator::new(format!("http://127.0.0.1:{port}/pusher/user-auth"))
+            .unwrap()
+            .with_header("authorization", "Bearer session-token");
+    assert!(!format!("{endpoint:?}").contains("session-token"));
+    let body = endpoint.authenticate("123.456").await.unwrap();
+    assert_eq!(body, signed);
+    let request = request.await.unwrap().to_ascii_lowercase();
+    assert!(
+        request.starts_with("post /pusher/user-auth http/1.1"),
+        "{request}"
+    );
+    assert!(
+        request.contains("content-type: application/x-www-form-urlencoded"),
+        "{request}"
+    );
+    assert!(
+        request.contains("authorization: bearer session-token"),
+        "{request}"
+    );
+    assert!(request.ends_with("\r\n\r\nsocket_id=123.456"), "{request}");
+
+    let (port, _) = http_once("403 Forbidden", "{}".into()).await;
+    let refused = EndpointUserAuthenticator::new(format!("http://127.0.0.1:{port}/"))
+        .unwrap()
+        .authenticate("1.1")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unauthorized, "{refused}");
+    let (port, _) = http_once("200 OK", r#"{"auth":"k:x"}"#.into()).await;
+    let partial = EndpointUserAuthenticator::new(format!("http://127.0.0.1:{port}/"))
+        .unwrap()
+        .authenticate("1.1")
+        .await
+        .unwrap_err();
+    assert_eq!(partial.kind(), ErrorKind::Protocol, "{partial}");
+    assert!(EndpointUserAuthenticator::new("/pusher/user-auth").is_err());
+}
