@@ -599,3 +599,27 @@ async fn client_events_are_named_clearly_and_prefixed_on_request() {
     );
     listen.interrupt().await;
 }
+
+/// Issue 16: a fatal close is printed with the server's reason and ends the command with
+/// status 1 (sockudo terminates the signed-in user's connections: 4009).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_user_sees_the_servers_reason_and_exits_1() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["--user-id", "doomed", "listen", "server-to-user"],
+    ));
+    listen.stderr_until("subscribed to server-to-user").await;
+    pusher_rest(&server, MASTER_KEY)
+        .terminate_user_connections("doomed")
+        .await
+        .expect("sockudo accepts it");
+    let seen = listen.stderr_until("disconnected by the app").await;
+    assert!(
+        !seen.iter().any(|l| l.starts_with("state: reconnecting")),
+        "{seen:?}"
+    );
+    assert_eq!(listen.exit_code().await, Some(1));
+}
