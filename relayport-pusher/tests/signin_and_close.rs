@@ -51,7 +51,17 @@ async fn next_closed(
 /// after the error shows the connection outlived it, so it no longer decides.
 #[tokio::test(start_paused = true)]
 async fn the_last_pusher_error_decides_a_close_without_close_frame() {
-    let cases: [(&[Step], Option<i64>, &str); 4] = [
+    let cases: [(&[Step], Option<i64>, &str); 5] = [
+        // A close frame without a reason: the error's text fills it.
+        (
+            &[
+                Step::Send(error_frame(4009, NOT_SIGNED_IN)),
+                Step::Close(4009, String::new()),
+                Step::AwaitClose,
+            ],
+            Some(4009),
+            "never",
+        ),
         (
             &[Step::Send(error_frame(4009, NOT_SIGNED_IN)), Step::Drop],
             Some(4009),
@@ -386,4 +396,51 @@ async fn the_user_auth_endpoint_is_asked_as_pusher_js_asks_it() {
         .unwrap_err();
     assert_eq!(partial.kind(), ErrorKind::Protocol, "{partial}");
     assert!(EndpointUserAuthenticator::new("/pusher/user-auth").is_err());
+}
+
+/// A subscribe the caller stopped waiting for (the runtime's timeout) is forgotten, so a later
+/// channel-less refusal (sockudo's 4009) fails the subscribe it answers instead of vanishing.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_subscribe_does_not_absorb_a_later_refusal() {
+    let auth = authorizer()
+        .authorize_channel("1.1", "private-x", None::<&()>)
+        .unwrap();
+    let peer = Peer::start(vec![
+        Step::Send(established("1.1", 120)),
+        Step::Expect(protocol::subscribe("quiet", None, None)),
+        Step::Expect(protocol::subscribe(
+            "private-x",
+            auth.str_field("auth"),
+            None,
+        )),
+        Step::Send(error_frame(
+            4009,
+            "Authentication error: Channel requires authentication",
+        )),
+        Step::Serve,
+    ])
+    .await;
+    let p = PusherProvider::new(config(peer.port));
+    let (sink, _rx) = EventSink::channel();
+    p.connect(sink).await.unwrap();
+    let abandoned = tokio::time::timeout(
+        Duration::from_secs(1),
+        p.subscribe(&from_wire("quiet").unwrap(), &SubscribeOptions::default()),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    let options = SubscribeOptions {
+        auth: Some(auth),
+        ..Default::default()
+    };
+    let refused = tokio::time::timeout(
+        Duration::from_secs(1800),
+        p.subscribe(&from_wire("private-x").unwrap(), &options),
+    )
+    .await
+    .expect("answered, not left hanging")
+    .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unauthorized, "{refused}");
+    p.disconnect().await.unwrap();
+    peer.finish().await.unwrap();
 }
