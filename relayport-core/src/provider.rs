@@ -28,8 +28,12 @@ pub struct Capabilities {
     pub presence_update: bool,
     /// Replaying missed messages (through `subscribe` with `since`, or `history`).
     pub history: bool,
-    /// Publishing from a client connection.
+    /// Publishing from a client connection (on some channel kind; see
+    /// [`Capabilities::client_publish_on`]).
     pub client_publish: bool,
+    /// Whether client publishing includes public channels (Pusher relays client events only on
+    /// private and presence channels). Default `true`.
+    pub client_publish_public: bool,
     /// Wildcard subscriptions.
     pub wildcards: bool,
     /// Reading history page by page ([`RealtimeProvider::history_page`],
@@ -46,10 +50,27 @@ impl Default for Capabilities {
             presence_update: false,
             history: false,
             client_publish: true,
+            client_publish_public: true,
             wildcards: false,
             history_pages: false,
             max_payload: crate::client::DEFAULT_MAX_PAYLOAD,
         }
+    }
+}
+
+impl Capabilities {
+    /// Whether a client connection may publish on a channel of this kind.
+    ///
+    /// ```
+    /// use relayport_core::{Capabilities, ChannelKind};
+    /// let mut caps = Capabilities::default();
+    /// caps.client_publish_public = false;
+    /// assert!(!caps.client_publish_on(ChannelKind::Public));
+    /// assert!(caps.client_publish_on(ChannelKind::Private));
+    /// ```
+    pub fn client_publish_on(&self, kind: crate::channel::ChannelKind) -> bool {
+        self.client_publish
+            && (kind != crate::channel::ChannelKind::Public || self.client_publish_public)
     }
 }
 

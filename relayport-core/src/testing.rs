@@ -150,6 +150,7 @@ impl ScriptedProvider {
                     presence_update: true,
                     history: true,
                     client_publish: true,
+                    client_publish_public: true,
                     wildcards: true,
                     history_pages: true,
                     max_payload: crate::DEFAULT_MAX_PAYLOAD,
