@@ -545,6 +545,7 @@ impl AblyRealtime {
         let (tx, rx) = oneshot::channel();
         let sent = {
             let mut s = lock(&self.shared);
+            s.goodbye = true;
             s.closed_waiter = Some(tx);
             s.send(&ProtocolMessage::new(action::CLOSE)).is_ok()
         };
@@ -558,6 +559,7 @@ impl AblyRealtime {
         s.msg_serial = 0;
         s.pending.clear();
         s.channels.clear();
+        s.goodbye = false;
         Ok(())
     }
 

@@ -66,6 +66,8 @@ pub(crate) struct Shared {
     pub channels: HashMap<String, ChannelState>,
     pub pings: HashMap<String, oneshot::Sender<()>>,
     pub closed_waiter: Option<oneshot::Sender<()>>,
+    /// A goodbye (`CLOSE`) is under way: the end of the link is not news to report.
+    pub goodbye: bool,
     pub auth_waiter: Option<oneshot::Sender<Result<()>>>,
     /// An AUTH in flight (in-band re-authentication): a connection error that arrives now is
     /// the answer to it, and a fatal one must reach the AUTH's caller as such.
@@ -203,8 +205,8 @@ pub(crate) struct Reader {
 
 enum Flow {
     Continue,
-    /// The link ends; `None`: a goodbye this side asked for, nothing to report.
-    Close(Option<CloseReason>),
+    /// The link ends, for this reason.
+    Close(CloseReason),
 }
 
 impl Dispatcher for Reader {
@@ -216,20 +218,17 @@ impl Dispatcher for Reader {
                     None,
                     RealtimeError::Protocol("binary frame on a JSON connection".into()),
                 );
-                Flow::Close(Some(CloseReason::retry(
-                    None,
-                    "protocol error: binary frame",
-                )))
+                Flow::Close(CloseReason::retry(None, "protocol error: binary frame"))
             }
             Frame::Text(text) => match ProtocolMessage::parse(text) {
                 Ok(pm) => self.handle(pm),
                 Err(e) => {
                     let err = RealtimeError::Protocol(format!("malformed frame: {e}"));
                     self.sink.error(None, err);
-                    Flow::Close(Some(CloseReason::retry(
+                    Flow::Close(CloseReason::retry(
                         None,
                         format!("protocol error: malformed frame: {e}"),
-                    )))
+                    ))
                 }
             },
         };
@@ -239,16 +238,21 @@ impl Dispatcher for Reader {
                 lock(&self.shared).link_down();
                 // The link ends here: the writer sends the close frame after what is queued.
                 let _ = link.send_close(1000, "");
-                if let Some(reason) = reason {
-                    self.sink.closed(reason);
-                }
+                self.sink.closed(reason);
                 LinkFlow::Stop
             }
         }
     }
 
     fn on_close(&mut self, close: PeerClose) {
-        lock(&self.shared).link_down();
+        let goodbye = {
+            let mut s = lock(&self.shared);
+            s.link_down();
+            s.goodbye
+        };
+        if goodbye {
+            return; // the server ended the link after our CLOSE: nothing to report
+        }
         let why = if close.clean {
             format!("the server closed the transport ({close})")
         } else {
@@ -309,29 +313,27 @@ impl Reader {
                 let error = pm
                     .error
                     .unwrap_or_else(|| ErrorInfo::new(80003, 400, "disconnected"));
-                return Flow::Close(Some(
-                    self.on_error(Context::DisconnectedWhileConnected, &error),
-                ));
+                return Flow::Close(self.on_error(Context::DisconnectedWhileConnected, &error));
             }
             action::ERROR => match pm.channel {
                 None => {
                     let error = pm
                         .error
                         .unwrap_or_else(|| ErrorInfo::new(80000, 400, "error"));
-                    return Flow::Close(Some(self.on_error(Context::ConnectionError, &error)));
+                    return Flow::Close(self.on_error(Context::ConnectionError, &error));
                 }
                 Some(name) => self.on_channel_error(&name, pm.error.unwrap_or_default()),
             },
             action::CLOSED => {
                 if let Some(w) = lock(&self.shared).closed_waiter.take() {
-                    // The answer to our CLOSE: the goodbye ends the link, nothing to report.
+                    // The answer to our CLOSE: the goodbye (`Link::close`) ends the link.
                     let _ = w.send(());
-                    return Flow::Close(None);
+                    return Flow::Continue;
                 }
-                return Flow::Close(Some(CloseReason::fatal(
+                return Flow::Close(CloseReason::fatal(
                     Some(80017),
                     RealtimeError::Closed("ably connection closed (80017)".into()),
-                )));
+                ));
             }
             action::ATTACHED => self.on_attached(pm),
             action::DETACHED => self.on_detached(pm),

@@ -184,8 +184,11 @@ async fn a_refused_auth_fails_the_client_instead_of_looping() {
             .authorizer(Arc::new(FreshTokens(AtomicUsize::new(0))))
             .build();
         let mut states = c.state_changes();
-        let sub = bounded("subscribe", c.subscribe("private:orders")).await;
-        assert!(sub.is_err(), "{label}: the subscribe fails");
+        let err = bounded("subscribe", c.subscribe("private:orders"))
+            .await
+            .unwrap_err();
+        // The AUTH's caller learns the refusal, not a retryable "link lost during AUTH".
+        assert!(err.to_string().contains("40102"), "{label}: {err}");
         let state = bounded("Failed", async {
             loop {
                 let s = states.borrow_and_update().clone();
