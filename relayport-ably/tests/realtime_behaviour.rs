@@ -1,5 +1,5 @@
 //! Behaviour beyond the recorded transcripts, against synthetic scripts on the same asserting
-//! loopback peer: tolerance, malformed frames, idle detection, limits, token renewal without
+//! loopback peer: tolerance, malformed frames, limits, token renewal without
 //! loops, channel authorization, connectionStateTtl, and the core's runtime end to end.
 
 mod support;
