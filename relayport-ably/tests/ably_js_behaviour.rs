@@ -240,7 +240,7 @@ async fn a_channel_token_for_another_client_id_is_refused_locally() {
         .unwrap_err();
     assert_eq!(err.kind(), relayport_core::ErrorKind::Forbidden, "{err}");
     assert!(err.to_string().contains("someone-else"), "{err}");
-    bounded("room", c.subscribe("room")).await.unwrap();
+    let _room = bounded("room", c.subscribe("room")).await.unwrap();
     assert_eq!(c.state(), ConnectionState::Connected);
     bounded("close", c.close()).await;
     peer.finished(0).await;
@@ -424,4 +424,56 @@ fn the_agent_names_library_runtime_and_os() {
     );
     assert!(parts[1].starts_with("rust/1."), "{agent}");
     assert_eq!(parts[2], std::env::consts::OS);
+}
+
+/// Defects 1 and 2 with the key kept off the wire (`Credentials::TokenFromKey`, what
+/// `trusted_client_builder` uses with only `ABLY_API_KEY`): one token, signed here with the
+/// key's capability (none named) and the connection's clientId, covers a private and a
+/// presence channel; the channel tokens the core's authorizer signs are not applied.
+#[tokio::test]
+async fn a_client_signing_its_own_tokens_uses_the_key_capability() {
+    let http = support::HttpPeer::start(
+        vec![json!({
+            "method": "POST", "path": "/keys/appId.keyId/requestToken", "query": {},
+            "headers": {"accept": "application/json", "content-type": "application/json", "x-ably-version": "6"},
+            "body": r#"{"keyName":"appId.keyId","clientId":"u1","timestamp":1800000000000,"nonce":"1234567890123456","mac":"m"}"#,
+            "response": {"status": 200, "headers": {}, "body": {"token": "KEY-TOKEN", "expires": 1, "clientId": "u1"}}
+        })],
+        Some("appId.keyId:keySecret".into()),
+    )
+    .await;
+    let mut peer = WsPeer::start(vec![Script::synthetic(
+        json!({"access_token": "KEY-TOKEN", "clientId": "u1"}),
+        &[
+            (true, CONNECTED),
+            (false, r#"{"action":10,"channel":"private:orders"}"#),
+            (
+                true,
+                r#"{"action":11,"channel":"private:orders","flags":0}"#,
+            ),
+            (false, r#"{"action":10,"channel":"presence:lobby"}"#),
+            (
+                true,
+                r#"{"action":11,"channel":"presence:lobby","flags":0}"#,
+            ),
+        ],
+        Tail::ExpectGoodbye,
+    )])
+    .await;
+    let mut cfg = config(peer.port, Credentials::TokenFromKey(key())).client_id("u1");
+    cfg.rest_port = Some(http.port);
+    let c = client(cfg)
+        .client_id("u1")
+        .authorizer(Arc::new(AblyAuthorizer::new(key())))
+        .build();
+    let _orders = bounded("orders", c.subscribe("private:orders"))
+        .await
+        .unwrap();
+    let _lobby = bounded("lobby", c.subscribe("presence:lobby"))
+        .await
+        .unwrap();
+    bounded("close", c.close()).await;
+    peer.finished(0).await;
+    peer.assert_clean();
+    http.assert_clean();
 }
