@@ -477,3 +477,65 @@ async fn a_client_signing_its_own_tokens_uses_the_key_capability() {
     peer.assert_clean();
     http.assert_clean();
 }
+
+/// Defect 1 with tokens from the application: the second private channel's token covers the
+/// first one too (capability = union of the connection's channels; an Ably token replaces
+/// the connection's capability), and carries the connection's clientId. The REST peer asserts
+/// each exchanged TokenRequest's capability and clientId.
+#[tokio::test]
+async fn a_new_channel_token_covers_every_channel_of_the_connection() {
+    let token_request = |capability: &str| {
+        json!({
+            "keyName": "appId.keyId", "ttl": 3600000, "capability": capability, "clientId": "u1",
+            "timestamp": 1800000000000u64, "nonce": "1234567890123456", "mac": "m"
+        })
+        .to_string()
+    };
+    let exchange = |capability: &str, token: &str| {
+        json!({
+            "method": "POST", "path": "/keys/appId.keyId/requestToken", "query": {},
+            "headers": {"accept": "application/json", "content-type": "application/json", "x-ably-version": "6"},
+            "body": token_request(capability),
+            "response": {"status": 200, "headers": {}, "body": {"token": token, "expires": 1, "clientId": "u1"}}
+        })
+    };
+    let http = support::HttpPeer::start(
+        vec![
+            exchange(r#"{"private:a":["history","publish","subscribe"]}"#, "T1"),
+            exchange(
+                r#"{"private:a":["history","publish","subscribe"],"private:b":["history","publish","subscribe"]}"#,
+                "T2",
+            ),
+        ],
+        Some("appId.keyId:keySecret".into()),
+    )
+    .await;
+    let mut peer = WsPeer::start(vec![Script::synthetic(
+        json!({"access_token": "BASE", "clientId": "u1"}),
+        &[
+            (true, CONNECTED),
+            (false, r#"{"action":17,"auth":{"accessToken":"T1"}}"#),
+            (true, CONNECTED),
+            (false, r#"{"action":10,"channel":"private:a"}"#),
+            (true, r#"{"action":11,"channel":"private:a","flags":0}"#),
+            (false, r#"{"action":17,"auth":{"accessToken":"T2"}}"#),
+            (true, CONNECTED),
+            (false, r#"{"action":10,"channel":"private:b"}"#),
+            (true, r#"{"action":11,"channel":"private:b","flags":0}"#),
+        ],
+        Tail::ExpectGoodbye,
+    )])
+    .await;
+    let mut cfg = config(peer.port, base_token()).client_id("u1");
+    cfg.rest_port = Some(http.port);
+    let c = client(cfg)
+        .client_id("u1")
+        .authorizer(Arc::new(AblyAuthorizer::new(key()).client_id("u1")))
+        .build();
+    let _a = bounded("a", c.subscribe("private:a")).await.unwrap();
+    let _b = bounded("b", c.subscribe("private:b")).await.unwrap();
+    bounded("close", c.close()).await;
+    peer.finished(0).await;
+    peer.assert_clean();
+    http.assert_clean();
+}
