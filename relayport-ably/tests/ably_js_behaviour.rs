@@ -539,3 +539,34 @@ async fn a_new_channel_token_covers_every_channel_of_the_connection() {
     peer.assert_clean();
     http.assert_clean();
 }
+
+/// Defect 4, the goodbye's bound: `close()` sends CLOSE and, when the server never answers
+/// with CLOSED, gives up after `CLOSED_WAIT` (the only provider timer of the goodbye), then
+/// closes the socket.
+#[tokio::test(start_paused = true)]
+async fn close_sends_close_and_waits_briefly_for_closed() {
+    let mut peer = WsPeer::start(vec![Script::synthetic(
+        Value::Null,
+        &[(true, CONNECTED)],
+        Tail::Unanswered,
+    )])
+    .await;
+    let mut cfg = config(peer.port, Credentials::Key(key()));
+    cfg.realtime_request_timeout = Duration::from_secs(10);
+    let c = client(cfg).build();
+    bounded("connect", c.connect()).await.unwrap();
+    let start = tokio::time::Instant::now();
+    bounded("close", c.close()).await;
+    let waited = start.elapsed();
+    assert!(
+        waited >= relayport_ably::client::CLOSED_WAIT,
+        "gave up before CLOSED_WAIT: {waited:?}"
+    );
+    assert!(
+        waited <= relayport_ably::client::CLOSED_WAIT + Duration::from_millis(1100),
+        "the goodbye is brief: {waited:?}"
+    );
+    assert_eq!(c.state(), ConnectionState::Closed);
+    peer.finished(0).await;
+    peer.assert_clean();
+}

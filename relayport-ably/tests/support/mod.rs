@@ -133,6 +133,9 @@ pub enum Tail {
     /// Keep the socket open and silent until the client goes away (a goodbye's CLOSE is
     /// answered with CLOSED).
     Hold,
+    /// A server that never answers: the client's CLOSE is expected and left unanswered; the
+    /// connection ends when the client closes it.
+    Unanswered,
     /// The client must say goodbye: a CLOSE (`{"action":7}`), answered with CLOSED, then the
     /// close frame. EOF or a close frame without a CLOSE first fails the script.
     ExpectGoodbye,
@@ -347,6 +350,23 @@ async fn serve(tcp: TcpStream, script: &Script) -> Result<(), String> {
                 }
             }
             Ok(())
+        }
+        Tail::Unanswered => {
+            let mut saw_close = false;
+            while let Some(Ok(m)) = ws.next().await {
+                if let WsMessage::Text(t) = m {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v != json!({"action": 7}) {
+                        return Err(format!("unexpected frame after the script: {t}"));
+                    }
+                    saw_close = true;
+                }
+            }
+            if saw_close {
+                Ok(())
+            } else {
+                Err("no CLOSE before the client left".into())
+            }
         }
         Tail::ExpectGoodbye => {
             let close = loop {
