@@ -440,11 +440,10 @@ impl AblyRealtime {
             s.auth_waiter = Some(tx);
             s.authorizing = true;
         }
-        let outcome = rx
-            .await
-            .unwrap_or_else(|_| Err(RealtimeError::Connection("link lost during AUTH".into())));
-        lock(&self.shared).authorizing = false;
-        outcome
+        // Cleared however this ends, also when the caller (the core's timeout) drops it.
+        let _authorizing = Authorizing(&self.shared);
+        rx.await
+            .unwrap_or_else(|_| Err(RealtimeError::Connection("link lost during AUTH".into())))
     }
 
     /// Exchanges a channel authorization (a TokenRequest, TokenDetails or token from the
@@ -601,6 +600,8 @@ impl RealtimeProvider for AblyRealtime {
         let token = self.token_for_connect().await?;
         let (resume, previous_id, recover) = {
             let mut s = lock(&self.shared);
+            // A goodbye that was abandoned half-way does not silence this link's end.
+            s.goodbye = false;
             if s.failed {
                 // A fatal error discarded the connection: start afresh.
                 s.failed = false;
@@ -995,6 +996,17 @@ impl AblyRealtime {
             }
             _ => RealtimeError::Connection(message),
         }
+    }
+}
+
+/// Marks the end of an in-band AUTH when dropped.
+struct Authorizing<'a>(&'a Mutex<Shared>);
+
+impl Drop for Authorizing<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(self.0);
+        s.authorizing = false;
+        s.auth_waiter = None;
     }
 }
 
