@@ -1,6 +1,5 @@
 //! Ably: `AblyRealtime`, `AblyRest`, `AblyAuthorizer` from [`AblySettings`].
 
-use relayport_ably::token::{AuthResponse, TokenParams};
 use relayport_ably::{AblyAuthorizer, AblyConfig, AblyRest, ApiKey, Credentials, RestConfig};
 use relayport_core::{RealtimeError, Result};
 
@@ -23,11 +22,7 @@ pub(crate) fn client_config(a: &AblySettings, server_key: Option<&Secret>) -> Re
     } else if let Some(url) = &a.auth_url {
         Credentials::AuthUrl(url.clone())
     } else if let Some(k) = server_key {
-        let key = parse_key(k.expose(), "ABLY_API_KEY")?;
-        Credentials::callback(move |params: TokenParams| {
-            let signed = key.create_token_request(&params);
-            async move { signed.map(AuthResponse::Request) }
-        })
+        Credentials::TokenFromKey(parse_key(k.expose(), "ABLY_API_KEY")?)
     } else {
         return Err(RealtimeError::Config(
             "ABLY_CLIENT_KEY or ABLY_AUTH_URL is not set (a client never uses ABLY_API_KEY, the server key)".into(),
