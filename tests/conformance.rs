@@ -95,17 +95,16 @@ async fn supabase_is_wired_but_skipped_with_the_reason() {
         ("SUPABASE_URL", "http://127.0.0.1:9"),
         ("SUPABASE_ANON_KEY", "anon"),
     ]);
-    for name in ["supabase"] {
-        let cfg = relayport::ProviderConfig::from_env_for(name, &env).expect("config");
-        let provider = relayport::provider(&cfg).expect("provider");
-        assert_eq!(provider.name(), name);
-        println!(
-            "SKIP {name}: every scenario (its capabilities: {:?}) — no {name} server runs \
-             offline, and provider-{name} offers no loopback peer outside its own tests (its \
-             scripted peers replay recorded SDK conversations frame by frame); its client, \
-             publisher and authorizer are covered by provider-{name}'s tests and, through the \
-             facade, by tests/auth_endpoint.rs",
-            provider.capabilities()
-        );
-    }
+    let name = "supabase";
+    let cfg = relayport::ProviderConfig::from_env_for(name, &env).expect("config");
+    let provider = relayport::provider(&cfg).expect("provider");
+    assert_eq!(provider.name(), name);
+    println!(
+        "SKIP {name}: every scenario (its capabilities: {:?}) — no {name} server runs \
+         offline, and provider-{name} offers no loopback peer outside its own tests (its \
+         scripted peers replay recorded SDK conversations frame by frame); its client, \
+         publisher and authorizer are covered by provider-{name}'s tests and, through the \
+         facade, by tests/auth_endpoint.rs",
+        provider.capabilities()
+    );
 }
