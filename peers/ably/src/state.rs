@@ -213,6 +213,10 @@ pub(crate) struct Shared {
     pub(crate) cfg: PeerConfig,
     state: Mutex<State>,
     instance: String,
+    /// The peer's clock runs on tokio time (a paused test clock moves it) from the wall
+    /// time at start.
+    started_wall: i64,
+    started: tokio::time::Instant,
 }
 
 /// Who is authenticated and what they may do.
@@ -249,16 +253,23 @@ impl Shared {
                 ..State::default()
             }),
             instance,
+            started_wall: wall_ms(),
+            started: tokio::time::Instant::now(),
         })
+    }
+
+    fn clock(&self, offset_ms: i64) -> i64 {
+        self.started_wall + self.started.elapsed().as_millis() as i64 + offset_ms
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The peer's clock: wall time plus what the test API advanced it by.
+    /// The peer's clock: wall time at start, plus tokio time since, plus what the test API
+    /// advanced it by.
     pub(crate) fn now_ms(&self) -> i64 {
-        wall_ms() + self.lock().offset_ms
+        self.clock(self.lock().offset_ms)
     }
 
     pub(crate) fn key(&self, name: &str) -> Option<&KeyConfig> {
@@ -461,7 +472,7 @@ impl Shared {
                 .get(&id1)
                 .is_some_and(|c| c.epoch == epoch && c.link.is_none())
             {
-                let now = wall_ms() + st.offset_ms;
+                let now = me.clock(st.offset_ms);
                 st.leave_all(&id1, now);
             }
         });
@@ -475,7 +486,7 @@ impl Shared {
                 .get(&id2)
                 .is_some_and(|c| c.epoch == epoch && c.link.is_none())
             {
-                let now = wall_ms() + st.offset_ms;
+                let now = me.clock(st.offset_ms);
                 st.forget(&id2, now);
             }
         });
@@ -497,7 +508,7 @@ impl Shared {
                     let Some(t) = st.tokens.get(&token) else {
                         return;
                     };
-                    t.expires - (wall_ms() + st.offset_ms)
+                    t.expires - me.clock(st.offset_ms)
                 };
                 if left <= 0 {
                     break;
