@@ -236,6 +236,73 @@ const scenarios = {
     await left;
     a.close();
   },
+
+  async token_expiry_renews_and_resumes() {
+    const keyed = new Ably.Rest({ ...common, key: FULL });
+    let calls = 0;
+    const c = realtime({
+      clientId: 'renewer',
+      authCallback: (params, cb) => {
+        calls += 1;
+        keyed.auth.createTokenRequest({ clientId: params.clientId }).then((tr) => cb(null, tr), (e) => cb(e, null));
+      },
+    });
+    await state(c.connection, 'connected');
+    const id = c.connection.id;
+    const disconnected = state(c.connection, 'disconnected');
+    await control('POST', 'tokens/expire');
+    const change = await disconnected;
+    check(change.reason && change.reason.code === 40142, `reason ${change.reason && change.reason.code}`);
+    await state(c.connection, 'connected');
+    check(calls === 2, `authCallback called ${calls} times`);
+    check(c.connection.id === id, 'the connection was not resumed');
+    c.close();
+  },
+
+  async server_requested_reauth() {
+    const keyed = new Ably.Rest({ ...common, key: FULL });
+    let calls = 0;
+    const c = realtime({
+      authCallback: (_p, cb) => {
+        calls += 1;
+        keyed.auth.createTokenRequest({}).then((tr) => cb(null, tr), (e) => cb(e, null));
+      },
+    });
+    await state(c.connection, 'connected');
+    const id = c.connection.id;
+    const update = within(5000, 'connection update', new Promise((resolve) => c.connection.once('update', resolve)));
+    await control('POST', `connections/${id}/auth`);
+    await update;
+    check(calls === 2, `authCallback called ${calls} times`);
+    check(c.connection.id === id && c.connection.state === 'connected', 'not the same connection');
+    c.close();
+  },
+
+  async presence_reentry_after_failed_resume() {
+    const a = realtime({ key: FULL, clientId: 'reenter' });
+    const b = realtime({ key: FULL, clientId: 'observer' });
+    const pa = a.channels.get('js:reenter');
+    await pa.presence.enter('back');
+    const pb = b.channels.get('js:reenter');
+    await pb.attach();
+    const events = [];
+    const back = within(8000, 'leave then enter of reenter', new Promise((resolve) => {
+      pb.presence.subscribe((m) => {
+        if (m.clientId !== 'reenter') return;
+        events.push(m.action);
+        if (m.action === 'enter' && events.includes('leave')) resolve(m);
+      });
+    }));
+    const old = a.connection.id;
+    await control('POST', `connections/${old}/expire`);
+    const entered = await back;
+    check(a.connection.id !== old, 'a failed resume keeps the connection id');
+    check(entered.connectionId === a.connection.id && entered.data === 'back', `re-entered ${JSON.stringify(entered)}`);
+    const members = await control('GET', 'channels/js%3Areenter/members');
+    check(members.some((m) => m.clientId === 'reenter' && m.connectionId === a.connection.id), `members ${JSON.stringify(members)}`);
+    a.close();
+    b.close();
+  },
 };
 
 let failed = 0;

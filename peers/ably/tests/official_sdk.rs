@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 11] = [
     "connect_with_key",
     "attach_publish_subscribe",
     "presence_enter_leave_sync",
@@ -19,6 +19,9 @@ const SCENARIOS: [&str; 8] = [
     "resume_after_drop_loses_nothing",
     "bad_key_fails",
     "close_leaves_at_once",
+    "token_expiry_renews_and_resumes",
+    "server_requested_reauth",
+    "presence_reentry_after_failed_resume",
 ];
 
 fn skip_or_fail(why: &str) {
