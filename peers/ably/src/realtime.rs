@@ -24,8 +24,15 @@ async fn run(shared: Arc<Shared>, q: HashMap<String, String>, socket: WebSocket)
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Out>();
     let opened = shared.open(&q, tx);
+    // maxIdleInterval 0 means "no guarantee": no heartbeats at all.
     let beat = shared.cfg.max_idle_interval;
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+    let beats = !beat.is_zero();
+    let period = if beats {
+        beat
+    } else {
+        std::time::Duration::from_secs(3600)
+    };
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -58,7 +65,7 @@ async fn run(shared: Arc<Shared>, q: HashMap<String, String>, socket: WebSocket)
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 }
             }
-            _ = heartbeat.tick(), if opened.is_some() => {
+            _ = heartbeat.tick(), if beats && opened.is_some() => {
                 if sink.send(Message::Text(r#"{"action":0}"#.into())).await.is_err() {
                     break;
                 }
