@@ -653,3 +653,104 @@ async fn rest_publish_history_paging_and_presence() {
     assert_eq!(members[0]["clientId"], "p1");
     assert_eq!(members[0]["action"], 1);
 }
+
+// ---- heartbeats, echo, recover, detach -------------------------------------------------------
+
+#[tokio::test]
+async fn server_heartbeats_every_max_idle_interval_and_pings_are_answered() {
+    let peer = start().await;
+    let (mut ws, _) = Ws::connected(&peer, &key_query(keys::FULL, None)).await;
+    ws.send(json!({"action": 0, "id": "ping-1"})).await;
+    let pong = ws.next().await;
+    assert_eq!(
+        (pong["action"].clone(), pong["id"].clone()),
+        (json!(0), json!("ping-1"))
+    );
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_millis(14_900)).await;
+    settle().await;
+    use futures_util::FutureExt;
+    assert!(
+        ws.0.next().now_or_never().is_none(),
+        "nothing before maxIdleInterval"
+    );
+    tokio::time::advance(Duration::from_millis(200)).await;
+    let beat = loop {
+        match ws.0.next().await {
+            Some(Ok(Message::Text(t))) => break t.as_str().to_owned(),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(beat, r#"{"action":0}"#);
+}
+
+#[tokio::test]
+async fn echo_false_suppresses_own_messages_only() {
+    let peer = start().await;
+    let (mut quiet, _) =
+        Ws::connected(&peer, &format!("key={}&clientId=q&echo=false", keys::FULL)).await;
+    quiet.send(json!({"action": 10, "channel": "e"})).await;
+    quiet.next().await;
+    quiet
+        .send(json!({"action": 15, "channel": "e", "msgSerial": 0, "messages": [{"data": "mine"}]}))
+        .await;
+    assert_eq!(quiet.next().await["action"], 1, "the ACK, no echo");
+    peer.publish("e", "x", json!("theirs")).unwrap();
+    assert_eq!(quiet.next().await["messages"][0]["data"], "theirs");
+}
+
+#[tokio::test]
+async fn recover_continues_the_connection_and_detach_leaves_presence() {
+    let peer = start().await;
+    let (mut a, c) = Ws::connected(&peer, &key_query(keys::FULL, Some("rec"))).await;
+    let key = c["connectionDetails"]["connectionKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.send(json!({"action": 14, "channel": "r", "msgSerial": 0, "presence": [{"action": 2}]}))
+        .await;
+    a.next().await;
+    assert!(peer.drop_connection(c["connectionId"].as_str().unwrap()));
+    let (mut b, c2) = Ws::connected(
+        &peer,
+        &format!("key={}&clientId=rec&recover={key}", keys::FULL),
+    )
+    .await;
+    assert_eq!(c2["connectionId"], c["connectionId"]);
+    // The msgSerial continues: 0 was seen, so a resent 0 is only acknowledged.
+    b.send(json!({"action": 15, "channel": "r", "msgSerial": 0, "messages": [{"data": "dup"}]}))
+        .await;
+    assert_eq!(b.next().await["action"], 1);
+    assert!(peer.history("r").is_empty());
+    b.send(json!({"action": 10, "channel": "r"})).await;
+    assert_eq!(b.next().await["action"], 11);
+    assert_eq!(b.next().await["action"], 16);
+    b.send(json!({"action": 12, "channel": "r"})).await;
+    let frames = [b.next().await, b.next().await];
+    assert!(
+        frames.iter().any(|f| f["action"] == 13),
+        "DETACHED: {frames:?}"
+    );
+    assert!(peer.members("r").is_empty(), "detaching left presence");
+}
+
+#[tokio::test]
+async fn malformed_frames_get_a_protocol_error_not_a_panic() {
+    let peer = start().await;
+    let (mut ws, _) = Ws::connected(&peer, &key_query(keys::FULL, None)).await;
+    ws.0.send(Message::Text("{not json".into())).await.unwrap();
+    let e = ws.next().await;
+    assert_eq!(
+        (e["action"].clone(), e["error"]["code"].clone()),
+        (json!(9), json!(40000))
+    );
+    ws.ends().await;
+    let (mut ws, _) = Ws::connected(&peer, &key_query(keys::FULL, None)).await;
+    ws.send(json!({"action": 15, "channel": "x", "messages": []}))
+        .await;
+    assert_eq!(ws.next().await["error"]["code"], 40000, "msgSerial missing");
+    // The peer still serves.
+    let (_ok, c) = Ws::connected(&peer, &key_query(keys::FULL, None)).await;
+    assert_eq!(c["action"], 4);
+}
