@@ -159,6 +159,13 @@ impl AblyPeer {
         self.shared.expire_tokens();
     }
 
+    /// Loses `channel`'s continuity: no channelSerial issued so far can be continued from, so
+    /// the next re-attach is not RESUMED and the client must catch up from history (what
+    /// Ably does after a long outage, 90003).
+    pub fn break_continuity(&self, channel: &str) {
+        self.shared.break_continuity(channel);
+    }
+
     /// Sends AUTH to a connection (the server asking for a new token).
     pub fn request_auth(&self, id: &str) -> bool {
         self.shared.request_auth(id)

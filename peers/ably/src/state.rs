@@ -2,7 +2,7 @@
 //! operation runs under one lock and only queues frames to the sockets (never awaits), so the
 //! order of fan-out is the order of arrival.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -111,7 +111,8 @@ struct Conn {
     /// Bumped whenever the link changes; timers started for an older one do nothing.
     epoch: u64,
     next_serial: u64,
-    attached: BTreeSet<String>,
+    /// Attached channels, with the link epoch each was attached on.
+    attached: BTreeMap<String, u64>,
 }
 
 impl Conn {
@@ -174,6 +175,8 @@ struct Stored {
 #[derive(Debug, Default)]
 struct Chan {
     seq: u64,
+    /// channelSerials below this cannot be continued from (continuity lost).
+    resumable_from: u64,
     last_ms: i64,
     counter: u64,
     history: VecDeque<Stored>,
@@ -398,7 +401,7 @@ impl Shared {
                         link: Some(link),
                         epoch,
                         next_serial: 0,
-                        attached: BTreeSet::new(),
+                        attached: BTreeMap::new(),
                     },
                 );
                 let err = wanted.map(|_| {
@@ -657,15 +660,17 @@ impl Shared {
             return;
         }
         let cap = c.capability.clone();
-        let (echo, was_attached) = (c.echo, c.attached.contains(ch));
+        // Continuity without a channelSerial only on the very link it was attached on.
+        let (echo, same_link) = (c.echo, c.attached.get(ch) == Some(&c.epoch));
         let chan = st.channels.entry(ch.to_owned()).or_default();
         let oldest = chan
             .history
             .front()
             .map_or(chan.seq, |s| s.seq.saturating_sub(1));
-        let resumable = from.filter(|f| *f >= oldest && *f <= chan.seq);
+        let resumable =
+            from.filter(|f| *f >= oldest && *f >= chan.resumable_from && *f <= chan.seq);
         let mut fl = 0;
-        if resumable.is_some() || was_attached {
+        if resumable.is_some() || same_link {
             fl |= flags::RESUMED;
         }
         if !chan.members.is_empty() {
@@ -703,7 +708,8 @@ impl Shared {
             .map(|m| m.wire(presence_action::PRESENT))
             .collect();
         let c = st.conns.get_mut(id).expect("live connection");
-        c.attached.insert(ch.to_owned());
+        let epoch_now = c.epoch;
+        c.attached.insert(ch.to_owned(), epoch_now);
         c.send(&attached);
         for f in replay {
             c.send(&f);
@@ -1000,7 +1006,7 @@ impl Shared {
         c.token = auth.token.clone();
         let lost: Vec<String> = c
             .attached
-            .iter()
+            .keys()
             .filter(|ch| !c.capability.covers(ch))
             .cloned()
             .collect();
@@ -1093,7 +1099,7 @@ impl Shared {
                 id: c.id.clone(),
                 client_id: c.client_id.clone(),
                 live: c.link.is_some(),
-                attached: c.attached.iter().cloned().collect(),
+                attached: c.attached.keys().cloned().collect(),
                 capability: c.capability.to_json_string(),
             })
             .collect();
@@ -1156,6 +1162,12 @@ impl Shared {
         for (id, epoch, token) in due {
             self.expire_link(&id, epoch, &token);
         }
+    }
+
+    pub(crate) fn break_continuity(&self, ch: &str) {
+        let mut st = self.lock();
+        let chan = st.channels.entry(ch.to_owned()).or_default();
+        chan.resumable_from = chan.seq + 1;
     }
 
     pub(crate) fn request_auth(&self, id: &str) -> bool {
@@ -1254,7 +1266,7 @@ impl State {
             chan.history.pop_front();
         }
         for c in self.conns.values() {
-            if c.attached.contains(ch)
+            if c.attached.contains_key(ch)
                 && c.capability.allows(ch, Op::Subscribe)
                 && (c.echo || from != Some(c.id.as_str()))
             {
@@ -1310,7 +1322,7 @@ impl State {
 
     fn send_presence(&self, ch: &str, frame: &Value) {
         for c in self.conns.values() {
-            if c.attached.contains(ch)
+            if c.attached.contains_key(ch)
                 && (c.capability.allows(ch, Op::Subscribe) || c.capability.allows(ch, Op::Presence))
             {
                 c.send(frame);

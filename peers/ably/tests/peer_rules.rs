@@ -754,3 +754,39 @@ async fn malformed_frames_get_a_protocol_error_not_a_panic() {
     let (_ok, c) = Ws::connected(&peer, &key_query(keys::FULL, None)).await;
     assert_eq!(c["action"], 4);
 }
+
+#[tokio::test]
+async fn after_lost_continuity_a_re_attach_is_not_resumed_and_replays_nothing() {
+    let peer = start().await;
+    let (mut ws, c) = Ws::connected(&peer, &key_query(keys::FULL, Some("k"))).await;
+    let key = c["connectionDetails"]["connectionKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ws.send(json!({"action": 10, "channel": "j"})).await;
+    let serial = ws.next().await["channelSerial"].clone();
+    assert!(peer.drop_connection(c["connectionId"].as_str().unwrap()));
+    peer.publish("j", "x", json!("gap")).unwrap();
+    peer.break_continuity("j");
+    let (mut ws, c2) = Ws::connected(
+        &peer,
+        &format!("key={}&clientId=k&resume={key}", keys::FULL),
+    )
+    .await;
+    assert_eq!(
+        c2["connectionId"], c["connectionId"],
+        "the connection itself resumed"
+    );
+    ws.send(json!({"action": 10, "channel": "j", "channelSerial": serial}))
+        .await;
+    let attached = ws.next().await;
+    assert_eq!(attached["flags"].as_u64().unwrap() & 4, 0, "not RESUMED");
+    peer.publish("j", "x", json!("live")).unwrap();
+    assert_eq!(
+        ws.next().await["messages"][0]["data"],
+        "live",
+        "no replay of the gap"
+    );
+    // History still has it.
+    assert_eq!(peer.history("j").len(), 2);
+}
