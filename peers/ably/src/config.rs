@@ -131,3 +131,42 @@ impl ConfigFile {
         Ok(cfg)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capability::Op;
+
+    #[test]
+    fn a_config_file_replaces_keys_and_timings() {
+        let file: ConfigFile = serde_json::from_str(
+            r#"{"keys": [{"key": "a.b:s", "capability": {"x:*": ["subscribe"]}}, {"key": "a.c:t"}],
+                "connectionStateTtl": 2000, "presenceLeaveGrace": 500}"#,
+        )
+        .unwrap();
+        let cfg = file.apply(PeerConfig::default()).unwrap();
+        assert_eq!(cfg.keys.len(), 2);
+        assert_eq!(
+            (cfg.keys[0].name.as_str(), cfg.keys[0].secret.as_str()),
+            ("a.b", "s")
+        );
+        assert!(cfg.keys[0].capability.allows("x:1", Op::Subscribe));
+        assert!(!cfg.keys[0].capability.allows("x:1", Op::Publish));
+        assert_eq!(cfg.keys[1].capability, Capability::all());
+        assert_eq!(cfg.connection_state_ttl, Duration::from_secs(2));
+        assert_eq!(cfg.presence_leave_grace, Duration::from_millis(500));
+        assert_eq!(cfg.max_idle_interval, Duration::from_secs(15), "untouched");
+    }
+
+    #[test]
+    fn bad_config_files_are_refused() {
+        assert!(serde_json::from_str::<ConfigFile>(r#"{"unknown": 1}"#).is_err());
+        let no_secret: ConfigFile =
+            serde_json::from_str(r#"{"keys": [{"key": "nosecret"}]}"#).unwrap();
+        assert!(no_secret.apply(PeerConfig::default()).is_err());
+        let bad_cap: ConfigFile =
+            serde_json::from_str(r#"{"keys": [{"key": "a.b:s", "capability": {"x": []}}]}"#)
+                .unwrap();
+        assert!(bad_cap.apply(PeerConfig::default()).is_err());
+    }
+}
