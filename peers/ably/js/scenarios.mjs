@@ -303,6 +303,28 @@ const scenarios = {
     a.close();
     b.close();
   },
+  async echo_messages_false() {
+    const quiet = realtime({ key: FULL, clientId: 'quiet', echoMessages: false });
+    const other = realtime({ key: FULL, clientId: 'other' });
+    const cq = quiet.channels.get('js:echo');
+    const co = other.channels.get('js:echo');
+    await cq.attach();
+    await co.attach();
+    const seenByQuiet = [];
+    cq.subscribe((m) => seenByQuiet.push(m.data));
+    const atOther = nextMessages(co, 2, 'e');
+    await cq.publish('e', 'from-quiet');
+    await co.publish('e', 'from-other');
+    const got = (await atOther).map((m) => m.data);
+    check(JSON.stringify(got) === '["from-quiet","from-other"]', `other got ${JSON.stringify(got)}`);
+    await within(5000, 'quiet hears the other', new Promise((resolve) => {
+      const poll = () => (seenByQuiet.includes('from-other') ? resolve() : setTimeout(poll, 20));
+      poll();
+    }));
+    check(JSON.stringify(seenByQuiet) === '["from-other"]', `quiet got ${JSON.stringify(seenByQuiet)}`);
+    quiet.close();
+    other.close();
+  },
 };
 
 let failed = 0;

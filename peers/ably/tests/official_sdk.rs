@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 12] = [
     "connect_with_key",
     "attach_publish_subscribe",
     "presence_enter_leave_sync",
@@ -22,6 +22,7 @@ const SCENARIOS: [&str; 11] = [
     "token_expiry_renews_and_resumes",
     "server_requested_reauth",
     "presence_reentry_after_failed_resume",
+    "echo_messages_false",
 ];
 
 fn skip_or_fail(why: &str) {
