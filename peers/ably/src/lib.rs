@@ -213,15 +213,14 @@ impl AblyPeer {
             let _ = s.send(());
         }
         self.drop_all();
-        if let Some(mut t) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(5), &mut t)
+        if let Some(mut t) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(5), &mut t)
                 .await
                 .is_err()
-            {
-                // Not drained in time: stop it, so the port is free when this returns.
-                t.abort();
-                let _ = t.await;
-            }
+        {
+            // Not drained in time: stop it, so the port is free when this returns.
+            t.abort();
+            let _ = t.await;
         }
     }
 }
