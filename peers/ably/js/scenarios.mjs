@@ -14,8 +14,8 @@ if (!port) {
 const FULL = 'peerapp.full:full-secret-0123456789';
 const LIMITED = 'peerapp.limited:limited-secret-0123456789';
 const base = `http://127.0.0.1:${port}`;
-// An IP endpoint has no fallback hosts; tls:false means ws:// and http:// on `port`.
-const common = { endpoint: '127.0.0.1', port, tls: false, useBinaryProtocol: false, logLevel: 0 };
+// An IP endpoint has no fallback hosts (and none are given); tls:false: ws:// and http:// on `port`.
+const common = { endpoint: '127.0.0.1', fallbackHosts: [], port, tls: false, useBinaryProtocol: false, logLevel: 0 };
 
 const clients = [];
 function realtime(opts) {
