@@ -135,14 +135,14 @@ async fn publish_order(peer: &mut dyn Peer) -> Outcome {
         .map_err(e("subscribe"))?;
     let p = publisher(peer)?;
     for n in 0..10 {
-        publish(&*p, "conf-order", "tick", json!(n)).await?;
+        publish(&*p, "conf-order", "tick", json!({"n": n})).await?;
     }
     let mut got = Vec::new();
     for _ in 0..10 {
         got.push(next("the next tick", &mut sub).await?.data);
     }
     client.close().await;
-    let expected: Vec<Value> = (0..10).map(|n| json!(n)).collect();
+    let expected: Vec<Value> = (0..10).map(|n| json!({"n": n})).collect();
     if got != expected {
         return Err(format!("order {got:?}"));
     }
@@ -188,10 +188,10 @@ async fn private_needs_auth(peer: &mut dyn Peer) -> Outcome {
         .subscribe(PRIVATE)
         .await
         .map_err(e("signed subscribe"))?;
-    publish(&*publisher(peer)?, PRIVATE, "secret", json!(42)).await?;
+    publish(&*publisher(peer)?, PRIVATE, "secret", json!({"n": 42})).await?;
     let m = next("the private message", &mut sub).await?;
     client.close().await;
-    if m.data != json!(42) {
+    if m.data != json!({"n": 42}) {
         return Err(format!("received {m:?}"));
     }
     Ok(Verdict::Passed)
@@ -344,7 +344,7 @@ async fn offline_queue_flushes(peer: &mut dyn Peer) -> Outcome {
     }
     for n in 1..=3 {
         writer
-            .publish_nowait(QUEUE, "client-note", json!(n))
+            .publish_nowait(QUEUE, "client-note", json!({"n": n}))
             .map_err(e("queue a publish"))?;
     }
     writer.connect().await.map_err(e("reconnect"))?;
@@ -354,7 +354,7 @@ async fn offline_queue_flushes(peer: &mut dyn Peer) -> Outcome {
     }
     writer.close().await;
     reader.close().await;
-    if got != [json!(1), json!(2), json!(3)] {
+    if got != [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})] {
         return Err(format!("flushed {got:?}"));
     }
     Ok(Verdict::Passed)
