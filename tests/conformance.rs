@@ -42,48 +42,10 @@ async fn pusher_conforms_against_sockudo() {
     conform(&mut peer).await;
 }
 
-/// Ably scenarios that fail only because of a known provider defect: (scenario, text its
-/// failure must contain, why). Each must still fail that way; empty the list when the fix
-/// merges and the run is strict again.
-const ABLY_KNOWN_DEFECTS: &[(&str, &str, &str)] = &[
-    (
-        "private_needs_auth",
-        "40102",
-        "issue 14 defect 2 (fixed on branch ablyfix): the private channel's token lacks the \
-         connection's client id",
-    ),
-    (
-        "offline_queue_flushes",
-        "40102",
-        "issue 14 defect 2 (fixed on branch ablyfix): the private channel's token lacks the \
-         connection's client id",
-    ),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ably_conforms_against_the_behavioural_peer() {
     let mut peer = Ably::start().await;
-    let mut report = scenarios::run_all(&mut peer).await;
-    println!("{report}");
-    let mut known = Vec::new();
-    report.failures.retain(|(name, why)| {
-        match ABLY_KNOWN_DEFECTS.iter().find(|(n, _, _)| n == name) {
-            Some((_, sign, defect)) if why.contains(sign) => {
-                println!("KNOWN DEFECT ably/{name}: {defect}");
-                known.push(*name);
-                false
-            }
-            _ => true,
-        }
-    });
-    assert!(report.failures.is_empty(), "{report}");
-    assert!(report.passed > 0, "nothing ran");
-    for (name, _, defect) in ABLY_KNOWN_DEFECTS {
-        assert!(
-            known.contains(name),
-            "ably/{name} no longer fails ({defect}): remove it from ABLY_KNOWN_DEFECTS"
-        );
-    }
+    conform(&mut peer).await;
 }
 
 /// Supabase is wired into the facade (a configuration builds its client, and its

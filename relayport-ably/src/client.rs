@@ -977,7 +977,7 @@ impl RealtimeProvider for AblyRealtime {
     ) -> Result<relayport_core::MessagePage> {
         let name = ably_name(channel)?;
         let token = lock(&self.shared).token.clone();
-        let rest = crate::auth::rest_client(&self.cfg, token.as_deref())?;
+        let rest = crate::auth::rest_client(&self.cfg, token.as_deref(), &self.link_config()?)?;
         let wire = HistoryQuery {
             // Ably positions carry the timestamp (ms × 10⁶): `since` reads from its time.
             start: query

@@ -1,6 +1,6 @@
 //! relayport's Ably provider, through the facade, against the behavioural peer: scenarios
-//! that mix features the way applications do. A scenario that fails only because of a known
-//! provider defect (issue 14) is `#[ignore]`d with the defect's number until the fix lands.
+//! that mix features the way applications do (each of issue 14's defects, and a core defect
+//! this peer found, has one that failed before its fix).
 //!
 //! Every wait is bounded; nothing sleeps to wait for an event.
 
@@ -95,7 +95,6 @@ async fn nothing_more(sub: &mut Subscription) {
 /// private one must not cost the public one (issue 14 defect 1: a per-channel token replaced
 /// the connection's capability and the peer failed the other channel with 40160).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 14 defect 1 (fixed on branch ablyfix)"]
 async fn a_private_channel_keeps_the_public_one() {
     let peer = start().await;
     let c = client(&peer, None);
@@ -123,7 +122,6 @@ async fn a_private_channel_keeps_the_public_one() {
 /// A public, a private and a presence channel on one connection with a client id, as a chat
 /// app has them (issue 14 defects 1 and 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 14 defects 1 and 2 (fixed on branch ablyfix)"]
 async fn public_private_and_presence_on_one_connection() {
     let peer = start().await;
     let c = client(&peer, Some("dana"));
@@ -155,7 +153,6 @@ async fn public_private_and_presence_on_one_connection() {
 /// A client id with a private channel: the token must carry the connection's client id
 /// (issue 14 defect 2: the peer answers 40102 and the provider reconnected forever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 14 defect 2 (fixed on branch ablyfix)"]
 async fn a_client_id_with_private_channels() {
     let peer = start().await;
     let c = client(&peer, Some("erin"));
@@ -184,7 +181,6 @@ async fn a_client_id_with_private_channels() {
 /// re-attach still says RESUMED (channelSerial continuity), and the member must come back on
 /// the new connection (ably-js RTP17i; issue 14 defect 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 14 defect 3 (fixed on branch ablyfix)"]
 async fn presence_across_a_failed_resume() {
     let peer = start().await;
     let alice = client(&peer, Some("alice"));
@@ -378,13 +374,10 @@ async fn presence_survives_a_resumed_drop() {
 /// Continuity lost during a drop (the re-attach is not RESUMED): the core catches up from
 /// REST history, so the messages published meanwhile still arrive exactly once, in order.
 ///
-/// Fails today, and not by one of issue 14's defects: the peer answers the re-attach without
-/// RESUMED, the provider emits `ContinuityLost` for the resumed connection, but the core
-/// drops it (`on_continuity_lost` returns when the channel is not yet `established`, which it
-/// is not during the resubscribe), reports `Resubscribed { recovered: true }`, and makes no
-/// history request: the three messages are silently lost, without `SyncRequired`.
+/// The peer answers the re-attach without RESUMED while the core is resubscribing the
+/// channel: the `ContinuityLost` that arrives then is applied when the resubscribe settles
+/// (it used to be dropped, reporting `recovered: true` and losing the three messages).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "new defect (not in issue 14): ContinuityLost during a resubscribe is dropped by the core; see the doc comment"]
 async fn lost_continuity_is_recovered_from_history() {
     let peer = start().await;
     let c = client(&peer, Some("catcher"));

@@ -41,6 +41,9 @@ pub(super) struct ChannelEntry {
     pub(super) synced: bool,
     /// `PresenceStream::here()` calls waiting for the member list to be complete.
     pub(super) here: Vec<Reply<Vec<crate::PresenceMember>>>,
+    /// The provider reported lost continuity while the channel was being brought up (a
+    /// resumed link whose re-attach could not resume the channel): recover once it is up.
+    pub(super) continuity_lost: bool,
 }
 
 impl ChannelEntry {
@@ -94,6 +97,7 @@ impl Actor {
                 waiters: Vec::new(),
                 synced: false,
                 here: Vec::new(),
+                continuity_lost: false,
             }
         })
     }
@@ -204,6 +208,7 @@ impl Actor {
             return false;
         }
         entry.establishing = true;
+        entry.continuity_lost = false;
         let presence = entry.presence.clone();
         let since = if entry.ever_established && !resumed {
             self.positions.get(channel).cloned()
@@ -366,6 +371,7 @@ impl Actor {
             return;
         };
         let again = entry.ever_established;
+        let lost = std::mem::take(&mut entry.continuity_lost);
         entry.established = true;
         entry.ever_established = true;
         for w in entry.waiters.drain(..) {
@@ -393,6 +399,13 @@ impl Actor {
             return;
         }
         match settled.since {
+            // Resumed, but the channel itself could not resume: recover it like any gap.
+            None if lost => match self.positions.get(&channel).cloned() {
+                Some(since) if self.caps.history => {
+                    self.start_history(&channel, since, subscribed.position, true)
+                }
+                _ => self.finish_resubscribe(&channel, false, subscribed.position),
+            },
             None => self.finish_resubscribe(&channel, resumed, subscribed.position),
             Some(since) => match subscribed.recovery {
                 Recovery::Recovered => self.finish_resubscribe(&channel, true, None),
@@ -493,6 +506,15 @@ impl Actor {
     /// A live channel lost messages: recover them from the last position seen, or tell the
     /// application to resynchronize.
     pub(super) fn on_continuity_lost(&mut self, channel: &Channel, reason: RealtimeError) {
+        if self.session.is_some()
+            && let Some(entry) = self.channels.get_mut(channel)
+            && !entry.established
+        {
+            // Reported by the re-attach itself: applied when the resubscribe settles.
+            warn!(%channel, %reason, "continuity lost while resubscribing");
+            entry.continuity_lost = true;
+            return;
+        }
         let live = self.channels.get(channel).is_some_and(|e| e.established);
         if !live || self.session.is_none() || self.recovering.contains_key(channel) {
             return;
