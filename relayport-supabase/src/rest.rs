@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
+use relayport_core::transport::LinkConfig;
 use relayport_core::{Channel, OutboundMessage, Publisher, RealtimeError, Result};
 
 use crate::dispatch::as_binary;
@@ -95,16 +96,31 @@ impl SupabasePublisher {
         )
     }
 
-    /// A publisher for an explicit base URL (everything before `/api/broadcast`).
+    /// A publisher for an explicit base URL (everything before `/api/broadcast`). Its HTTP
+    /// client is the link layer's shared default ([`LinkConfig::shared_default`]: rustls with
+    /// the webpki roots); [`SupabasePublisher::with_link_config`] injects another.
     pub fn with_base_url(base: impl Into<String>, api_key: impl Into<String>) -> Self {
         let api_key = api_key.into();
+        let http = LinkConfig::shared_default()
+            .map(|c| c.http().clone())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no shared link configuration; a plain HTTP client");
+                reqwest::Client::new()
+            });
         Self {
             base: base.into().trim_end_matches('/').to_owned(),
             bearer: api_key.clone(),
             api_key,
             max_payload: DEFAULT_MAX_PAYLOAD,
-            http: reqwest::Client::new(),
+            http,
         }
+    }
+
+    /// Sends through the `reqwest::Client` of `config` (its TLS: a private CA, the system
+    /// store), the same configuration the provider's sockets use.
+    pub fn with_link_config(mut self, config: &LinkConfig) -> Self {
+        self.http = config.http().clone();
+        self
     }
 
     /// Sends `Authorization: Bearer <token>` instead of the API key (a user JWT, for RLS).
