@@ -1228,7 +1228,17 @@ impl RealtimeProvider for SupabaseProvider {
         }
     }
 
+    /// A lost link's teardown: the close frame only (no `phx_leave`s, so a link the core
+    /// replaces does not make this client's presence flap for the others).
     async fn disconnect(&self) -> Result<()> {
+        let mut link = self.tasks.lock().await;
+        self.stop_tasks(&mut link, false).await;
+        Ok(())
+    }
+
+    /// `RealtimeClient::close()`/`disconnect()`: a `phx_leave` for every joined channel (the
+    /// server drops this client's presence at once), then the close frame.
+    async fn goodbye(&self) -> Result<()> {
         let mut link = self.tasks.lock().await;
         self.stop_tasks(&mut link, true).await;
         Ok(())

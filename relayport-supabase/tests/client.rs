@@ -449,7 +449,18 @@ async fn realtime_client_end_to_end_presence_and_messages() {
         (m.event.as_str(), m.data.clone(), m.id.as_deref()),
         ("chat", json!({"text": "hi"}), Some("m1"))
     );
-    let (join, track, _ws) = server.await.expect("server");
+    let (join, track, mut ws) = server.await.expect("server");
+    // Issue 15 item 8: closing the client (what the CLI does on ctrl-c) leaves the presence
+    // channel with `phx_leave` before the close frame.
+    let closing = tokio::spawn(async move { client.close().await });
+    let leave = array(&peer::recv_text(&mut ws).await);
+    assert_eq!(
+        (&leave[0], &leave[2], &leave[3]),
+        (&join[0], &join[2], &json!("phx_leave"))
+    );
+    assert!(matches!(peer::recv(&mut ws).await, WsMessage::Close(_)));
+    drop(ws);
+    closing.await.expect("closed");
     let config = &join[4]["config"];
     assert_eq!(config["presence"], json!({"key": "u1", "enabled": true}));
     assert_eq!(
@@ -466,7 +477,6 @@ async fn realtime_client_end_to_end_presence_and_messages() {
         track[4],
         json!({"type": "presence", "event": "track", "payload": {"name": "me"}})
     );
-    client.close().await;
 }
 
 /// A dropped socket: the core reconnects on its own schedule, and the rejoin carries the
@@ -658,7 +668,7 @@ async fn live_supabase_broadcast_round_trip() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn disconnect_leaves_every_joined_channel_then_closes() {
+async fn goodbye_leaves_every_joined_channel_then_closes() {
     let (mut incoming, connector) = peer::memory();
     let server = tokio::spawn(async move {
         let (mut ws, join) = joined(&mut incoming).await;
@@ -672,7 +682,7 @@ async fn disconnect_leaves_every_joined_channel_then_closes() {
     p.subscribe(&Channel::public("room"), &SubscribeOptions::default())
         .await
         .expect("join");
-    p.disconnect().await.expect("disconnect");
+    p.goodbye().await.expect("goodbye");
     let (join, leave, close) = server.await.expect("server");
     // The leave carries the join's ref as its join ref, on the joined topic.
     assert_eq!(leave[0], join[0]);
@@ -682,4 +692,24 @@ async fn disconnect_leaves_every_joined_channel_then_closes() {
         matches!(close, WsMessage::Close(_)),
         "the close frame follows the leaves, got {close:?}"
     );
+}
+
+/// A lost link's teardown (`disconnect`) sends no `phx_leave`: the core rejoins on the next
+/// link, and the others never see this client's presence flap.
+#[tokio::test(start_paused = true)]
+async fn a_lost_links_disconnect_sends_no_leave() {
+    let (mut incoming, connector) = peer::memory();
+    let server = tokio::spawn(async move {
+        let (mut ws, _join) = joined(&mut incoming).await;
+        peer::recv(&mut ws).await
+    });
+    let p = provider(connector);
+    let (sink, _events) = EventSink::channel();
+    p.connect(sink).await.expect("connect");
+    p.subscribe(&Channel::public("room"), &SubscribeOptions::default())
+        .await
+        .expect("join");
+    p.disconnect().await.expect("disconnect");
+    let first = server.await.expect("server");
+    assert!(matches!(first, WsMessage::Close(_)), "{first:?}");
 }
