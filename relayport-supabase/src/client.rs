@@ -957,6 +957,35 @@ impl SupabaseProvider {
         Session::new(connection_id).with_heartbeat_interval(Some(self.config.heartbeat_interval))
     }
 
+    /// Resolves the endpoint's host before dialing. A name that does not resolve before the
+    /// first connection is a wrong `SUPABASE_URL` far more often than a DNS outage: a `Config`
+    /// error with a hint (fatal: no minutes of silent retries); after a connection worked it
+    /// is retryable.
+    async fn resolve(&self, first: bool) -> Result<()> {
+        let url = self.config.url_with_scheme("", false)?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let found = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map(|mut addrs| addrs.next().is_some());
+        if let Ok(true) = found {
+            return Ok(());
+        }
+        let why = match found {
+            Err(e) => e.to_string(),
+            Ok(_) => "no address".into(),
+        };
+        let hint = format!(
+            "the Supabase host `{host}` does not resolve ({why}): check SUPABASE_URL \
+             (https://<project-ref>.supabase.co) or SUPABASE_REALTIME_URL"
+        );
+        Err(if first {
+            RealtimeError::Config(hint)
+        } else {
+            RealtimeError::Connection(hint)
+        })
+    }
+
     fn handshake_failed(&self, e: OpenError) -> RealtimeError {
         match e {
             OpenError::Refused { status, body } => handshake_error(status, &body),
@@ -1210,8 +1239,12 @@ impl RealtimeProvider for SupabaseProvider {
             Some(config) => config.clone(),
             None => LinkConfig::shared_default()?,
         };
+        let first = link.connections == 0;
         let opened = match self.connector.clone() {
-            None => transport::open(&url, &config).await,
+            None => {
+                self.resolve(first).await?;
+                transport::open(&url, &config).await
+            }
             Some(connector) => {
                 let io = connector(&url).await.map_err(|e| {
                     RealtimeError::Connection(format!(

@@ -104,6 +104,31 @@ fn flag(env: &dyn EnvSource, name: &str) -> Result<Option<bool>> {
         .transpose()
 }
 
+fn json_object(
+    env: &dyn EnvSource,
+    name: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    optional(env, name)
+        .map(|v| match serde_json::from_str::<serde_json::Value>(&v) {
+            Ok(serde_json::Value::Object(map)) => Ok(map),
+            _ => Err(RealtimeError::Config(format!(
+                "{name} must be a JSON object such as {{\"org\":\"acme\"}}"
+            ))),
+        })
+        .transpose()
+}
+
+fn size(env: &dyn EnvSource, name: &str) -> Result<Option<usize>> {
+    optional(env, name)
+        .map(|v| match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(RealtimeError::Config(format!(
+                "{name} must be a size in bytes (got `{v}`)"
+            ))),
+        })
+        .transpose()
+}
+
 fn url(name: &str, value: Option<String>) -> Result<Option<String>> {
     match value {
         Some(v) if !(v.contains("://") && v.split("://").nth(1).is_some_and(|r| !r.is_empty())) => {
@@ -161,6 +186,18 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
                 "SUPABASE_REALTIME_URL",
                 optional(env, "SUPABASE_REALTIME_URL"),
             )?,
+            jwt_role: optional(env, "SUPABASE_JWT_ROLE"),
+            jwt_claims: json_object(env, "SUPABASE_JWT_CLAIMS")?,
+            postgres_changes: optional(env, "SUPABASE_POSTGRES_CHANGES")
+                .map(|v| {
+                    v.split([' ', ';', '\n', '\t'])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            presence_private: flag(env, "SUPABASE_PRESENCE_PRIVATE")?,
+            max_payload: size(env, "SUPABASE_MAX_PAYLOAD")?,
             auth_endpoint,
             client_id,
         })),
