@@ -33,6 +33,7 @@ enum Seen {
         topic: String,
         join_ref: String,
         token: Option<String>,
+        postgres: Value,
     },
     JoinRefused {
         topic: String,
@@ -59,6 +60,12 @@ enum Cmd {
     /// Expire the channel's token now (the server's token check).
     Expire {
         topic: String,
+    },
+    /// Any server push on a joined channel.
+    Raw {
+        topic: String,
+        event: String,
+        payload: Value,
     },
     System {
         topic: String,
@@ -111,9 +118,22 @@ async fn behave(
                             Ok(left) => {
                                 let jr = join_ref.as_str().unwrap_or_default().to_owned();
                                 channels.insert(topic.clone(), Joined { join_ref: jr.clone(), expires: left.map(|l| Instant::now() + l) });
-                                send(&mut ws, reply("ok", json!({"postgres_changes": []}))).await;
+                                // The server answers each filter with its id, in order.
+                                let ids: Vec<Value> = payload["config"]["postgres_changes"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .enumerate()
+                                    .map(|(i, f)| {
+                                        let mut f = f.clone();
+                                        f["id"] = json!(1000 + i);
+                                        f
+                                    })
+                                    .collect();
+                                send(&mut ws, reply("ok", json!({"postgres_changes": ids}))).await;
                                 let token = payload["access_token"].as_str().map(str::to_owned);
-                                let _ = seen.send(Seen::Joined { topic, join_ref: jr, token });
+                                let postgres = payload["config"]["postgres_changes"].clone();
+                                let _ = seen.send(Seen::Joined { topic, join_ref: jr, token, postgres });
                             }
                             Err(reason) => {
                                 send(&mut ws, reply("error", json!({"reason": reason}))).await;
@@ -192,6 +212,19 @@ async fn command(
             {
                 match cmd {
                     Cmd::Expire { .. } => {}
+                    Cmd::Raw {
+                        topic,
+                        event,
+                        payload,
+                    } => {
+                        if let Some(c) = channels.get(&topic) {
+                            send(
+                                ws,
+                                json!([c.join_ref, null, topic, event, payload]).to_string(),
+                            )
+                            .await;
+                        }
+                    }
                     Cmd::Broadcast { topic, event } => {
                         if channels.contains_key(&topic) {
                             send(ws, json!([null, null, topic, "broadcast", {"type": "broadcast", "event": event, "payload": {"at": event}}]).to_string()).await;
@@ -602,4 +635,63 @@ async fn the_client_applies_supabases_announced_payload_limit() {
         3_000 * 1000,
         "a paid plan's limit is configurable"
     );
+}
+
+/// Issue 15 item 7: postgres_changes filters set on the provider (what configuration and
+/// `listen --postgres` do) go into every join of the channel: the first one and the rejoin
+/// after a channel error; a change on the rejoined channel is delivered.
+#[tokio::test(start_paused = true)]
+async fn postgres_changes_survive_a_rejoin() {
+    let (connector, mut seen, cmds) = start_peer();
+    let filter: relayport_supabase::PostgresChangesFilter =
+        "public:messages:INSERT".parse().expect("spec");
+    let p = provider(connector).with_postgres_changes(Channel::public("db"), [filter]);
+    let (sink, mut events) = EventSink::channel();
+    p.connect(sink).await.expect("connect");
+    p.subscribe(&Channel::public("db"), &SubscribeOptions::default())
+        .await
+        .expect("join");
+    let want = json!([{"event": "INSERT", "schema": "public", "table": "messages"}]);
+    let Seen::Joined { postgres, .. } = next_seen(&mut seen).await else {
+        panic!("joined expected")
+    };
+    assert_eq!(postgres, want);
+    cmds.send(Cmd::Error {
+        topic: "realtime:db".into(),
+    })
+    .expect("peer");
+    let Seen::Joined { postgres, .. } = next_seen(&mut seen).await else {
+        panic!("rejoin expected")
+    };
+    assert_eq!(postgres, want, "the rejoin carries the filters");
+    loop {
+        let e = timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("an event")
+            .expect("sink")
+            .1;
+        match e {
+            ProviderEvent::ContinuityLost { .. } => break,
+            ProviderEvent::SubscriptionLost { error, .. } => panic!("lost: {error}"),
+            _ => {}
+        }
+    }
+    cmds.send(Cmd::Raw {
+        topic: "realtime:db".into(),
+        event: "postgres_changes".into(),
+        payload: json!({"ids": [1000], "data": {"schema": "public", "table": "messages", "commit_timestamp": "2024-01-01T00:00:00Z", "type": "INSERT", "columns": [{"name": "id", "type": "int4"}], "record": {"id": 7}, "errors": null}}),
+    })
+    .expect("peer");
+    loop {
+        let e = timeout(Duration::from_secs(60), events.recv())
+            .await
+            .expect("an event")
+            .expect("sink")
+            .1;
+        if let ProviderEvent::Message(m) = e {
+            assert_eq!(m.event, "postgres_changes:INSERT");
+            assert_eq!(m.data["new"]["id"], 7);
+            break;
+        }
+    }
 }
