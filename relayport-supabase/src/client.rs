@@ -610,9 +610,7 @@ impl Ctx {
                             self.schedule_refresh(&mut s, &topic, link);
                             return;
                         }
-                        Err(e)
-                            if e.is_retryable() || matches!(e, RealtimeError::Provider { .. }) =>
-                        {
+                        Err(e) if e.is_retryable() => {
                             sink.error(Some(channel.clone()), e);
                             self.errored(&topic, &r);
                         }
