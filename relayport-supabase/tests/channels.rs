@@ -151,6 +151,9 @@ async fn behave(
                             Err(_) => c.expires = Some(Instant::now()),
                         }
                     }
+                    "presence" if channels.contains_key(&topic) => {
+                        send(&mut ws, reply("ok", json!({}))).await;
+                    }
                     "phx_leave" => {
                         send(&mut ws, reply("ok", json!({}))).await;
                         if let Some(c) = channels.remove(&topic) {
@@ -694,4 +697,72 @@ async fn postgres_changes_survive_a_rejoin() {
             break;
         }
     }
+}
+
+/// Mixed: a private, a presence and a public channel on one socket through the core; the
+/// private channel's token is expired by the server mid-stream. The private channel rejoins by
+/// itself with a fresh token while broadcasts on the two others keep arriving, and nothing
+/// reconnects.
+#[tokio::test(start_paused = true)]
+async fn private_presence_and_public_share_a_socket_through_a_token_expiry() {
+    let (connector, mut seen, cmds) = start_peer();
+    let auth = Arc::new(SupabaseAuthorizer::new(SECRET));
+    let client = RealtimeClient::builder(provider(connector).with_authorizer(auth.clone()))
+        .authorizer(auth)
+        .client_id("u1")
+        .build();
+    let mut events = client.events();
+    let mut private = client.subscribe("private:room").await.expect("private");
+    let mut public = client.subscribe("news").await.expect("public");
+    let mut lobby = client.subscribe("presence:lobby").await.expect("presence");
+    client
+        .presence_enter("presence:lobby", json!({"name": "u1"}))
+        .await
+        .expect("track");
+    for _ in 0..3 {
+        assert!(matches!(next_seen(&mut seen).await, Seen::Joined { .. }));
+    }
+    cmds.send(Cmd::Expire {
+        topic: "realtime:room".into(),
+    })
+    .expect("peer");
+    assert!(matches!(next_seen(&mut seen).await, Seen::Expired { .. }));
+    for topic in ["realtime:news", "realtime:lobby"] {
+        cmds.send(Cmd::Broadcast {
+            topic: topic.into(),
+            event: "during".into(),
+        })
+        .expect("peer");
+    }
+    for sub in [&mut public, &mut lobby] {
+        let m = timeout(Duration::from_millis(500), sub.recv())
+            .await
+            .expect("delivered while the private channel rejoins")
+            .expect("open");
+        assert_eq!(m.event, "during");
+    }
+    match next_seen(&mut seen).await {
+        Seen::Joined { topic, .. } => assert_eq!(topic, "realtime:room"),
+        other => panic!("{other:?}"),
+    }
+    cmds.send(Cmd::Broadcast {
+        topic: "realtime:room".into(),
+        event: "after".into(),
+    })
+    .expect("peer");
+    let m = timeout(Duration::from_secs(5), private.recv())
+        .await
+        .expect("the private channel delivers again")
+        .expect("open");
+    assert_eq!(m.event, "after");
+    while let Ok(e) = events.try_recv() {
+        assert!(
+            !matches!(
+                e,
+                ClientEvent::SubscriptionFailed { .. } | ClientEvent::LinkLost { .. }
+            ),
+            "{e:?}"
+        );
+    }
+    client.close().await;
 }
