@@ -134,3 +134,96 @@ async fn postgres_filters_are_checked_and_only_for_supabase() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("unknown event"), "{err}");
 }
+
+/// Issue 15 item 8: `presence` leaves its channel with `phx_leave` on ctrl-c, before the close
+/// frame, against a loopback Supabase Realtime WebSocket peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_leaves_with_phx_leave_on_ctrl_c() {
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (frames_tx, mut frames) = mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("a connection");
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+        while let Some(Ok(msg)) = ws.next().await {
+            let text = match msg {
+                Message::Text(t) => t.as_str().to_owned(),
+                Message::Close(_) => {
+                    let _ = frames_tx.send(json!("close"));
+                    return;
+                }
+                _ => continue,
+            };
+            let f: Value = serde_json::from_str(&text).expect("JSON");
+            let _ = frames_tx.send(f.clone());
+            let event = f[3].as_str().unwrap_or_default();
+            if matches!(event, "phx_join" | "presence" | "heartbeat" | "phx_leave") {
+                let response = if event == "phx_join" {
+                    json!({"postgres_changes": []})
+                } else {
+                    json!({})
+                };
+                let reply =
+                    json!([f[0], f[1], f[2], "phx_reply", {"status": "ok", "response": response}]);
+                let _ = ws.send(Message::Text(reply.to_string().into())).await;
+            }
+        }
+    });
+    let mut cmd = supabase(
+        "https://unused.example",
+        &["--client-id", "alice", "presence", "presence:lobby"],
+    );
+    cmd.env(
+        "SUPABASE_REALTIME_URL",
+        format!("ws://127.0.0.1:{port}/socket"),
+    )
+    .env(
+        "SUPABASE_JWT_SECRET",
+        "a-cli-test-jwt-secret-long-enough-for-hs256",
+    );
+    let mut child = cmd.spawn().expect("spawns");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    timeout(WAIT, async {
+        while let Some(line) = err.next_line().await.expect("readable") {
+            if line.contains("joined presence:lobby") {
+                return;
+            }
+        }
+        panic!("stderr ended before the join");
+    })
+    .await
+    .expect("joined in time");
+    let pid = child.id().expect("running");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let code = timeout(WAIT, child.wait())
+        .await
+        .expect("exits in time")
+        .expect("waitable")
+        .code();
+    assert_eq!(code, Some(0), "ctrl-c leaves cleanly");
+    let mut seen = Vec::new();
+    while let Ok(Some(f)) = timeout(Duration::from_secs(5), frames.recv()).await {
+        let done = f == json!("close");
+        seen.push(f);
+        if done {
+            break;
+        }
+    }
+    let leave = seen
+        .iter()
+        .position(|f| f[3] == "phx_leave" && f[2] == "realtime:lobby");
+    let close = seen.iter().position(|f| *f == json!("close"));
+    assert!(
+        matches!((leave, close), (Some(l), Some(c)) if l < c),
+        "phx_leave then close expected, saw {seen:?}"
+    );
+}
