@@ -829,7 +829,8 @@ impl SupabaseProvider {
                     self.config.rest_base()?,
                     &self.config.api_key,
                 )
-                .max_payload(self.config.max_payload);
+                .max_payload(self.config.max_payload)
+                .presence_private(self.config.presence_private);
                 if let Some(config) = &self.link_config {
                     publisher = publisher.with_link_config(config);
                 }

@@ -17,7 +17,7 @@ use relayport_core::{Channel, OutboundMessage, Publisher, RealtimeError, Result}
 
 use crate::dispatch::as_binary;
 use crate::errors::rest_error;
-use crate::topic::{check_channel, is_private, rest_topic};
+use crate::topic::{check_channel, is_private_with, rest_topic};
 
 /// The default payload limit: 256 KB, the Free plan's broadcast payload limit.
 pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
@@ -72,6 +72,7 @@ pub struct SupabasePublisher {
     api_key: String,
     bearer: String,
     max_payload: usize,
+    presence_private: bool,
     http: reqwest::Client,
 }
 
@@ -112,6 +113,7 @@ impl SupabasePublisher {
             bearer: api_key.clone(),
             api_key,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            presence_private: false,
             http,
         }
     }
@@ -126,6 +128,13 @@ impl SupabasePublisher {
     /// Sends `Authorization: Bearer <token>` instead of the API key (a user JWT, for RLS).
     pub fn bearer(mut self, token: impl Into<String>) -> Self {
         self.bearer = token.into();
+        self
+    }
+
+    /// Whether `presence:` channels are private (RLS-guarded) ones, as the provider's
+    /// `SupabaseConfig::presence_private` (default `false`).
+    pub fn presence_private(mut self, private: bool) -> Self {
+        self.presence_private = private;
         self
     }
 
@@ -157,7 +166,7 @@ impl SupabasePublisher {
             .push(event);
         {
             let mut q = url.query_pairs_mut();
-            if is_private(channel) {
+            if is_private_with(channel, self.presence_private) {
                 q.append_pair("private", "true");
             }
             match persist {
@@ -257,7 +266,7 @@ impl SupabasePublisher {
                 topic: rest_topic(&m.channel),
                 event: &m.event,
                 payload: &m.data,
-                private: is_private(&m.channel),
+                private: is_private_with(&m.channel, self.presence_private),
                 id: m.id.as_deref(),
             });
         }

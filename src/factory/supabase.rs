@@ -121,7 +121,9 @@ fn rest_with(s: &SupabaseSettings, key: &str) -> Result<SupabasePublisher> {
             super::strip_config(&e)
         ))
     })?;
-    Ok(SupabasePublisher::with_base_url(base, key).max_payload(config.max_payload))
+    Ok(SupabasePublisher::with_base_url(base, key)
+        .max_payload(config.max_payload)
+        .presence_private(config.presence_private))
 }
 
 /// Channel JWTs signed with the project's JWT secret, scoped to their channel, with the
