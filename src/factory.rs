@@ -5,6 +5,8 @@
 //!   configuration's **public** parts only ([`ProviderConfig::client_side`]); with
 //!   `REALTIME_AUTH_ENDPOINT` set, private and presence channels are signed by that endpoint.
 //! - [`publisher`], [`authorizer`]: the server side, which needs the server secret.
+//! - [`client_publisher`]: REST publishing with a client's public credentials, for providers
+//!   whose clients publish without a connection (Supabase public channels).
 //! - [`trusted_client_builder`]: a client for a process that holds the secret anyway (a backend,
 //!   an operator's CLI, a test): the provider still gets only the public parts, and
 //!   subscriptions are signed in this process by [`authorizer`].
