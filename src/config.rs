@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `pusher` | `PUSHER_KEY`, `PUSHER_CLUSTER`, `PUSHER_HOST`, `PUSHER_PORT`, `PUSHER_TLS`, `PUSHER_APP_ID`, `PUSHER_MAX_PAYLOAD`, `PUSHER_CLIENT_EVENT_PREFIX`, `PUSHER_USER_AUTH_ENDPOINT`, `PUSHER_USER_DATA` | `PUSHER_SECRET`, `PUSHER_ENCRYPTION_MASTER_KEY_BASE64` |
 //! | `ably` | `ABLY_CLIENT_KEY` (a key restricted for clients) or `ABLY_AUTH_URL` (a token endpoint), `ABLY_HOST`, `ABLY_PORT`, `ABLY_TLS` | `ABLY_API_KEY` |
-//! | `supabase` | `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_REALTIME_URL` | `SUPABASE_SERVICE_ROLE_KEY`, `SUPABASE_JWT_SECRET` |
+//! | `supabase` | `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_REALTIME_URL`, `SUPABASE_POSTGRES_CHANGES`, `SUPABASE_PRESENCE_PRIVATE`, `SUPABASE_MAX_PAYLOAD` | `SUPABASE_SERVICE_ROLE_KEY`, `SUPABASE_JWT_SECRET` (with `SUPABASE_JWT_ROLE`, `SUPABASE_JWT_CLAIMS`) |
 //! | `selfhosted` | `REALTIME_URL` | `REALTIME_SECRET` |
 //!
 //! Common to all (public): `REALTIME_PROVIDER` (`pusher`, `ably`, `supabase`, `selfhosted`),
@@ -166,6 +166,27 @@ pub struct SupabaseSettings {
     /// server reached directly (public).
     #[serde(default)]
     pub realtime_url: Option<String>,
+    /// `SUPABASE_JWT_ROLE`: the `role` claim of the channel tokens the authorizer mints
+    /// (default `authenticated`; the Postgres role RLS runs as).
+    #[serde(default)]
+    pub jwt_role: Option<String>,
+    /// `SUPABASE_JWT_CLAIMS`: extra claims of those tokens, a JSON object (in a file, a
+    /// table). `role`, `exp`, `iat`, `sub` and `topic` are the authorizer's own.
+    #[serde(default)]
+    pub jwt_claims: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `SUPABASE_POSTGRES_CHANGES`: postgres_changes filters per channel, each
+    /// `channel=schema[:table[:EVENT[:filter]]]` (in the variable, separated by spaces or `;`),
+    /// e.g. `db=public:messages:INSERT` (public).
+    #[serde(default)]
+    pub postgres_changes: Vec<String>,
+    /// `SUPABASE_PRESENCE_PRIVATE`: join `presence:` channels as private (RLS-guarded)
+    /// channels (default false: presence is public, as in realtime-js) (public).
+    #[serde(default)]
+    pub presence_private: Option<bool>,
+    /// `SUPABASE_MAX_PAYLOAD`: the payload limit in bytes the provider announces (default
+    /// 256 KB, the Free plan's; set your plan's) (public).
+    #[serde(default)]
+    pub max_payload: Option<usize>,
     /// `REALTIME_AUTH_ENDPOINT` (public).
     #[serde(default)]
     pub auth_endpoint: Option<String>,

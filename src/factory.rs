@@ -5,6 +5,8 @@
 //!   configuration's **public** parts only ([`ProviderConfig::client_side`]); with
 //!   `REALTIME_AUTH_ENDPOINT` set, private and presence channels are signed by that endpoint.
 //! - [`publisher`], [`authorizer`]: the server side, which needs the server secret.
+//! - [`client_publisher`]: REST publishing with a client's public credentials, for providers
+//!   whose clients publish without a connection (Supabase public channels).
 //! - [`trusted_client_builder`]: a client for a process that holds the secret anyway (a backend,
 //!   an operator's CLI, a test): the provider still gets only the public parts, and
 //!   subscriptions are signed in this process by [`authorizer`].
@@ -84,6 +86,17 @@ pub fn trusted_client_builder(cfg: &ProviderConfig) -> Result<ClientBuilder> {
     Ok(builder)
 }
 
+/// A publisher with a client's public credentials, for providers whose clients publish over
+/// REST without a connection (Supabase's `send()` on a channel it has not joined, with the
+/// anon key); `None` for the others (they publish through a client connection).
+pub fn client_publisher(cfg: &ProviderConfig) -> Result<Option<Box<dyn Publisher>>> {
+    match cfg {
+        #[cfg(feature = "supabase")]
+        ProviderConfig::Supabase(s) => Ok(Some(Box::new(supabase::client_publisher(s)?))),
+        _ => Ok(None),
+    }
+}
+
 /// The backend publisher for `cfg` (needs the server secret).
 pub fn publisher(cfg: &ProviderConfig) -> Result<Box<dyn Publisher>> {
     build_publisher(cfg)
@@ -115,7 +128,7 @@ fn apply_common(mut builder: ClientBuilder, public: &ProviderConfig) -> ClientBu
 }
 
 #[cfg(feature = "selfhosted")]
-fn http_authorizer(url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
+pub(crate) fn http_authorizer(url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
     let auth = relayport_selfhosted::client::HttpAuthorizer::new(url).map_err(|e| {
         RealtimeError::Config(format!("REALTIME_AUTH_ENDPOINT: {}", strip_config(&e)))
     })?;
@@ -123,7 +136,7 @@ fn http_authorizer(url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
 }
 
 #[cfg(not(feature = "selfhosted"))]
-fn http_authorizer(_url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
+pub(crate) fn http_authorizer(_url: &str) -> Result<Arc<dyn ChannelAuthorizer>> {
     Err(RealtimeError::Config(
         "REALTIME_AUTH_ENDPOINT needs the `selfhosted` feature (its HTTP authorizer)".into(),
     ))

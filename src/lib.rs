@@ -31,8 +31,8 @@ mod factory;
 
 pub use config::ProviderConfig;
 pub use factory::{
-    authorizer, client, client_builder, provider, publisher, trusted_client_builder,
-    trusted_provider,
+    authorizer, client, client_builder, client_publisher, provider, publisher,
+    trusted_client_builder, trusted_provider,
 };
 
 /// The Pusher Channels provider (feature `pusher`).

@@ -121,6 +121,11 @@ pub(crate) enum Command {
         /// The channels (neutral names: `news`, `private:orders`, `presence:room`).
         #[arg(required = true, value_parser = channel)]
         channels: Vec<Channel>,
+        /// Supabase: also listen to Postgres changes on these channels (repeatable), each
+        /// `schema[:table[:EVENT[:filter]]]`, e.g. `public:messages:INSERT`; printed as
+        /// `postgres_changes:INSERT` messages.
+        #[arg(long = "postgres", value_name = "SCHEMA:TABLE:EVENT[:FILTER]")]
+        postgres: Vec<String>,
     },
     /// Publish one event.
     #[command(

@@ -18,7 +18,10 @@ use crate::{events, signals, status};
 /// Runs `command` against the provider `cfg` names.
 pub(crate) async fn run(command: Command, cfg: &ProviderConfig) -> Result<()> {
     match command {
-        Command::Listen { channels } => listen::run(cfg, channels).await,
+        Command::Listen { channels, postgres } => {
+            let cfg = listen::with_postgres(cfg, &channels, &postgres)?;
+            listen::run(&cfg, channels).await
+        }
         Command::Publish {
             channel,
             event,

@@ -3,8 +3,10 @@
 //! ```text
 //! relayport [--provider NAME | --config FILE] [--client-id ID] <command>
 //!   listen <channel>…                      print every message, one JSON object per line
+//!          [--postgres SCHEMA:TABLE:EVENT] …and Supabase Postgres changes on those channels
 //!   publish <channel> <event> <json>       publish through the backend publisher
-//!           [--client]                     …or through a client connection
+//!           [--client]                     …or as a client (Supabase public channels:
+//!                                          REST with the anon key, no WebSocket)
 //!   presence <channel> [--data json]       join; print the members, then joins and leaves
 //!   history <channel>                      print the retained messages
 //!   auth <socket_id> <channel>             print the auth body the configured provider's

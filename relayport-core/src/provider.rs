@@ -39,7 +39,10 @@ pub struct Capabilities {
     /// Reading history page by page ([`RealtimeProvider::history_page`],
     /// [`RealtimeClient::history`](crate::RealtimeClient::history)).
     pub history_pages: bool,
-    /// The largest payload the provider accepts, in bytes.
+    /// The largest payload the provider accepts, in bytes: the limit each provider announces
+    /// (Supabase 256 KB, Ably 64 KiB, …); [`DEFAULT_MAX_PAYLOAD`](crate::DEFAULT_MAX_PAYLOAD)
+    /// (64 KiB) for a provider that knows none. The client applies it unless the application
+    /// caps it lower ([`ClientBuilder::max_payload`](crate::ClientBuilder::max_payload)).
     pub max_payload: usize,
 }
 

@@ -213,6 +213,44 @@ async fn the_providers_smaller_limit_wins() {
     assert_eq!(err.kind(), ErrorKind::PayloadTooLarge);
 }
 
+/// Issue 15 item 5: a provider's announced limit above the core's 64 KiB applies when the
+/// application sets no cap of its own; an application cap still lowers it.
+#[tokio::test(start_paused = true)]
+async fn a_providers_larger_announced_limit_applies_unless_the_application_caps_it() {
+    let announced = || {
+        let (provider, script) = relayport_core::testing::ScriptedProvider::new();
+        script.set_capabilities({
+            let mut caps = Capabilities::default();
+            caps.max_payload = 256 * 1000;
+            caps
+        });
+        (provider, script)
+    };
+    let (provider, script) = announced();
+    let client = RealtimeClient::new(provider);
+    let big = json!("x".repeat(200 * 1000));
+    client.publish("news", "n", big.clone()).await.unwrap();
+    assert_eq!(script.published().len(), 1);
+    let err = client
+        .publish("news", "n", json!("x".repeat(256 * 1000)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PayloadTooLarge);
+
+    let (provider, _script) = announced();
+    let capped = RealtimeClient::builder(provider)
+        .max_payload(64 * 1024)
+        .build();
+    let err = capped.publish("news", "n", big).await.unwrap_err();
+    assert_eq!(
+        err,
+        RealtimeError::PayloadTooLarge {
+            size: 200 * 1000 + 2,
+            limit: 64 * 1024
+        }
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn publishing_is_refused_when_the_provider_cannot() {
     let (provider, script) = relayport_core::testing::ScriptedProvider::new();

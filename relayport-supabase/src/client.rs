@@ -3,7 +3,14 @@
 //! One `connect` opens one WebSocket (`{endpoint}/websocket?apikey=…&vsn=2.0.0`) and spawns a
 //! reader and a writer task; `disconnect` stops both. Every call makes one attempt: the core
 //! owns reconnecting, backoff, resubscribing and the heartbeat schedule (it calls
-//! [`RealtimeProvider::ping`], which sends Phoenix's `heartbeat` and waits for its reply).
+//! [`RealtimeProvider::ping`], which sends Phoenix's `heartbeat` and waits for its reply; the
+//! core's heartbeat timeout bounds that wait).
+//!
+//! Channel-level recovery stays here, on the open socket, as realtime-js does it: a channel the
+//! server errors (`phx_error`) or closes for an expired token rejoins on its own schedule
+//! ([`crate::rejoin`]) while every other channel keeps flowing, and a channel token minted by
+//! the provider's authorizer ([`SupabaseProvider::with_authorizer`]) is refreshed ahead of its
+//! `exp` and pushed to the channel (`access_token`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,10 +28,12 @@ use tokio::time::{Instant, timeout};
 use tracing::{debug, warn};
 
 use relayport_core::{
-    Capabilities, Channel, ChannelKind, CloseReason, EventSink, OutboundMessage, PresenceMember,
-    ProviderEvent, RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions,
-    Subscribed,
+    AuthRequest, Capabilities, Channel, ChannelAuthorizer, CloseReason, EventSink, OutboundMessage,
+    PresenceMember, PresenceUser, ProviderEvent, RealtimeError, RealtimeProvider, Recovery, Result,
+    Session, SubscribeOptions, Subscribed,
 };
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
 
 use crate::PROVIDER_NAME;
 use crate::dispatch::{Action, ChannelEntry, Dispatcher, JoinState, as_binary};
@@ -33,8 +42,10 @@ use crate::frame::{ProtocolVersion, UserPayload, decode_binary, decode_text};
 use crate::join::{ChannelOptions, JoinParams, Reply, parse_join_reply};
 use crate::postgres::PostgresChangesFilter;
 use crate::push::{ClientPush, WireFrame};
+use crate::rejoin::{refresh_after, rejoin_delay, token_exp, unix_now};
 use crate::rest::{DEFAULT_MAX_PAYLOAD, Persist, SupabasePublisher};
-use crate::topic::{PHOENIX_TOPIC, check_channel, is_private, topic_for};
+use crate::system::SystemEvent;
+use crate::topic::{PHOENIX_TOPIC, check_channel, has_presence, is_private_with, topic_for};
 
 /// realtime-js's heartbeat interval: 25 s.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(25);
@@ -61,12 +72,15 @@ pub struct SupabaseConfig {
     pub join_timeout: Duration,
     /// How long a broadcast ack, presence reply or leave reply may take (default 10 s).
     pub push_timeout: Duration,
-    /// The heartbeat interval announced to the core (default 25 s).
+    /// The heartbeat interval announced to the core (default 25 s). How long a heartbeat may
+    /// go unanswered is the core's `heartbeat_timeout`.
     pub heartbeat_interval: Duration,
-    /// How long a heartbeat may go unanswered before the link is closed (default 25 s).
-    pub heartbeat_timeout: Duration,
-    /// The payload limit (default 256 KB, the Free plan's; 3,000 KB on paid plans).
+    /// The payload limit, announced to the core as `Capabilities::max_payload` (default
+    /// 256 KB, the Free plan's; raise it to your plan's, e.g. 3,000 KB on paid plans).
     pub max_payload: usize,
+    /// Whether `presence:` channels are joined as private (RLS-guarded) channels (default
+    /// `false`: presence and privacy are separate, as in realtime-js).
+    pub presence_private: bool,
     /// This client's presence key when neither the channel options nor the channel
     /// authorization give one (empty: the server picks a UUID).
     pub presence_key: Option<String>,
@@ -87,8 +101,8 @@ impl std::fmt::Debug for SupabaseConfig {
             .field("join_timeout", &self.join_timeout)
             .field("push_timeout", &self.push_timeout)
             .field("heartbeat_interval", &self.heartbeat_interval)
-            .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("max_payload", &self.max_payload)
+            .field("presence_private", &self.presence_private)
             .field("presence_key", &self.presence_key)
             .finish_non_exhaustive()
     }
@@ -121,8 +135,8 @@ impl SupabaseConfig {
             join_timeout: DEFAULT_TIMEOUT,
             push_timeout: DEFAULT_TIMEOUT,
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
-            heartbeat_timeout: DEFAULT_HEARTBEAT_INTERVAL,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            presence_private: false,
             presence_key: None,
             log_level: None,
         }
@@ -187,6 +201,8 @@ struct Conn {
     id: u64,
     sender: LinkSender,
     sink: EventSink,
+    /// The session's connection id (the `socket_id` of re-authorizations).
+    connection_id: String,
     /// We are closing it: its end is not reported.
     closing: bool,
 }
@@ -198,6 +214,10 @@ struct Shared {
     conn: Option<Conn>,
     dispatcher: Dispatcher,
     pending: HashMap<String, oneshot::Sender<Reply>>,
+    /// Each channel's timer task (its token refresh or its rejoin), by topic.
+    timers: HashMap<String, AbortHandle>,
+    /// Typed `system` frames, for [`SupabaseProvider::system_events`].
+    system: broadcast::Sender<SystemEvent>,
 }
 
 impl Shared {
@@ -206,11 +226,29 @@ impl Shared {
         self.next_ref.to_string()
     }
 
-    /// Forgets the link: pending waiters fail (their senders drop), channels are gone.
+    /// Forgets the link: pending waiters fail (their senders drop), channels and their timers
+    /// are gone.
     fn drop_link(&mut self) -> Option<Conn> {
         self.pending.clear();
         self.dispatcher.clear();
+        for (_, timer) in self.timers.drain() {
+            timer.abort();
+        }
         self.conn.take()
+    }
+
+    /// Replaces `topic`'s timer task.
+    fn set_timer(&mut self, topic: &str, timer: AbortHandle) {
+        if let Some(old) = self.timers.insert(topic.to_owned(), timer) {
+            old.abort();
+        }
+    }
+
+    /// Stops `topic`'s timer task, if any.
+    fn cancel_timer(&mut self, topic: &str) {
+        if let Some(old) = self.timers.remove(topic) {
+            old.abort();
+        }
     }
 
     fn send(&self, frame: WireFrame) -> Result<()> {
@@ -223,6 +261,10 @@ impl Shared {
 
     fn is_current(&self, id: u64) -> bool {
         self.conn.as_ref().is_some_and(|c| c.id == id)
+    }
+
+    fn sink(&self) -> Option<EventSink> {
+        self.conn.as_ref().map(|c| c.sink.clone())
     }
 }
 
@@ -240,7 +282,8 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 
 /// Sets the user's JWT from anywhere, including while the provider is owned by a
 /// `RealtimeClient`: the new token goes into every later join and rejoin, and is pushed at once
-/// (`access_token`) to every joined channel.
+/// (`access_token`) to every joined channel that uses it (channels joined with their own
+/// channel-scoped token from the authorization keep theirs; the authorizer refreshes those).
 #[derive(Clone)]
 pub struct AccessTokenHandle {
     shared: Arc<Mutex<Shared>>,
@@ -265,6 +308,10 @@ impl AccessTokenHandle {
         let vsn = s.vsn;
         let mut pushed = 0;
         for (topic, join_ref) in s.dispatcher.joined() {
+            match s.dispatcher.get_mut(&topic) {
+                Some(e) if !e.authorized => e.params.access_token = Some(token.clone()),
+                _ => continue,
+            }
             let r = s.next_ref();
             let push = ClientPush::AccessToken(token.clone());
             if let Ok(frame) = push.encode(vsn, Some(&join_ref), &r, &topic)
@@ -279,6 +326,337 @@ impl AccessTokenHandle {
     /// Whether a token is set.
     pub fn is_set(&self) -> bool {
         lock(&self.shared).access_token.is_some()
+    }
+}
+
+/// What the link's reader and the channel timers share: the state, the timeouts and the
+/// authorizer that refreshes channel tokens.
+#[derive(Clone)]
+struct Ctx {
+    shared: Arc<Mutex<Shared>>,
+    vsn: ProtocolVersion,
+    join_timeout: Duration,
+    authorizer: Option<Arc<dyn ChannelAuthorizer>>,
+}
+
+impl Ctx {
+    /// Sends a push; with `reply`, registers a waiter for its ref first.
+    fn push(
+        &self,
+        join_ref: Option<&str>,
+        topic: &str,
+        push: &ClientPush,
+        reply: bool,
+    ) -> Result<(String, Option<oneshot::Receiver<Reply>>)> {
+        let mut s = lock(&self.shared);
+        if s.conn.is_none() {
+            return Err(RealtimeError::Connection("not connected".into()));
+        }
+        let r = s.next_ref();
+        let frame = push.encode(self.vsn, join_ref, &r, topic)?;
+        let rx = reply.then(|| {
+            let (tx, rx) = oneshot::channel();
+            s.pending.insert(r.clone(), tx);
+            rx
+        });
+        if let Err(e) = s.send(frame) {
+            s.pending.remove(&r);
+            return Err(e);
+        }
+        Ok((r, rx))
+    }
+
+    /// Waits for a reply; `limit: None` waits as long as the caller does (the core bounds it).
+    async fn wait(
+        &self,
+        r: &str,
+        rx: Option<oneshot::Receiver<Reply>>,
+        limit: Option<Duration>,
+        what: &str,
+    ) -> Result<Reply> {
+        let rx = rx.ok_or_else(|| RealtimeError::Protocol(format!("no waiter for {what}")))?;
+        let closed =
+            || RealtimeError::Connection(format!("the link closed while waiting for {what}"));
+        let Some(limit) = limit else {
+            return rx.await.map_err(|_| closed());
+        };
+        match timeout(limit, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(closed()),
+            Err(_) => {
+                lock(&self.shared).pending.remove(r);
+                Err(RealtimeError::timeout(what, limit))
+            }
+        }
+    }
+
+    /// The re-authorization request of `topic`'s channel, if the provider has an authorizer
+    /// and the channel's token came from one.
+    fn auth_request(&self, s: &Shared, topic: &str) -> Option<AuthRequest> {
+        self.authorizer.as_ref()?;
+        let e = s.dispatcher.get(topic).filter(|e| e.authorized)?;
+        Some(AuthRequest {
+            socket_id: s
+                .conn
+                .as_ref()
+                .map(|c| c.connection_id.clone())
+                .unwrap_or_default(),
+            channel: e.channel.clone(),
+            user: e.auth_user.clone().map(|id| PresenceUser {
+                id,
+                info: Value::Null,
+            }),
+        })
+    }
+
+    /// Starts the refresh timer of a joined channel whose token came from the authorizer and
+    /// has an `exp`: [`refresh_after`] before it expires, a fresh token is minted and pushed.
+    fn schedule_refresh(&self, s: &mut Shared, topic: &str, link: u64) {
+        if self.auth_request(s, topic).is_none() {
+            return;
+        }
+        let Some(e) = s.dispatcher.get(topic) else {
+            return;
+        };
+        let Some(exp) = e.params.access_token.as_deref().and_then(token_exp) else {
+            return;
+        };
+        let wait = refresh_after(exp, unix_now());
+        let (ctx, t, join_ref) = (self.clone(), topic.to_owned(), e.join_ref.clone());
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            ctx.refresh(t, link, join_ref).await;
+        });
+        s.set_timer(topic, task.abort_handle());
+    }
+
+    /// Mints a fresh token for a joined channel and pushes it (`access_token`), then schedules
+    /// the next refresh. A failed authorization is reported and retried every 10 s; if the
+    /// token expires meanwhile, the server closes the channel and the rejoin takes over.
+    async fn refresh(self, topic: String, link: u64, join_ref: String) {
+        let Some(authorizer) = self.authorizer.clone() else {
+            return;
+        };
+        loop {
+            let (request, sink) = {
+                let s = lock(&self.shared);
+                let joined = s.is_current(link)
+                    && s.dispatcher
+                        .get(&topic)
+                        .is_some_and(|e| e.join_ref == join_ref && e.state == JoinState::Joined);
+                match (joined, self.auth_request(&s, &topic), s.sink()) {
+                    (true, Some(request), Some(sink)) => (request, sink),
+                    _ => return,
+                }
+            };
+            let token = authorizer.authorize(&request).await.and_then(|auth| {
+                auth.str_field("access_token")
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        RealtimeError::Unauthorized(
+                            "the channel authorization has no access_token".into(),
+                        )
+                    })
+            });
+            match token {
+                Ok(token) => {
+                    let mut s = lock(&self.shared);
+                    let vsn = self.vsn;
+                    match s.dispatcher.get_mut(&topic) {
+                        Some(e) if e.join_ref == join_ref && e.state == JoinState::Joined => {
+                            e.params.access_token = Some(token.clone());
+                        }
+                        _ => return,
+                    }
+                    if !s.is_current(link) {
+                        return;
+                    }
+                    let r = s.next_ref();
+                    match ClientPush::AccessToken(token).encode(vsn, Some(&join_ref), &r, &topic) {
+                        Ok(frame) => {
+                            if s.send(frame).is_err() {
+                                return;
+                            }
+                            debug!(%topic, "channel token refreshed");
+                        }
+                        Err(e) => {
+                            sink.error(Some(request.channel.clone()), e.into());
+                        }
+                    }
+                    self.schedule_refresh(&mut s, &topic, link);
+                    return;
+                }
+                Err(e) => {
+                    warn!(%topic, error = %e, "channel token refresh failed; retrying in 10 s");
+                    sink.error(Some(request.channel.clone()), e);
+                    tokio::time::sleep(rejoin_delay(4)).await;
+                }
+            }
+        }
+    }
+
+    /// Starts the rejoin of `topic` (see [`Ctx::rejoin`]).
+    fn spawn_rejoin(&self, s: &mut Shared, topic: String, link: u64, token_expired: bool) {
+        let ctx = self.clone();
+        let t = topic.clone();
+        let task = tokio::spawn(async move { ctx.rejoin(t, link, token_expired).await });
+        s.set_timer(&topic, task.abort_handle());
+    }
+
+    /// Rejoins one errored channel on the channel schedule ([`rejoin_delay`]) with a fresh
+    /// token when its own expired (from the authorizer; otherwise the provider's current
+    /// token), until a join succeeds (then `ContinuityLost`, so the core resynchronizes that
+    /// channel alone) or fails for good (`SubscriptionLost`). Retryable failures and join
+    /// timeouts try again; the other channels are never touched.
+    async fn rejoin(self, topic: String, link: u64, token_expired: bool) {
+        loop {
+            let attempt = {
+                let mut s = lock(&self.shared);
+                if !s.is_current(link) {
+                    return;
+                }
+                match s.dispatcher.get_mut(&topic) {
+                    Some(e) if e.state == JoinState::Errored => {
+                        e.rejoins += 1;
+                        e.rejoins
+                    }
+                    _ => return,
+                }
+            };
+            tokio::time::sleep(rejoin_delay(attempt)).await;
+            let (request, sink, channel) = {
+                let s = lock(&self.shared);
+                let (Some(sink), Some(e)) = (s.sink(), s.dispatcher.get(&topic)) else {
+                    return;
+                };
+                if !s.is_current(link) || e.state != JoinState::Errored {
+                    return;
+                }
+                (self.auth_request(&s, &topic), sink, e.channel.clone())
+            };
+            let mut fresh = None;
+            if let (Some(request), Some(authorizer)) = (request, self.authorizer.as_ref())
+                && token_expired
+            {
+                match authorizer.authorize(&request).await {
+                    Ok(auth) => fresh = auth.str_field("access_token").map(str::to_owned),
+                    Err(e) if e.is_retryable() => {
+                        sink.error(Some(channel.clone()), e);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.lose(&topic, link, e);
+                        return;
+                    }
+                }
+            }
+            let sent = {
+                let mut s = lock(&self.shared);
+                if !s.is_current(link) {
+                    return;
+                }
+                let token = s.access_token.clone();
+                let r = s.next_ref();
+                let Some(e) = s.dispatcher.get_mut(&topic) else {
+                    return;
+                };
+                if e.state != JoinState::Errored {
+                    return;
+                }
+                if let Some(t) = fresh {
+                    e.params.access_token = Some(t);
+                } else if !e.authorized {
+                    e.params.access_token = token;
+                }
+                e.join_ref = r.clone();
+                e.state = JoinState::Joining;
+                e.presence = Default::default();
+                let frame =
+                    ClientPush::Join(e.params.clone()).encode(self.vsn, Some(&r), &r, &topic);
+                let (tx, rx) = oneshot::channel();
+                s.pending.insert(r.clone(), tx);
+                match frame.map_err(RealtimeError::from).and_then(|f| s.send(f)) {
+                    Ok(()) => Some((r, rx)),
+                    Err(_) => None,
+                }
+            };
+            let Some((r, rx)) = sent else {
+                return;
+            };
+            match self
+                .wait(&r, Some(rx), Some(self.join_timeout), "rejoin reply")
+                .await
+            {
+                Ok(reply) => {
+                    let filters = {
+                        let s = lock(&self.shared);
+                        match s.dispatcher.get(&topic) {
+                            Some(e) => e.params.postgres_changes.clone(),
+                            None => return,
+                        }
+                    };
+                    match parse_join_reply(&reply, &channel, &filters) {
+                        Ok(_) => {
+                            let mut s = lock(&self.shared);
+                            if let Some(e) = s.dispatcher.get_mut(&topic) {
+                                e.rejoins = 0;
+                            }
+                            sink.emit(ProviderEvent::ContinuityLost {
+                                channel: channel.clone(),
+                                reason: RealtimeError::Closed(format!(
+                                    "`{channel}` was rejoined: messages sent meanwhile are missed"
+                                )),
+                            });
+                            self.schedule_refresh(&mut s, &topic, link);
+                            return;
+                        }
+                        Err(e) if e.is_retryable() => {
+                            sink.error(Some(channel.clone()), e);
+                            self.errored(&topic, &r);
+                        }
+                        Err(e) => {
+                            self.lose(&topic, link, e);
+                            return;
+                        }
+                    }
+                }
+                Err(RealtimeError::Timeout { .. }) => {
+                    // As phoenix.js: leave the timed-out join so a late reply cannot revive it.
+                    let _ = self.push(Some(&r), &topic, &ClientPush::Leave, false);
+                    self.errored(&topic, &r);
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Marks `topic` errored again after its join `r` failed.
+    fn errored(&self, topic: &str, r: &str) {
+        let mut s = lock(&self.shared);
+        if let Some(e) = s.dispatcher.get_mut(topic)
+            && e.join_ref == r
+        {
+            e.state = JoinState::Errored;
+        }
+    }
+
+    /// Gives a channel up: it is forgotten and the core is told (`SubscriptionLost`).
+    fn lose(&self, topic: &str, link: u64, error: RealtimeError) {
+        let mut s = lock(&self.shared);
+        if !s.is_current(link) {
+            return;
+        }
+        let Some(e) = s.dispatcher.get(topic).cloned() else {
+            return;
+        };
+        s.dispatcher.remove_if(topic, &e.join_ref);
+        s.timers.remove(topic);
+        if let Some(sink) = s.sink() {
+            sink.emit(ProviderEvent::SubscriptionLost {
+                channel: e.channel,
+                error,
+            });
+        }
     }
 }
 
@@ -298,7 +676,7 @@ impl AccessTokenHandle {
 pub struct SupabaseProvider {
     config: SupabaseConfig,
     channels: HashMap<Channel, ChannelOptions>,
-    shared: Arc<Mutex<Shared>>,
+    ctx: Ctx,
     /// The link's tasks; held across an await by `connect` and `disconnect` only, so those
     /// never overlap while the other calls run alongside each other.
     tasks: tokio::sync::Mutex<LinkTasks>,
@@ -332,11 +710,19 @@ impl SupabaseProvider {
             conn: None,
             dispatcher: Dispatcher::default(),
             pending: HashMap::new(),
+            timers: HashMap::new(),
+            system: broadcast::channel(64).0,
+        };
+        let ctx = Ctx {
+            shared: Arc::new(Mutex::new(shared)),
+            vsn: config.vsn,
+            join_timeout: config.join_timeout,
+            authorizer: None,
         };
         Self {
             config,
             channels: HashMap::new(),
-            shared: Arc::new(Mutex::new(shared)),
+            ctx,
             tasks: tokio::sync::Mutex::new(LinkTasks::default()),
             rest: Mutex::new(None),
             connector: None,
@@ -350,6 +736,25 @@ impl SupabaseProvider {
     pub fn with_link_config(mut self, config: LinkConfig) -> Self {
         self.link_config = Some(config);
         self
+    }
+
+    /// The authorizer that refreshes channel tokens: the same one the `RealtimeClient` signs
+    /// subscriptions with (`ClientBuilder::authorizer`; the facade wires both). With it, a
+    /// channel whose token came from the authorization is re-authorized
+    /// [`REFRESH_MARGIN`](crate::rejoin::REFRESH_MARGIN) before its `exp` (the new token is
+    /// pushed to that channel as `access_token`, as realtime-js's `setAuth`), and a channel
+    /// the server closed for an expired token rejoins with a fresh one. Without it, such a
+    /// channel makes the link reconnect, and the core re-authorizes every channel.
+    pub fn with_authorizer(mut self, authorizer: Arc<dyn ChannelAuthorizer>) -> Self {
+        self.ctx.authorizer = Some(authorizer);
+        self
+    }
+
+    /// Typed `system` frames of every channel ([`SystemEvent`]: subscribed to Postgres,
+    /// Postgres errors, token expiry, rate limits …), from now on. They are never delivered as
+    /// messages; errors among them also reach the core as `Error` events.
+    pub fn system_events(&self) -> broadcast::Receiver<SystemEvent> {
+        lock(&self.ctx.shared).system.subscribe()
     }
 
     /// Opens sockets through `connector` instead of TCP/TLS (see [`Connector`]).
@@ -383,7 +788,7 @@ impl SupabaseProvider {
     /// A handle to change the user's JWT later (see [`AccessTokenHandle`]).
     pub fn access_token_handle(&self) -> AccessTokenHandle {
         AccessTokenHandle {
-            shared: self.shared.clone(),
+            shared: self.ctx.shared.clone(),
         }
     }
 
@@ -406,13 +811,13 @@ impl SupabaseProvider {
                 .or_else(|| auth_str("presence_key"))
                 .or_else(|| self.config.presence_key.clone())
                 .unwrap_or_default(),
-            presence_enabled: opts
-                .presence_enabled
-                .unwrap_or(channel.kind() == ChannelKind::Presence),
+            presence_enabled: opts.presence_enabled.unwrap_or(has_presence(channel)),
             postgres_changes: opts.postgres_changes.clone(),
-            private: opts.private.unwrap_or_else(|| is_private(channel)),
+            private: opts
+                .private
+                .unwrap_or_else(|| is_private_with(channel, self.config.presence_private)),
             access_token: auth_str("access_token")
-                .or_else(|| lock(&self.shared).access_token.clone()),
+                .or_else(|| lock(&self.ctx.shared).access_token.clone()),
         }
     }
 
@@ -420,17 +825,20 @@ impl SupabaseProvider {
         let rest = {
             let mut slot = relayport_core::transport::lock(&self.rest);
             if slot.is_none() {
-                *slot = Some(
-                    SupabasePublisher::with_base_url(
-                        self.config.rest_base()?,
-                        &self.config.api_key,
-                    )
-                    .max_payload(self.config.max_payload),
-                );
+                let mut publisher = SupabasePublisher::with_base_url(
+                    self.config.rest_base()?,
+                    &self.config.api_key,
+                )
+                .max_payload(self.config.max_payload)
+                .presence_private(self.config.presence_private);
+                if let Some(config) = &self.link_config {
+                    publisher = publisher.with_link_config(config);
+                }
+                *slot = Some(publisher);
             }
             slot.clone()
         };
-        let token = lock(&self.shared).access_token.clone();
+        let token = lock(&self.ctx.shared).access_token.clone();
         let rest =
             rest.ok_or_else(|| RealtimeError::Config("REST publisher unavailable".into()))?;
         Ok(match token {
@@ -439,7 +847,6 @@ impl SupabaseProvider {
         })
     }
 
-    /// Sends a push; with `reply`, registers a waiter for its ref first.
     fn push(
         &self,
         join_ref: Option<&str>,
@@ -447,22 +854,7 @@ impl SupabaseProvider {
         push: &ClientPush,
         reply: bool,
     ) -> Result<(String, Option<oneshot::Receiver<Reply>>)> {
-        let mut s = lock(&self.shared);
-        if s.conn.is_none() {
-            return Err(RealtimeError::Connection("not connected".into()));
-        }
-        let r = s.next_ref();
-        let frame = push.encode(self.config.vsn, join_ref, &r, topic)?;
-        let rx = reply.then(|| {
-            let (tx, rx) = oneshot::channel();
-            s.pending.insert(r.clone(), tx);
-            rx
-        });
-        if let Err(e) = s.send(frame) {
-            s.pending.remove(&r);
-            return Err(e);
-        }
-        Ok((r, rx))
+        self.ctx.push(join_ref, topic, push, reply)
     }
 
     async fn wait(
@@ -472,23 +864,13 @@ impl SupabaseProvider {
         limit: Duration,
         what: &str,
     ) -> Result<Reply> {
-        let rx = rx.ok_or_else(|| RealtimeError::Protocol(format!("no waiter for {what}")))?;
-        match timeout(limit, rx).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(RealtimeError::Connection(format!(
-                "the link closed while waiting for {what}"
-            ))),
-            Err(_) => {
-                lock(&self.shared).pending.remove(r);
-                Err(RealtimeError::timeout(what, limit))
-            }
-        }
+        self.ctx.wait(r, rx, Some(limit), what).await
     }
 
     /// The topic and join ref of a joined channel.
     fn joined(&self, channel: &Channel) -> Option<(String, String, bool)> {
         let topic = topic_for(channel);
-        let s = lock(&self.shared);
+        let s = lock(&self.ctx.shared);
         let e = s.dispatcher.get(&topic)?;
         (e.channel == *channel && e.state == JoinState::Joined).then(|| {
             (
@@ -510,21 +892,12 @@ impl SupabaseProvider {
         )
     }
 
-    /// Closes the link on our side and reports it to the core with `reason`.
-    fn close_link(&self, code: u16, text: &str, reason: CloseReason) {
-        let conn = lock(&self.shared).drop_link();
-        if let Some(conn) = conn {
-            let _ = conn.sender.send_close(code, text);
-            conn.sink.closed(reason);
-        }
-    }
-
     /// Closes the link: with `goodbye` (a `disconnect`), a `phx_leave` for every joined channel
     /// first; then the close frame (the reader keeps delivering what the server sent before its
     /// close reply, for at most [`CLOSE_GRACE`]); then stops both tasks.
     async fn stop_tasks(&self, link: &mut LinkTasks, goodbye: bool) {
         {
-            let mut s = lock(&self.shared);
+            let mut s = lock(&self.ctx.shared);
             let leaves = if goodbye {
                 self.leaves(&mut s)
             } else {
@@ -542,7 +915,7 @@ impl SupabaseProvider {
             // frame follows the leaves; the grace bounds the wait for the server's reply.
             live.close_without_code(CLOSE_GRACE).await;
         }
-        lock(&self.shared).drop_link();
+        lock(&self.ctx.shared).drop_link();
     }
 
     /// The `phx_leave` of every joined channel, as realtime-js's `removeAllChannels` sends
@@ -563,23 +936,53 @@ impl SupabaseProvider {
     fn start_link(&self, link: &mut LinkTasks, handshake: Handshake, sink: EventSink) -> Session {
         link.connections += 1;
         let id = link.connections;
+        let connection_id = format!("supabase-{id}");
         {
-            let mut s = lock(&self.shared);
+            let mut s = lock(&self.ctx.shared);
             s.drop_link();
             s.conn = Some(Conn {
                 id,
                 sender: handshake.sender().clone(),
                 sink: sink.clone(),
+                connection_id: connection_id.clone(),
                 closing: false,
             });
         }
         link.link = Some(handshake.start(PhoenixReader {
-            shared: self.shared.clone(),
+            ctx: self.ctx.clone(),
             id,
             sink,
         }));
-        Session::new(format!("supabase-{id}"))
-            .with_heartbeat_interval(Some(self.config.heartbeat_interval))
+        Session::new(connection_id).with_heartbeat_interval(Some(self.config.heartbeat_interval))
+    }
+
+    /// Resolves the endpoint's host before dialing. A name that does not resolve before the
+    /// first connection is a wrong `SUPABASE_URL` far more often than a DNS outage: a `Config`
+    /// error with a hint (fatal: no minutes of silent retries); after a connection worked it
+    /// is retryable.
+    async fn resolve(&self, first: bool) -> Result<()> {
+        let url = self.config.url_with_scheme("", false)?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let found = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map(|mut addrs| addrs.next().is_some());
+        if let Ok(true) = found {
+            return Ok(());
+        }
+        let why = match found {
+            Err(e) => e.to_string(),
+            Ok(_) => "no address".into(),
+        };
+        let hint = format!(
+            "the Supabase host `{host}` does not resolve ({why}): check SUPABASE_URL \
+             (https://<project-ref>.supabase.co) or SUPABASE_REALTIME_URL"
+        );
+        Err(if first {
+            RealtimeError::Config(hint)
+        } else {
+            RealtimeError::Connection(hint)
+        })
     }
 
     fn handshake_failed(&self, e: OpenError) -> RealtimeError {
@@ -649,7 +1052,9 @@ impl SupabaseProvider {
                     status: None,
                 },
             )),
-            Err(RealtimeError::Timeout { after, .. }) if is_private(&message.channel) => {
+            Err(RealtimeError::Timeout { after, .. })
+                if is_private_with(&message.channel, self.config.presence_private) =>
+            {
                 Err(RealtimeError::Forbidden {
                     channel: message.channel.to_string(),
                     reason: format!(
@@ -688,7 +1093,7 @@ impl SupabaseProvider {
 /// The Phoenix side of the link's reader: decodes frames, hands them to the channel
 /// [`Dispatcher`] and carries out what it says.
 struct PhoenixReader {
-    shared: Arc<Mutex<Shared>>,
+    ctx: Ctx,
     /// The link this reader belongs to; frames of a replaced link are not acted on.
     id: u64,
     sink: EventSink,
@@ -709,7 +1114,7 @@ impl transport::Dispatcher for PhoenixReader {
             }
         };
         let sink = &self.sink;
-        let mut s = lock(&self.shared);
+        let mut s = lock(&self.ctx.shared);
         if !s.is_current(self.id) {
             return Flow::Stop;
         }
@@ -731,7 +1136,37 @@ impl transport::Dispatcher for PhoenixReader {
                     }
                 }
                 Action::Lost { channel, error } => {
+                    s.cancel_timer(&topic_for(&channel));
                     sink.emit(ProviderEvent::SubscriptionLost { channel, error });
+                }
+                Action::System(event) => {
+                    debug!(channel = %event.channel, kind = ?event.kind, message = %event.message, "system");
+                    let _ = s.system.send(event);
+                }
+                Action::Rejoin { .. } if closing => {}
+                Action::Rejoin {
+                    topic,
+                    channel,
+                    reason,
+                    token_expired,
+                } => {
+                    let authorized = s.dispatcher.get(&topic).is_some_and(|e| e.authorized);
+                    if token_expired && authorized && self.ctx.authorizer.is_none() {
+                        // No authorizer here to mint the channel a fresh token: the core's
+                        // reconnect re-authorizes every channel.
+                        if s.drop_link().is_some() {
+                            let _ = link.send_close(1000, "token expired");
+                        }
+                        sink.closed(CloseReason::retry(
+                            None,
+                            format!("{reason}; reconnecting to re-authorize it"),
+                        ));
+                        return Flow::Stop;
+                    }
+                    if !token_expired {
+                        sink.error(Some(channel), reason);
+                    }
+                    self.ctx.spawn_rejoin(&mut s, topic, self.id, token_expired);
                 }
                 Action::CloseLink(_) if closing => {}
                 Action::CloseLink(reason) => {
@@ -760,7 +1195,7 @@ impl transport::Dispatcher for PhoenixReader {
             (false, _) => (Some(1006), close.reason),
         };
         let ours = {
-            let mut s = lock(&self.shared);
+            let mut s = lock(&self.ctx.shared);
             let current = s.is_current(self.id);
             let closing = s.conn.as_ref().is_some_and(|c| c.closing);
             if current {
@@ -803,8 +1238,12 @@ impl RealtimeProvider for SupabaseProvider {
             Some(config) => config.clone(),
             None => LinkConfig::shared_default()?,
         };
+        let first = link.connections == 0;
         let opened = match self.connector.clone() {
-            None => transport::open(&url, &config).await,
+            None => {
+                self.resolve(first).await?;
+                transport::open(&url, &config).await
+            }
             Some(connector) => {
                 let io = connector(&url).await.map_err(|e| {
                     RealtimeError::Connection(format!(
@@ -821,7 +1260,17 @@ impl RealtimeProvider for SupabaseProvider {
         }
     }
 
+    /// A lost link's teardown: the close frame only (no `phx_leave`s, so a link the core
+    /// replaces does not make this client's presence flap for the others).
     async fn disconnect(&self) -> Result<()> {
+        let mut link = self.tasks.lock().await;
+        self.stop_tasks(&mut link, false).await;
+        Ok(())
+    }
+
+    /// `RealtimeClient::close()`/`disconnect()`: a `phx_leave` for every joined channel (the
+    /// server drops this client's presence at once), then the close frame.
+    async fn goodbye(&self) -> Result<()> {
         let mut link = self.tasks.lock().await;
         self.stop_tasks(&mut link, true).await;
         Ok(())
@@ -832,7 +1281,7 @@ impl RealtimeProvider for SupabaseProvider {
         let topic = topic_for(channel);
         let params = self.join_params(channel, options);
         let (join_ref, rx) = {
-            let mut s = lock(&self.shared);
+            let mut s = lock(&self.ctx.shared);
             if s.conn.is_none() {
                 return Err(RealtimeError::Connection("not connected".into()));
             }
@@ -853,10 +1302,13 @@ impl RealtimeProvider for SupabaseProvider {
             let r = s.next_ref();
             let frame =
                 ClientPush::Join(params.clone()).encode(self.config.vsn, Some(&r), &r, &topic)?;
-            s.dispatcher.insert(
-                topic.clone(),
-                ChannelEntry::joining(channel.clone(), r.clone(), params.clone()),
-            );
+            let mut entry = ChannelEntry::joining(channel.clone(), r.clone(), params.clone());
+            if let Some(auth) = &options.auth {
+                entry.authorized = auth.str_field("access_token").is_some();
+                entry.auth_user = auth.str_field("presence_key").map(str::to_owned);
+            }
+            s.cancel_timer(&topic);
+            s.dispatcher.insert(topic.clone(), entry);
             let (tx, rx) = oneshot::channel();
             s.pending.insert(r.clone(), tx);
             if let Err(e) = s.send(frame) {
@@ -873,7 +1325,9 @@ impl RealtimeProvider for SupabaseProvider {
             Ok(reply) => reply,
             Err(e) => {
                 let timed_out = matches!(e, RealtimeError::Timeout { .. });
-                lock(&self.shared).dispatcher.remove_if(&topic, &join_ref);
+                lock(&self.ctx.shared)
+                    .dispatcher
+                    .remove_if(&topic, &join_ref);
                 if timed_out {
                     // As phoenix.js: leave the timed-out join so a late reply cannot revive it.
                     let _ = self.push(Some(&join_ref), &topic, &ClientPush::Leave, false);
@@ -883,6 +1337,11 @@ impl RealtimeProvider for SupabaseProvider {
         };
         match parse_join_reply(&reply, channel, &params.postgres_changes) {
             Ok(_) => {
+                let mut s = lock(&self.ctx.shared);
+                if let Some(link) = s.conn.as_ref().map(|c| c.id) {
+                    self.ctx.schedule_refresh(&mut s, &topic, link);
+                }
+                drop(s);
                 let recovery = Recovery::NotAttempted;
                 Ok(Subscribed {
                     recovery,
@@ -890,7 +1349,9 @@ impl RealtimeProvider for SupabaseProvider {
                 })
             }
             Err(e) => {
-                lock(&self.shared).dispatcher.remove_if(&topic, &join_ref);
+                lock(&self.ctx.shared)
+                    .dispatcher
+                    .remove_if(&topic, &join_ref);
                 Err(e)
             }
         }
@@ -899,11 +1360,13 @@ impl RealtimeProvider for SupabaseProvider {
     async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
         let topic = topic_for(channel);
         let join_ref = {
-            let mut s = lock(&self.shared);
+            let mut s = lock(&self.ctx.shared);
             match s.dispatcher.get_mut(&topic) {
                 Some(e) if e.channel == *channel => {
                     e.state = JoinState::Leaving;
-                    e.join_ref.clone()
+                    let join_ref = e.join_ref.clone();
+                    s.cancel_timer(&topic);
+                    join_ref
                 }
                 _ => return Ok(()),
             }
@@ -915,7 +1378,9 @@ impl RealtimeProvider for SupabaseProvider {
                 .map(|_| ()),
             Err(e) => Err(e),
         };
-        lock(&self.shared).dispatcher.remove_if(&topic, &join_ref);
+        lock(&self.ctx.shared)
+            .dispatcher
+            .remove_if(&topic, &join_ref);
         if let Err(e) = result {
             // The channel is gone on our side either way; the server drops it with the socket.
             debug!(%channel, error = %e, "leave without a reply");
@@ -941,7 +1406,7 @@ impl RealtimeProvider for SupabaseProvider {
 
     async fn presence_members(&self, channel: &Channel) -> Result<Vec<PresenceMember>> {
         let topic = topic_for(channel);
-        let s = lock(&self.shared);
+        let s = lock(&self.ctx.shared);
         match s.dispatcher.get(&topic) {
             Some(e) if e.channel == *channel => Ok(e.presence.members()),
             _ => Err(Self::not_joined(channel)),
@@ -951,24 +1416,16 @@ impl RealtimeProvider for SupabaseProvider {
     async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
         let (r, rx) = self.push(None, PHOENIX_TOPIC, &ClientPush::Heartbeat, true)?;
-        match self
-            .wait(&r, rx, self.config.heartbeat_timeout, "heartbeat reply")
-            .await
-        {
-            Ok(reply) if reply.is_ok() => Ok(start.elapsed()),
-            Ok(reply) => Err(RealtimeError::Protocol(format!(
+        // No timeout of our own: the core's heartbeat timeout bounds this wait and closes
+        // the link when it passes.
+        let reply = self.ctx.wait(&r, rx, None, "heartbeat reply").await?;
+        if reply.is_ok() {
+            Ok(start.elapsed())
+        } else {
+            Err(RealtimeError::Protocol(format!(
                 "heartbeat refused: {}",
                 reply.reason()
-            ))),
-            Err(e @ RealtimeError::Timeout { .. }) => {
-                self.close_link(
-                    1000,
-                    "heartbeat timeout",
-                    CloseReason::retry(Some(1000), "heartbeat timeout"),
-                );
-                Err(e)
-            }
-            Err(e) => Err(e),
+            )))
         }
     }
 }
@@ -1020,7 +1477,13 @@ mod tests {
             ..Default::default()
         };
         let presence = p.join_params(&Channel::presence("room"), &auth);
-        assert!(presence.private && presence.presence_enabled);
+        // Issue 15 item 3: presence without privacy by default.
+        assert!(!presence.private && presence.presence_enabled);
+        let mut private_presence = SupabaseConfig::new("https://abc.supabase.co", "anon");
+        private_presence.presence_private = true;
+        let pp =
+            SupabaseProvider::new(private_presence).join_params(&Channel::presence("room"), &auth);
+        assert!(pp.private && pp.presence_enabled);
         assert_eq!(presence.presence_key, "u1");
         assert_eq!(presence.access_token.as_deref(), Some("minted"));
         let public = p.join_params(&Channel::public("room"), &SubscribeOptions::default());

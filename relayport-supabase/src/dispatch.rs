@@ -15,12 +15,14 @@ use crate::frame::{Body, ServerFrame, UserPayload};
 use crate::join::{JoinParams, Reply, parse_join_reply};
 use crate::postgres::change_message;
 use crate::presence::{PresenceState, PresenceUpdate};
+use crate::system::SystemEvent;
 
 /// The key of the object that carries a binary user payload inside a JSON [`Message`] (and
 /// that marks an outgoing payload as binary): `{"__binary_base64": "<standard base64>"}`.
 pub const BINARY_KEY: &str = "__binary_base64";
 
-/// The event name of `system` messages surfaced as core messages.
+/// The event name of the server's `system` frames (typed as [`SystemEvent`]s, never
+/// delivered as messages: a user broadcast may be named `system` too).
 pub const SYSTEM_EVENT: &str = "system";
 
 /// Wraps bytes as `{"__binary_base64": …}`.
@@ -46,6 +48,9 @@ pub enum JoinState {
     Joined,
     /// `phx_leave` sent.
     Leaving,
+    /// The server errored the channel (`phx_error`) or closed it for an expired token: it
+    /// waits for its next rejoin attempt (see [`crate::rejoin`]).
+    Errored,
 }
 
 /// One channel on the socket.
@@ -65,6 +70,13 @@ pub struct ChannelEntry {
     pub presence: PresenceState,
     /// The last `system` error, reported as the reason of a following `phx_close`.
     pub last_system_error: Option<String>,
+    /// Whether `params.access_token` came from the channel authorization (a per-channel
+    /// token, refreshed through the provider's authorizer) rather than the provider's token.
+    pub authorized: bool,
+    /// The presence key the channel authorization named (the user of a re-authorization).
+    pub auth_user: Option<String>,
+    /// Rejoin attempts since the last successful join.
+    pub rejoins: u32,
 }
 
 impl ChannelEntry {
@@ -78,6 +90,9 @@ impl ChannelEntry {
             server_ids: Vec::new(),
             presence: PresenceState::default(),
             last_system_error: None,
+            authorized: false,
+            auth_user: None,
+            rejoins: 0,
         }
     }
 }
@@ -108,8 +123,22 @@ pub enum Action {
         /// Why.
         error: RealtimeError,
     },
-    /// Close the link and let the core reconnect (a channel crashed: `phx_error`).
+    /// Close the link and let the core reconnect.
     CloseLink(CloseReason),
+    /// Rejoin this one channel on the channel schedule (it crashed, `phx_error`, or the server
+    /// closed it for an expired token); the socket and the other channels are untouched.
+    Rejoin {
+        /// The topic.
+        topic: String,
+        /// The channel.
+        channel: Channel,
+        /// What happened to it.
+        reason: RealtimeError,
+        /// Whether its token expired (a fresh one is needed before rejoining).
+        token_expired: bool,
+    },
+    /// A `system` frame, typed.
+    System(SystemEvent),
     /// Report an error outside any call.
     Error {
         /// The channel, if any.
@@ -241,17 +270,13 @@ impl Dispatcher {
                 }
             }
             ("system", Body::Json(v)) => {
-                let mut actions = vec![Action::Message(Message::new(
-                    channel.clone(),
-                    SYSTEM_EVENT,
-                    v.clone(),
-                ))];
-                if v.get("status").and_then(Value::as_str) == Some("error") {
-                    let text = v
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown error")
-                        .to_owned();
+                let event = SystemEvent::from_payload(channel.clone(), &v);
+                let mut actions = Vec::with_capacity(2);
+                if event.is_error() {
+                    let text = match event.message.as_str() {
+                        "" => "unknown error".to_owned(),
+                        m => m.to_owned(),
+                    };
                     let error = to_error(
                         &text,
                         ErrorContext {
@@ -265,9 +290,27 @@ impl Dispatcher {
                         error,
                     });
                 }
+                actions.insert(0, Action::System(event));
                 actions
             }
             ("phx_close", _) => {
+                if entry.state != JoinState::Leaving
+                    && entry
+                        .last_system_error
+                        .as_deref()
+                        .is_some_and(crate::system::is_token_expiry)
+                {
+                    entry.state = JoinState::Errored;
+                    let text = entry.last_system_error.take().unwrap_or_default();
+                    return vec![Action::Rejoin {
+                        topic: frame.topic,
+                        channel: channel.clone(),
+                        reason: RealtimeError::Unauthorized(format!(
+                            "`{channel}` was closed by the server: {text}"
+                        )),
+                        token_expired: true,
+                    }];
+                }
                 let entry = self.entries.remove(&frame.topic);
                 match entry {
                     Some(e) if e.state == JoinState::Leaving => {
@@ -295,14 +338,20 @@ impl Dispatcher {
                     None => vec![],
                 }
             }
-            ("phx_error", _) => {
+            ("phx_error", _) if entry.state == JoinState::Leaving => {
                 self.entries.remove(&frame.topic);
-                vec![Action::CloseLink(CloseReason::retry(
-                    None,
-                    format!(
-                        "channel `{channel}` crashed on the server (phx_error); reconnecting to rejoin it"
-                    ),
-                ))]
+                vec![Action::Ignored("channel errored while we left it".into())]
+            }
+            ("phx_error", _) => {
+                entry.state = JoinState::Errored;
+                vec![Action::Rejoin {
+                    topic: frame.topic,
+                    channel: channel.clone(),
+                    reason: RealtimeError::Closed(format!(
+                        "channel `{channel}` crashed on the server (phx_error); rejoining it"
+                    )),
+                    token_expired: false,
+                }]
             }
             (event, Body::Binary(data)) => {
                 vec![Action::Message(Message::new(
@@ -416,12 +465,20 @@ mod tests {
     }
 
     #[test]
-    fn phx_error_closes_the_link_and_phx_close_loses_the_channel() {
+    fn phx_error_rejoins_one_channel_and_phx_close_loses_it() {
         let mut d = Dispatcher::default();
         joined(&mut d, "realtime:room1", "6");
         let err = decode_text(r#"["6","6","realtime:room1","phx_error",{}]"#).unwrap();
-        assert!(matches!(d.handle(err).as_slice(), [Action::CloseLink(_)]));
-        assert!(d.get("realtime:room1").is_none());
+        // Issue 15 item 4: only this channel rejoins; the link stays.
+        assert!(matches!(
+            d.handle(err).as_slice(),
+            [Action::Rejoin {
+                token_expired: false,
+                ..
+            }]
+        ));
+        assert_eq!(d.get("realtime:room1").unwrap().state, JoinState::Errored);
+        assert!(d.joined().is_empty());
         joined(&mut d, "realtime:room1", "7");
         let close = decode_text(r#"["7","7","realtime:room1","phx_close",{}]"#).unwrap();
         assert!(matches!(
@@ -431,6 +488,37 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    #[test]
+    fn system_frames_are_typed_events_and_token_expiry_rejoins() {
+        let mut d = Dispatcher::default();
+        joined(&mut d, "realtime:room1", "6");
+        let ok = decode_text(r#"["6",null,"realtime:room1","system",{"extension":"postgres_changes","status":"ok","message":"Subscribed to PostgreSQL","channel":"room1"}]"#).unwrap();
+        let actions = d.handle(ok);
+        let [Action::System(e)] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(e.kind, crate::system::SystemKind::PostgresSubscribed);
+        // A user broadcast named `system` is still a message.
+        let user = decode_text(r#"[null,null,"realtime:room1","broadcast",{"type":"broadcast","event":"system","payload":{"a":1}}]"#).unwrap();
+        assert!(matches!(d.handle(user).as_slice(), [Action::Message(m)] if m.event == "system"));
+        let expired = decode_text(r#"["6",null,"realtime:room1","system",{"extension":"system","status":"error","message":"Token has expired 0 seconds ago","channel":"room1"}]"#).unwrap();
+        let actions = d.handle(expired);
+        assert!(
+            matches!(actions.as_slice(), [Action::System(e), Action::Error { error, .. }]
+                if e.kind == crate::system::SystemKind::TokenExpired && error.kind() == relayport_core::ErrorKind::Unauthorized),
+            "{actions:?}"
+        );
+        let close = decode_text(r#"["6","6","realtime:room1","phx_close",{}]"#).unwrap();
+        assert!(matches!(
+            d.handle(close).as_slice(),
+            [Action::Rejoin {
+                token_expired: true,
+                ..
+            }]
+        ));
+        assert_eq!(d.get("realtime:room1").unwrap().state, JoinState::Errored);
     }
 
     #[test]

@@ -159,7 +159,11 @@ pub fn handshake_error(status: u16, body: &str) -> RealtimeError {
             retryable: false,
             source: None,
         },
-        404 => RealtimeError::Config(text),
+        404 => RealtimeError::Config(format!(
+            "{text}: no Realtime WebSocket at this address; check SUPABASE_URL \
+             (https://<project-ref>.supabase.co) or SUPABASE_REALTIME_URL (a self-hosted \
+             server: ws://host:4000/socket)"
+        )),
         429 => RealtimeError::RateLimited(text),
         _ => RealtimeError::Connection(text),
     }

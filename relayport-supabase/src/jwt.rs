@@ -6,6 +6,20 @@
 //! channels), which the client provider puts into the channel's `phx_join`. Realtime requires
 //! the `role` and `exp` claims; `sub` is what policies usually check with `auth.uid()`.
 //!
+//! Every token is **scoped to its channel**: the [`TOPIC_CLAIM`] claim (`"topic"`) holds the
+//! channel's Realtime topic name (what `realtime.topic()` returns in a policy, e.g. `room1` for
+//! `private:room1`), and `sub` the user (the configured subject, else the presence user). An
+//! RLS policy that compares the two makes one channel's token useless on every other channel:
+//!
+//! ```sql
+//! create policy "channel-scoped tokens read" on realtime.messages
+//!   for select to authenticated
+//!   using ( realtime.topic() = (auth.jwt() ->> 'topic') );
+//! create policy "channel-scoped tokens write" on realtime.messages
+//!   for insert to authenticated
+//!   with check ( realtime.topic() = (auth.jwt() ->> 'topic') );
+//! ```
+//!
 //! Tokens are signed by [`hs256`], a small HS256-only codec on HMAC-SHA256 (no general JWT
 //! crate, so no RSA code in the dependency tree); [`hs256::verify`] checks one on a backend.
 
@@ -21,6 +35,12 @@ use relayport_core::{AuthRequest, ChannelAuth, ChannelAuthorizer, RealtimeError,
 
 /// The default token lifetime: 10 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(600);
+
+/// The claim naming the channel a token is for: its Realtime topic name (`realtime.topic()`).
+pub const TOPIC_CLAIM: &str = "topic";
+
+/// Claims the authorizer sets itself; [`SupabaseAuthorizer::claim`] cannot override them.
+pub const RESERVED_CLAIMS: [&str; 5] = ["role", "iat", "exp", "sub", TOPIC_CLAIM];
 
 /// Mints channel tokens with the project's JWT secret.
 #[derive(Clone)]
@@ -75,29 +95,50 @@ impl SupabaseAuthorizer {
         self
     }
 
-    /// Adds an application claim (`role`, `exp`, `iat` and `sub` cannot be overridden).
+    /// Adds an application claim (the [`RESERVED_CLAIMS`] `role`, `exp`, `iat`, `sub` and
+    /// `topic` cannot be overridden).
     pub fn claim(mut self, name: impl Into<String>, value: Value) -> Self {
         self.claims.insert(name.into(), value);
         self
     }
 
-    /// Mints a token for `sub` as of `now` (seconds since the Unix epoch).
+    /// Adds every claim of `claims` (see [`SupabaseAuthorizer::claim`]).
+    pub fn claims(mut self, claims: Map<String, Value>) -> Self {
+        self.claims.extend(claims);
+        self
+    }
+
+    /// Mints a token for `sub` as of `now` (seconds since the Unix epoch), not scoped to a
+    /// channel (see [`SupabaseAuthorizer::mint_for_at`]).
     pub fn mint_at(&self, sub: Option<&str>, now: u64) -> Result<String> {
+        self.mint_for_at(None, sub, now)
+    }
+
+    /// Mints a token for `sub` as of `now`, scoped to the Realtime topic name `topic` (the
+    /// [`TOPIC_CLAIM`] claim) when given.
+    pub fn mint_for_at(&self, topic: Option<&str>, sub: Option<&str>, now: u64) -> Result<String> {
         let mut claims = self.claims.clone();
         claims.insert("role".into(), json!(self.role));
         claims.insert("iat".into(), json!(now));
         claims.insert("exp".into(), json!(now + self.ttl.as_secs()));
-        if let Some(sub) = sub {
-            claims.insert("sub".into(), json!(sub));
-        }
+        match sub {
+            Some(sub) => claims.insert("sub".into(), json!(sub)),
+            None => claims.remove("sub"),
+        };
+        match topic {
+            Some(topic) => claims.insert(TOPIC_CLAIM.into(), json!(topic)),
+            None => claims.remove(TOPIC_CLAIM),
+        };
         Ok(hs256::sign(&claims, &self.key))
     }
 
-    /// The auth body for a request, as of `now`.
+    /// The auth body for a request, as of `now`: a token scoped to the request's channel
+    /// ([`TOPIC_CLAIM`]) and user (`sub`).
     pub fn authorize_at(&self, request: &AuthRequest, now: u64) -> Result<ChannelAuth> {
         let user = request.user.as_ref().map(|u| u.id.as_str());
         let sub = self.subject.as_deref().or(user);
-        let token = self.mint_at(sub, now)?;
+        let topic = crate::topic::rest_topic(&request.channel);
+        let token = self.mint_for_at(Some(topic), sub, now)?;
         let mut body = json!({ "access_token": token });
         if let Some(user) = user {
             body["presence_key"] = json!(user);
@@ -159,12 +200,16 @@ mod tests {
         assert_eq!(
             token,
             "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.\
-             eyJhcHAiOiJjaGF0IiwiZXhwIjoxNzAwMDAwMDYwLCJpYXQiOjE3MDAwMDAwMDAsInJvbGUiOiJhdXRoZW50aWNhdGVkIiwic3ViIjoidXNlci0xIn0.\
-             9heeiL6b5wWB-V8u9tdZl6Vi7a0Dai6fwZlCDDwA2fQ"
+             eyJhcHAiOiJjaGF0IiwiZXhwIjoxNzAwMDAwMDYwLCJpYXQiOjE3MDAwMDAwMDAsInJvbGUiOiJhdXRoZW50aWNhdGVkIiwic3ViIjoidXNlci0xIiwidG9waWMiOiJyb29tIn0.\
+             4EAWCYpA25AAcnlOtI2I_jgvmklohJHiD74jyF2Zt7E"
         );
         let c = claims(token, SECRET).unwrap();
         assert_eq!(c["role"], "authenticated");
         assert_eq!(c["sub"], "user-1");
+        assert_eq!(
+            c[TOPIC_CLAIM], "room",
+            "scoped to its channel (issue 15 item 2)"
+        );
         assert_eq!(c["iat"], 1_700_000_000u64);
         assert_eq!(c["exp"], 1_700_000_060u64);
         assert_eq!(c["app"], "chat");
@@ -187,9 +232,40 @@ mod tests {
         assert_eq!(body.str_field("presence_key"), None);
         let c = claims(body.str_field("access_token").unwrap(), SECRET).unwrap();
         assert_eq!(c["sub"], "uid-9");
+        assert_eq!(c[TOPIC_CLAIM], "room");
         assert_eq!(c["role"], "service_role");
         let exp = c["exp"].as_u64().unwrap();
         let iat = c["iat"].as_u64().unwrap();
         assert_eq!(exp - iat, DEFAULT_TTL.as_secs());
+    }
+
+    /// Issue 15 item 2: one channel's token names that channel only, the application cannot
+    /// override the scope, and extra claims and the role are configurable.
+    #[test]
+    fn tokens_are_scoped_to_their_channel() {
+        let auth = SupabaseAuthorizer::new(SECRET)
+            .role("member")
+            .claims(Map::from_iter([
+                ("org".to_owned(), json!("acme")),
+                (TOPIC_CLAIM.to_owned(), json!("everything")),
+            ]));
+        let mint = |ch: Channel| {
+            let req = AuthRequest {
+                socket_id: "s".into(),
+                channel: ch,
+                user: None,
+            };
+            let body = auth.authorize_at(&req, 1_700_000_000).unwrap();
+            claims(body.str_field("access_token").unwrap(), SECRET).unwrap()
+        };
+        let a = mint(Channel::private("room-a"));
+        let b = mint(Channel::private("room-b"));
+        assert_eq!(
+            (&a[TOPIC_CLAIM], &b[TOPIC_CLAIM]),
+            (&json!("room-a"), &json!("room-b"))
+        );
+        assert_eq!(a["role"], "member");
+        assert_eq!(a["org"], "acme");
+        assert!(a.get("sub").is_none());
     }
 }

@@ -27,7 +27,9 @@ pub mod jwt;
 pub mod postgres;
 pub mod presence;
 pub mod push;
+pub mod rejoin;
 pub mod rest;
+pub mod system;
 pub mod topic;
 
 /// The provider's short name, as `RealtimeProvider::name` reports it.

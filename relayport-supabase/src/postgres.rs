@@ -95,6 +95,61 @@ impl PostgresChangesFilter {
     }
 }
 
+/// The one-line form of a filter, used by configuration (`SUPABASE_POSTGRES_CHANGES`, the
+/// `postgres_changes` list of a configuration file) and the CLI (`--postgres`):
+/// `schema[:table[:EVENT[:filter]]]`, `EVENT` one of `*` (the default), `INSERT`, `UPDATE`,
+/// `DELETE` (any case); an empty or `*` table means every table of the schema.
+///
+/// ```
+/// use relayport_supabase::postgres::{PostgresChangesFilter, PostgresEvent};
+/// let f: PostgresChangesFilter = "public:messages:INSERT:room_id=eq.1".parse().unwrap();
+/// assert_eq!(f, PostgresChangesFilter::new(PostgresEvent::Insert, "public")
+///     .table("messages").filter("room_id=eq.1"));
+/// let all: PostgresChangesFilter = "public".parse().unwrap();
+/// assert_eq!(all, PostgresChangesFilter::new(PostgresEvent::All, "public"));
+/// assert!("public:t:TRUNCATE".parse::<PostgresChangesFilter>().is_err());
+/// ```
+impl std::str::FromStr for PostgresChangesFilter {
+    type Err = RealtimeError;
+
+    fn from_str(spec: &str) -> Result<Self, RealtimeError> {
+        let bad = |why: &str| {
+            RealtimeError::Config(format!(
+                "postgres_changes `{spec}`: {why} (expected schema[:table[:EVENT[:filter]]], \
+                 EVENT one of *, INSERT, UPDATE, DELETE)"
+            ))
+        };
+        let mut parts = spec.trim().splitn(4, ':');
+        let schema = parts.next().unwrap_or_default().trim();
+        if schema.is_empty() {
+            return Err(bad("no schema"));
+        }
+        let table = parts
+            .next()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && *t != "*");
+        let event = match parts
+            .next()
+            .map(|e| e.trim().to_ascii_uppercase())
+            .as_deref()
+        {
+            None | Some("") | Some("*") => PostgresEvent::All,
+            Some("INSERT") => PostgresEvent::Insert,
+            Some("UPDATE") => PostgresEvent::Update,
+            Some("DELETE") => PostgresEvent::Delete,
+            Some(_) => return Err(bad("unknown event")),
+        };
+        let mut f = Self::new(event, schema);
+        f.table = table.map(str::to_owned);
+        f.filter = parts
+            .next()
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned);
+        Ok(f)
+    }
+}
+
 /// Builds the message for one `postgres_changes` payload, given the channel's filters and the
 /// server ids the join reply assigned them (same order). `Ok(None)` when no filter matched.
 pub fn change_message(

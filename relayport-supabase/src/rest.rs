@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
+use relayport_core::transport::LinkConfig;
 use relayport_core::{Channel, OutboundMessage, Publisher, RealtimeError, Result};
 
 use crate::dispatch::as_binary;
 use crate::errors::rest_error;
-use crate::topic::{check_channel, is_private, rest_topic};
+use crate::topic::{check_channel, is_private_with, rest_topic};
 
 /// The default payload limit: 256 KB, the Free plan's broadcast payload limit.
 pub const DEFAULT_MAX_PAYLOAD: usize = 256 * 1024;
@@ -71,6 +72,7 @@ pub struct SupabasePublisher {
     api_key: String,
     bearer: String,
     max_payload: usize,
+    presence_private: bool,
     http: reqwest::Client,
 }
 
@@ -95,21 +97,44 @@ impl SupabasePublisher {
         )
     }
 
-    /// A publisher for an explicit base URL (everything before `/api/broadcast`).
+    /// A publisher for an explicit base URL (everything before `/api/broadcast`). Its HTTP
+    /// client is the link layer's shared default ([`LinkConfig::shared_default`]: rustls with
+    /// the webpki roots); [`SupabasePublisher::with_link_config`] injects another.
     pub fn with_base_url(base: impl Into<String>, api_key: impl Into<String>) -> Self {
         let api_key = api_key.into();
+        let http = LinkConfig::shared_default()
+            .map(|c| c.http().clone())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "no shared link configuration; a plain HTTP client");
+                reqwest::Client::new()
+            });
         Self {
             base: base.into().trim_end_matches('/').to_owned(),
             bearer: api_key.clone(),
             api_key,
             max_payload: DEFAULT_MAX_PAYLOAD,
-            http: reqwest::Client::new(),
+            presence_private: false,
+            http,
         }
+    }
+
+    /// Sends through the `reqwest::Client` of `config` (its TLS: a private CA, the system
+    /// store), the same configuration the provider's sockets use.
+    pub fn with_link_config(mut self, config: &LinkConfig) -> Self {
+        self.http = config.http().clone();
+        self
     }
 
     /// Sends `Authorization: Bearer <token>` instead of the API key (a user JWT, for RLS).
     pub fn bearer(mut self, token: impl Into<String>) -> Self {
         self.bearer = token.into();
+        self
+    }
+
+    /// Whether `presence:` channels are private (RLS-guarded) ones, as the provider's
+    /// `SupabaseConfig::presence_private` (default `false`).
+    pub fn presence_private(mut self, private: bool) -> Self {
+        self.presence_private = private;
         self
     }
 
@@ -141,7 +166,7 @@ impl SupabasePublisher {
             .push(event);
         {
             let mut q = url.query_pairs_mut();
-            if is_private(channel) {
+            if is_private_with(channel, self.presence_private) {
                 q.append_pair("private", "true");
             }
             match persist {
@@ -241,7 +266,7 @@ impl SupabasePublisher {
                 topic: rest_topic(&m.channel),
                 event: &m.event,
                 payload: &m.data,
-                private: is_private(&m.channel),
+                private: is_private_with(&m.channel, self.presence_private),
                 id: m.id.as_deref(),
             });
         }

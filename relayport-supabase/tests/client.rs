@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use relayport_core::{
     Channel, ClientEvent, ConnectionState, ErrorKind, EventSink, OutboundMessage, PresenceAction,
-    ProviderEvent, RealtimeClient, RealtimeError, RealtimeProvider, Reconnect, SubscribeOptions,
+    ProviderEvent, RealtimeClient, RealtimeError, RealtimeProvider, SubscribeOptions,
 };
 use relayport_supabase::frame::decode_user_broadcast_push;
 use relayport_supabase::{
@@ -175,38 +175,40 @@ async fn ack_error_reply_is_a_bare_string() {
     let _ws = server.await.expect("server");
 }
 
+/// Issue 13: the heartbeat reply timeout is the core's (the provider has none of its own): an
+/// unanswered heartbeat ends the link `heartbeat_timeout` after it was sent, through the
+/// provider's `disconnect` (a close frame), and the core reconnects.
 #[tokio::test(start_paused = true)]
-async fn unanswered_heartbeat_closes_the_link_with_1000_after_25_seconds() {
+async fn unanswered_heartbeat_is_the_cores_timeout() {
     let (mut incoming, connector) = peer::memory();
     let server = tokio::spawn(async move {
+        let start = Instant::now();
         let mut ws = peer::accept_ws(&mut incoming).await;
         let hb = peer::recv_text(&mut ws).await;
+        let sent = start.elapsed();
         let close = peer::recv(&mut ws).await;
-        (hb, close)
+        (hb, sent, start.elapsed(), close, incoming)
     });
-    let p = provider(connector);
-    let (sink, mut events) = EventSink::channel();
-    p.connect(sink).await.expect("connect");
-    let start = Instant::now();
-    let err = p.ping().await.expect_err("no reply");
-    assert_eq!(start.elapsed(), Duration::from_secs(25));
-    assert_eq!(err.kind(), ErrorKind::Timeout);
-    let ProviderEvent::Closed(reason) = next_event(&mut events).await else {
-        panic!("closed expected")
+    let client = RealtimeClient::builder(provider(connector))
+        .lazy_connect(false)
+        .heartbeat(Duration::from_secs(30), Duration::from_secs(25))
+        .build();
+    let mut events = client.events();
+    client.connect().await.expect("connect");
+    let lost = loop {
+        match timeout(Duration::from_secs(120), events.recv()).await {
+            Ok(Ok(ClientEvent::LinkLost { message, .. })) => break message,
+            Ok(Ok(_)) => continue,
+            other => panic!("no LinkLost: {other:?}"),
+        }
     };
-    assert_eq!(
-        (reason.code, reason.reconnect),
-        (Some(1000), Reconnect::Backoff)
-    );
-    let (hb, close) = server.await.expect("server");
+    assert!(lost.contains("heartbeat timeout"), "{lost}");
+    let (hb, sent, closed, close, _incoming) = server.await.expect("server");
     assert_eq!(hb, r#"[null,"1","phoenix","heartbeat",{}]"#);
-    let WsMessage::Close(Some(frame)) = close else {
-        panic!("close frame expected")
-    };
-    assert_eq!(
-        (u16::from(frame.code), frame.reason.as_str()),
-        (1000, "heartbeat timeout")
-    );
+    assert_eq!(sent, Duration::from_secs(25), "the announced 25 s interval");
+    assert_eq!(closed, Duration::from_secs(50), "25 s without a reply");
+    assert!(matches!(close, WsMessage::Close(_)), "{close:?}");
+    client.close().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -351,7 +353,7 @@ async fn server_close_after_a_system_error_loses_the_channel_for_good() {
     let (mut incoming, connector) = peer::memory();
     let server = tokio::spawn(async move {
         let (mut ws, join) = joined(&mut incoming).await;
-        let sys = json!([join[0], null, join[2], "system", {"extension": "system", "status": "error", "message": "Token has expired 3 seconds ago", "channel": "room"}]);
+        let sys = json!([join[0], null, join[2], "system", {"extension": "system", "status": "error", "message": "You no longer have permission to read from this Channel topic: room", "channel": "room"}]);
         peer::send_text(&mut ws, &sys.to_string()).await;
         peer::send_text(
             &mut ws,
@@ -375,7 +377,7 @@ async fn server_close_after_a_system_error_loses_the_channel_for_good() {
     }
     let (channel, error) = lost.expect("lost");
     assert_eq!(channel, ch);
-    assert_eq!(error.kind(), ErrorKind::Unauthorized);
+    assert_eq!(error.kind(), ErrorKind::Forbidden);
     assert!(
         p.presence_members(&ch).await.is_err(),
         "the channel is gone"
@@ -447,10 +449,24 @@ async fn realtime_client_end_to_end_presence_and_messages() {
         (m.event.as_str(), m.data.clone(), m.id.as_deref()),
         ("chat", json!({"text": "hi"}), Some("m1"))
     );
-    let (join, track, _ws) = server.await.expect("server");
+    let (join, track, mut ws) = server.await.expect("server");
+    // Issue 15 item 8: closing the client (what the CLI does on ctrl-c) leaves the presence
+    // channel with `phx_leave` before the close frame.
+    let closing = tokio::spawn(async move { client.close().await });
+    let leave = array(&peer::recv_text(&mut ws).await);
+    assert_eq!(
+        (&leave[0], &leave[2], &leave[3]),
+        (&join[0], &join[2], &json!("phx_leave"))
+    );
+    assert!(matches!(peer::recv(&mut ws).await, WsMessage::Close(_)));
+    drop(ws);
+    closing.await.expect("closed");
     let config = &join[4]["config"];
     assert_eq!(config["presence"], json!({"key": "u1", "enabled": true}));
-    assert_eq!(config["private"], true);
+    assert_eq!(
+        config["private"], false,
+        "presence is not privacy (issue 15 item 3)"
+    );
     assert!(
         join[4]["access_token"]
             .as_str()
@@ -461,7 +477,6 @@ async fn realtime_client_end_to_end_presence_and_messages() {
         track[4],
         json!({"type": "presence", "event": "track", "payload": {"name": "me"}})
     );
-    client.close().await;
 }
 
 /// A dropped socket: the core reconnects on its own schedule, and the rejoin carries the
@@ -653,7 +668,7 @@ async fn live_supabase_broadcast_round_trip() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn disconnect_leaves_every_joined_channel_then_closes() {
+async fn goodbye_leaves_every_joined_channel_then_closes() {
     let (mut incoming, connector) = peer::memory();
     let server = tokio::spawn(async move {
         let (mut ws, join) = joined(&mut incoming).await;
@@ -667,7 +682,7 @@ async fn disconnect_leaves_every_joined_channel_then_closes() {
     p.subscribe(&Channel::public("room"), &SubscribeOptions::default())
         .await
         .expect("join");
-    p.disconnect().await.expect("disconnect");
+    p.goodbye().await.expect("goodbye");
     let (join, leave, close) = server.await.expect("server");
     // The leave carries the join's ref as its join ref, on the joined topic.
     assert_eq!(leave[0], join[0]);
@@ -677,4 +692,24 @@ async fn disconnect_leaves_every_joined_channel_then_closes() {
         matches!(close, WsMessage::Close(_)),
         "the close frame follows the leaves, got {close:?}"
     );
+}
+
+/// A lost link's teardown (`disconnect`) sends no `phx_leave`: the core rejoins on the next
+/// link, and the others never see this client's presence flap.
+#[tokio::test(start_paused = true)]
+async fn a_lost_links_disconnect_sends_no_leave() {
+    let (mut incoming, connector) = peer::memory();
+    let server = tokio::spawn(async move {
+        let (mut ws, _join) = joined(&mut incoming).await;
+        peer::recv(&mut ws).await
+    });
+    let p = provider(connector);
+    let (sink, _events) = EventSink::channel();
+    p.connect(sink).await.expect("connect");
+    p.subscribe(&Channel::public("room"), &SubscribeOptions::default())
+        .await
+        .expect("join");
+    p.disconnect().await.expect("disconnect");
+    let first = server.await.expect("server");
+    assert!(matches!(first, WsMessage::Close(_)), "{first:?}");
 }

@@ -181,9 +181,6 @@ fn message_events(
     m: &Message,
     filters: &BTreeMap<Channel, Vec<PostgresChangesFilter>>,
 ) -> Vec<Value> {
-    if m.event == "system" {
-        return vec![json!({"kind": "system", "payload": m.data})];
-    }
     if m.event.starts_with(EVENT_PREFIX) {
         let mut args = m.data.clone();
         let bindings = args
@@ -270,6 +267,14 @@ fn server_frames_produce_what_realtime_js_callbacks_recorded() {
             for action in d.handle(frame) {
                 match action {
                     Action::Message(m) => actual.extend(message_events(&m, &filters)),
+                    // Typed, not a message (issue 15 item 6); what realtime-js's `system`
+                    // callback got is still all there.
+                    Action::System(e) => actual.push(json!({"kind": "system", "payload": {
+                        "channel": e.channel.name(),
+                        "extension": e.extension,
+                        "message": e.message,
+                        "status": e.status,
+                    }})),
                     Action::Presence { update, .. } => {
                         for r in update.raw {
                             actual.push(match r {

@@ -115,10 +115,13 @@ fn bytes(env: &dyn EnvSource, name: &str) -> Result<Option<usize>> {
         .transpose()
 }
 
-fn json_object(env: &dyn EnvSource, name: &str) -> Result<Option<serde_json::Value>> {
+fn json_object(
+    env: &dyn EnvSource,
+    name: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
     optional(env, name)
         .map(|v| match serde_json::from_str::<serde_json::Value>(&v) {
-            Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+            Ok(serde_json::Value::Object(map)) => Ok(map),
             _ => Err(RealtimeError::Config(format!(
                 "{name} must be a JSON object such as {{\"id\":\"alice\"}}"
             ))),
@@ -160,7 +163,7 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
                     "PUSHER_USER_AUTH_ENDPOINT",
                     optional(env, "PUSHER_USER_AUTH_ENDPOINT"),
                 )?,
-                user_data: json_object(env, "PUSHER_USER_DATA")?,
+                user_data: json_object(env, "PUSHER_USER_DATA")?.map(serde_json::Value::Object),
                 auth_endpoint,
                 client_id,
             };
@@ -190,6 +193,18 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
                 "SUPABASE_REALTIME_URL",
                 optional(env, "SUPABASE_REALTIME_URL"),
             )?,
+            jwt_role: optional(env, "SUPABASE_JWT_ROLE"),
+            jwt_claims: json_object(env, "SUPABASE_JWT_CLAIMS")?,
+            postgres_changes: optional(env, "SUPABASE_POSTGRES_CHANGES")
+                .map(|v| {
+                    v.split([' ', ';', '\n', '\t'])
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            presence_private: flag(env, "SUPABASE_PRESENCE_PRIVATE")?,
+            max_payload: bytes(env, "SUPABASE_MAX_PAYLOAD")?,
             auth_endpoint,
             client_id,
         })),

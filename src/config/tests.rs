@@ -282,3 +282,106 @@ fn pusher_signin_limit_and_prefix_settings() {
         assert!(m.contains(var), "{var}={value}: {m}");
     }
 }
+
+/// Issue 15 items 2, 3, 5 and 7: the Supabase settings reach the provider and the authorizer,
+/// from the environment and from a file.
+#[cfg(feature = "supabase")]
+#[test]
+fn supabase_claims_postgres_changes_presence_and_limit_are_configurable() {
+    use relayport_supabase::jwt::{TOPIC_CLAIM, hs256};
+    let cfg = ProviderConfig::from_env(&env(&[
+        ("REALTIME_PROVIDER", "supabase"),
+        ("SUPABASE_URL", "https://abc.supabase.co"),
+        ("SUPABASE_ANON_KEY", "anon"),
+        (
+            "SUPABASE_JWT_SECRET",
+            "a-jwt-secret-that-is-long-enough-for-hs256",
+        ),
+        ("SUPABASE_JWT_ROLE", "member"),
+        ("SUPABASE_JWT_CLAIMS", r#"{"org":"acme"}"#),
+        (
+            "SUPABASE_POSTGRES_CHANGES",
+            "db=public:messages:INSERT db=public:todos;audit=private:log:*:actor=eq.1",
+        ),
+        ("SUPABASE_PRESENCE_PRIVATE", "true"),
+        ("SUPABASE_MAX_PAYLOAD", "3000000"),
+    ]))
+    .unwrap();
+    let ProviderConfig::Supabase(s) = &cfg else {
+        panic!("{cfg:?}")
+    };
+    let pg = crate::factory::supabase::postgres_changes(s).unwrap();
+    assert_eq!(pg.len(), 2);
+    assert_eq!(pg[0].0, relayport_core::Channel::public("db"));
+    assert_eq!(pg[0].1.len(), 2);
+    assert_eq!(pg[0].1[0].table.as_deref(), Some("messages"));
+    assert_eq!(pg[1].1[0].filter.as_deref(), Some("actor=eq.1"));
+    let client = crate::factory::supabase::client_config(s).unwrap();
+    assert!(client.presence_private);
+    assert_eq!(client.max_payload, 3_000_000);
+    assert_eq!(
+        crate::provider(&cfg).unwrap().capabilities().max_payload,
+        3_000_000
+    );
+    let auth = crate::factory::supabase::authorizer(s).unwrap();
+    let body = auth
+        .authorize_at(
+            &relayport_core::AuthRequest {
+                socket_id: "s".into(),
+                channel: relayport_core::Channel::private("room"),
+                user: None,
+            },
+            1_700_000_000,
+        )
+        .unwrap();
+    let claims = hs256::verify(
+        body.str_field("access_token").unwrap(),
+        b"a-jwt-secret-that-is-long-enough-for-hs256",
+        1_700_000_000,
+    )
+    .unwrap();
+    assert_eq!(claims["role"], "member");
+    assert_eq!(claims["org"], "acme");
+    assert_eq!(claims[TOPIC_CLAIM], "room");
+
+    let file = ProviderConfig::from_toml_str(
+        r#"
+        provider = "supabase"
+        url = "https://abc.supabase.co"
+        anon_key = "anon"
+        jwt_role = "member"
+        postgres_changes = ["db=public:messages:INSERT"]
+        [jwt_claims]
+        org = "acme"
+        "#,
+    )
+    .unwrap();
+    let ProviderConfig::Supabase(f) = &file else {
+        panic!("{file:?}")
+    };
+    assert_eq!(f.jwt_claims.as_ref().unwrap()["org"], "acme");
+    assert_eq!(
+        crate::factory::supabase::postgres_changes(f).unwrap()[0].1[0].event,
+        relayport_supabase::PostgresEvent::Insert
+    );
+
+    let bad = |k: &str, v: &str| {
+        let cfg = ProviderConfig::from_env(&env(&[
+            ("REALTIME_PROVIDER", "supabase"),
+            ("SUPABASE_URL", "https://abc.supabase.co"),
+            ("SUPABASE_ANON_KEY", "anon"),
+            (k, v),
+        ]));
+        match cfg {
+            Ok(ProviderConfig::Supabase(s)) => crate::factory::supabase::postgres_changes(&s)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+            other => config_error(other),
+        }
+    };
+    assert!(bad("SUPABASE_JWT_CLAIMS", "[1]").contains("SUPABASE_JWT_CLAIMS"));
+    assert!(bad("SUPABASE_MAX_PAYLOAD", "big").contains("SUPABASE_MAX_PAYLOAD"));
+    assert!(bad("SUPABASE_POSTGRES_CHANGES", "no-equals").contains("no-equals"));
+    assert!(bad("SUPABASE_POSTGRES_CHANGES", "db=public:t:TRUNCATE").contains("unknown event"));
+}

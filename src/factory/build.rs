@@ -49,9 +49,7 @@ pub(crate) fn build_provider(
             )))
         }
         #[cfg(feature = "supabase")]
-        ProviderConfig::Supabase(s) => Ok(Box::new(relayport_supabase::SupabaseProvider::new(
-            supabase::client_config(s)?,
-        ))),
+        ProviderConfig::Supabase(s) => Ok(Box::new(supabase::provider(s, trusted)?)),
         #[cfg(feature = "selfhosted")]
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::provider(s)?)),
         #[allow(unreachable_patterns)]

@@ -9,6 +9,32 @@ use super::{client, supervise};
 use crate::events::GRACE;
 use crate::output::{json_line, note};
 
+/// `cfg` with `--postgres` filters on every listened channel (Supabase only; the filters join
+/// the configuration's own `SUPABASE_POSTGRES_CHANGES`, so every rejoin carries them).
+pub(super) fn with_postgres(
+    cfg: &ProviderConfig,
+    channels: &[Channel],
+    specs: &[String],
+) -> Result<ProviderConfig> {
+    if specs.is_empty() {
+        return Ok(cfg.clone());
+    }
+    let ProviderConfig::Supabase(settings) = cfg else {
+        return Err(RealtimeError::Config(format!(
+            "--postgres is for Supabase (the configured provider is {})",
+            cfg.provider_name()
+        )));
+    };
+    let mut settings = settings.clone();
+    for spec in specs {
+        spec.parse::<relayport::supabase::PostgresChangesFilter>()?;
+        for ch in channels {
+            settings.postgres_changes.push(format!("{ch}={spec}"));
+        }
+    }
+    Ok(ProviderConfig::Supabase(settings))
+}
+
 pub(super) async fn run(cfg: &ProviderConfig, channels: Vec<Channel>) -> Result<()> {
     let client = client(cfg)?;
     let work = async {

@@ -1,7 +1,7 @@
 //! `relayport publish <channel> <event> <json> [--client]`
 
 use relayport::config::ProviderConfig;
-use relayport::{Channel, OutboundMessage, RealtimeError, Result};
+use relayport::{Channel, ChannelKind, OutboundMessage, RealtimeError, Result};
 use serde_json::Value;
 
 use super::{client, supervise};
@@ -14,7 +14,17 @@ pub(super) async fn run(
     data: Value,
     through_client: bool,
 ) -> Result<()> {
-    if through_client {
+    let rest = match (through_client, ch.kind()) {
+        // Supabase clients publish to a public channel over REST with the anon key, as
+        // realtime-js's `send()` on a channel it has not joined: no WebSocket to open.
+        (true, ChannelKind::Public) => relayport::client_publisher(cfg)?,
+        _ => None,
+    };
+    if let Some(publisher) = rest {
+        publisher
+            .publish(&OutboundMessage::new(ch.clone(), event, data))
+            .await?;
+    } else if through_client {
         let client = client(cfg)?;
         if !client.capabilities().client_publish_on(ch.kind()) {
             return Err(RealtimeError::Unsupported(format!(
@@ -35,7 +45,12 @@ pub(super) async fn run(
         supervise(client.clone(), std::slice::from_ref(&ch), work).await?;
     } else {
         let message = OutboundMessage::new(ch.clone(), event, data);
-        message.validate(relayport::DEFAULT_MAX_PAYLOAD)?;
+        // Supabase's publisher checks its own, larger limit (256 KB by default).
+        let limit = match cfg {
+            ProviderConfig::Supabase(_) => usize::MAX,
+            _ => relayport::DEFAULT_MAX_PAYLOAD,
+        };
+        message.validate(limit)?;
         relayport::publisher(cfg)?.publish(&message).await?;
     }
     note(&format!("published `{event}` to {ch}"));

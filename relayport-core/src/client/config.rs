@@ -6,7 +6,9 @@ use crate::policy::backoff::Backoff;
 use crate::policy::throttle::RateLimit;
 use crate::policy::typing::TypingPolicy;
 
-/// The default payload limit: 64 KiB (a provider's smaller limit wins).
+/// The payload limit of a provider that announces none: 64 KiB ([`Capabilities::default`]).
+///
+/// [`Capabilities::default`]: crate::Capabilities
 pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024;
 
 /// Settings of a [`RealtimeClient`](crate::RealtimeClient).
@@ -34,8 +36,11 @@ pub struct ClientConfig {
     pub heartbeat_timeout: Duration,
     /// A round trip above this fires `ConnectionDegraded` (default 2000 ms).
     pub degraded_threshold: Duration,
-    /// The payload limit in bytes (default 64 KiB; a provider's smaller limit wins).
-    pub max_payload: usize,
+    /// An application cap on the payload size in bytes. `None` (the default): the provider's
+    /// announced limit ([`Capabilities::max_payload`](crate::Capabilities::max_payload), then a
+    /// smaller one its server announces in the `Session`). `Some(n)`: the smaller of `n` and
+    /// the provider's limit.
+    pub max_payload: Option<usize>,
     /// Messages buffered per subscription handle before it counts as lagging (default 1024).
     pub subscriber_buffer: usize,
     /// This client's user id for presence; the connection id when `None`.
@@ -57,7 +62,7 @@ impl Default for ClientConfig {
             heartbeat_interval: Duration::from_secs(30),
             heartbeat_timeout: Duration::from_secs(10),
             degraded_threshold: Duration::from_millis(2000),
-            max_payload: DEFAULT_MAX_PAYLOAD,
+            max_payload: None,
             subscriber_buffer: 1024,
             client_id: None,
             jitter_seed: None,

@@ -124,14 +124,14 @@ impl Actor {
         self.failed = 0;
         self.retry = 0;
         let limit = [
-            Some(self.cfg.max_payload),
+            self.cfg.max_payload,
             Some(self.caps.max_payload),
             session.max_payload,
         ]
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(self.cfg.max_payload);
+        .unwrap_or(self.caps.max_payload);
         self.max_payload.store(limit, Ordering::Relaxed);
         let interval = session
             .heartbeat_interval

@@ -105,9 +105,11 @@ impl ClientBuilder {
         self
     }
 
-    /// The payload limit in bytes (default 64 KiB; the provider's smaller limit wins).
+    /// Caps the payload size in bytes (default: no cap of the application's own; the
+    /// provider's announced limit applies, 64 KiB for a provider that announces none). The
+    /// provider's smaller limit still wins.
     pub fn max_payload(mut self, bytes: usize) -> Self {
-        self.config.max_payload = bytes;
+        self.config.max_payload = Some(bytes);
         self
     }
 
@@ -131,7 +133,11 @@ impl ClientBuilder {
         let capabilities = self.provider.capabilities();
         let provider_name = self.provider.name();
         let max_payload = Arc::new(AtomicUsize::new(
-            self.config.max_payload.min(capabilities.max_payload),
+            self.config
+                .max_payload
+                .map_or(capabilities.max_payload, |cap| {
+                    cap.min(capabilities.max_payload)
+                }),
         ));
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Initialized);

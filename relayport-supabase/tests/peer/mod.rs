@@ -391,8 +391,8 @@ pub fn start(mut incoming: Incoming, attempts: Vec<Attempt>) -> JoinHandle<Resul
 }
 
 /// The attempts of a scenario, normalized for our documented deviations:
-/// - a connection is split after a server `phx_error`: our client closes the link so that the
-///   core reconnects and rejoins (realtime-js rejoins that channel on the same socket);
+/// - a connection realtime-js closed with `1000 "heartbeat timeout"` may end with any close:
+///   the core's heartbeat timeout ends it through the provider's `disconnect`;
 /// - a reply is moved right after its request when realtime-js had sent other frames in
 ///   between (it joins channels concurrently; a provider call waits for its reply).
 pub fn attempts(scenario: &Value, port_free_path: impl Fn(&str) -> String) -> Vec<Attempt> {
@@ -405,6 +405,7 @@ pub fn attempts(scenario: &Value, port_free_path: impl Fn(&str) -> String) -> Ve
         let close = &c["close"];
         let end = match close["code"].as_u64() {
             Some(1006) => End::ServerDrops,
+            Some(1000) if close["reason"] == "heartbeat timeout" => End::ClientClosesAny,
             Some(1005) | None => End::ClientCloses(None),
             Some(code) => End::ClientCloses(Some((
                 code as u16,
@@ -412,24 +413,9 @@ pub fn attempts(scenario: &Value, port_free_path: impl Fn(&str) -> String) -> Ve
             ))),
         };
         let path = port_free_path(c["path_and_query"].as_str().expect("path"));
-        let mut current = Vec::new();
-        for f in mine {
-            let is_error = f["dir"] == "server->client"
-                && f["text"]
-                    .as_str()
-                    .is_some_and(|t| t.contains("\"phx_error\""));
-            current.push(f);
-            if is_error {
-                scripts.push(ConnScript {
-                    path_and_query: path.clone(),
-                    frames: std::mem::take(&mut current),
-                    end: End::ClientClosesAny,
-                });
-            }
-        }
         scripts.push(ConnScript {
             path_and_query: path,
-            frames: current,
+            frames: mine,
             end,
         });
     }
