@@ -694,6 +694,35 @@ impl Broker {
         }
     }
 
+    /// Queues one already encoded frame to one connection (a Pusher-protocol frame). Returns
+    /// whether it was queued.
+    pub fn send_encoded(&self, conn_id: ConnId, frame: &Arc<Encoded>) -> bool {
+        let mut state = self.lock();
+        match state.conns.get_mut(&conn_id) {
+            Some(conn) => deliver(conn, frame, &self.inner.metrics),
+            None => false,
+        }
+    }
+
+    /// The concrete channels that have at least one exact subscriber, with their counts
+    /// (pattern subscribers are not counted), for the Pusher channel list.
+    pub fn occupied_channels(&self) -> Vec<ChannelInfo> {
+        let state = self.lock();
+        state
+            .channels
+            .iter()
+            .filter(|(_, ch)| !ch.subs.is_empty())
+            .map(|(key, ch)| ChannelInfo {
+                channel: key.clone(),
+                occupancy: ch.subs.len(),
+                subscription_count: ch.subs.len(),
+                presence_members: ch.presence.len(),
+                position: Some(ch.stream.position()),
+                has_snapshot: ch.snapshot.is_some(),
+            })
+            .collect()
+    }
+
     /// Subscribes a connection to a channel or a public wildcard pattern and queues the
     /// `subscribed` answer (with snapshot, members and replay) before any later message.
     ///

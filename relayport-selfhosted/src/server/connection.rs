@@ -17,6 +17,12 @@ use crate::protocol::ServerFrame;
 pub struct Encoded {
     /// The frame's JSON text.
     pub text: Utf8Bytes,
+    /// Whether `text` is already in the receiving connection's wire format (a Pusher-protocol
+    /// frame) rather than a native [`ServerFrame`].
+    raw: bool,
+    /// The frame translated once for Pusher-protocol connections (shared by every one of
+    /// them; `None` inside: nothing to send them).
+    pusher: std::sync::OnceLock<Option<Utf8Bytes>>,
 }
 
 impl Encoded {
@@ -30,7 +36,34 @@ impl Encoded {
         });
         Arc::new(Self {
             text: Utf8Bytes::from(text),
+            raw: false,
+            pusher: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A frame already in its wire format (a Pusher-protocol frame), sent as is.
+    pub fn raw(text: String) -> Arc<Self> {
+        Arc::new(Self {
+            text: Utf8Bytes::from(text),
+            raw: true,
+            pusher: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Whether this frame was made with [`Encoded::raw`].
+    pub fn is_raw(&self) -> bool {
+        self.raw
+    }
+
+    /// The frame's Pusher-protocol translation, computed by `translate` on first use and
+    /// shared by every Pusher-protocol recipient.
+    pub fn pusher_text(
+        &self,
+        translate: impl FnOnce(&Self) -> Option<String>,
+    ) -> Option<Utf8Bytes> {
+        self.pusher
+            .get_or_init(|| translate(self).map(Utf8Bytes::from))
+            .clone()
     }
 
     /// The frame, decoded again from its text (SSE, which re-frames it, and tests).

@@ -60,6 +60,25 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/channels/{name}/snapshot", put(snapshot))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/app/{key}", get(super::pusher::ws::handler))
+        .route("/apps/{id}/events", post(super::pusher::http::events))
+        .route(
+            "/apps/{id}/batch_events",
+            post(super::pusher::http::batch_events),
+        )
+        .route("/apps/{id}/channels", get(super::pusher::http::channels))
+        .route(
+            "/apps/{id}/channels/{name}",
+            get(super::pusher::http::channel),
+        )
+        .route(
+            "/apps/{id}/channels/{name}/users",
+            get(super::pusher::http::users),
+        )
+        .route(
+            "/apps/{id}/users/{user}/terminate_connections",
+            post(super::pusher::http::terminate),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit));
     if let Some(origin) = &c.cors_origin {
