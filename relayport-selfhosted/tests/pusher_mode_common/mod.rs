@@ -70,6 +70,14 @@ impl PusherWs {
             .0
     }
 
+    /// Wraps an opened stream (nothing read yet).
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
+            ws,
+            socket_id: String::new(),
+        }
+    }
+
     /// Connects to the derived app and reads `pusher:connection_established`.
     pub async fn connect(addr: SocketAddr) -> Self {
         Self::connect_key(addr, APP).await
