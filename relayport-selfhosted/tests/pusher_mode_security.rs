@@ -21,6 +21,7 @@ fn now() -> u64 {
 
 /// Sends a signed request (`secret`, `timestamp`), optionally with a different body than
 /// the one signed. Returns (status, body).
+#[allow(clippy::too_many_arguments)]
 async fn signed(
     addr: std::net::SocketAddr,
     method: &str,

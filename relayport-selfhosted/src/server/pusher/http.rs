@@ -41,9 +41,21 @@ pub const MAX_CHANNELS: usize = 100;
 
 type Params = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
-fn fail(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
+/// An error answer: `{"error": message}` with a status.
+pub(crate) struct Fail(StatusCode, String);
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
 }
+
+fn fail(status: StatusCode, message: impl Into<String>) -> Fail {
+    Fail(status, message.into())
+}
+
+/// An authenticated request: the app, the checked signature, the query parameters.
+type Authenticated = (Arc<AppRuntime>, SignedRequest, Vec<(String, String)>);
 
 fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -58,7 +70,7 @@ fn authenticate(
     method: &Method,
     uri: &OriginalUri,
     params: Params,
-) -> Result<(Arc<AppRuntime>, SignedRequest, Vec<(String, String)>), Response> {
+) -> Result<Authenticated, Fail> {
     let Some(app) = state.pusher.by_id(id) else {
         return Err(fail(StatusCode::NOT_FOUND, "Unknown app"));
     };
@@ -84,12 +96,13 @@ async fn body_json(
     signed: &SignedRequest,
 ) -> Result<Value, Response> {
     let bytes = super::super::http::read_body(state, headers, body, limit).await?;
-    verify_body(signed, &bytes).map_err(|r| fail(StatusCode::UNAUTHORIZED, r.0))?;
+    verify_body(signed, &bytes).map_err(|r| fail(StatusCode::UNAUTHORIZED, r.0).into_response())?;
     serde_json::from_slice(&bytes).map_err(|e| {
         fail(
             StatusCode::BAD_REQUEST,
             format!("The body is not JSON: {e}"),
         )
+        .into_response()
     })
 }
 
@@ -108,7 +121,7 @@ struct Event {
     info: Vec<String>,
 }
 
-fn validate(app: &AppRuntime, v: Value, batch: bool) -> Result<Event, Response> {
+fn validate(app: &AppRuntime, v: Value, batch: bool) -> Result<Event, Fail> {
     let bad = |m: String| fail(StatusCode::BAD_REQUEST, m);
     let Value::Object(mut o) = v else {
         return Err(bad("An event is a JSON object".into()));
@@ -185,7 +198,7 @@ fn validate(app: &AppRuntime, v: Value, batch: bool) -> Result<Event, Response> 
     })
 }
 
-fn parse_info(s: &str, allowed: &[&str]) -> Result<Vec<String>, Response> {
+fn parse_info(s: &str, allowed: &[&str]) -> Result<Vec<String>, Fail> {
     let attrs: Vec<String> = s
         .split(',')
         .map(str::trim)
@@ -224,11 +237,7 @@ fn channel_attributes(app: &AppRuntime, native: &Channel, info: &[String]) -> Ma
 }
 
 /// Publishes one validated event; returns its per-channel attributes.
-async fn publish(
-    state: &AppState,
-    app: &AppRuntime,
-    e: Event,
-) -> Result<Map<String, Value>, Response> {
+async fn publish(state: &AppState, app: &AppRuntime, e: Event) -> Result<Map<String, Value>, Fail> {
     let payload = frames::payload_from_wire(e.data.clone());
     let mut attrs = Map::new();
     for t in e.targets {
@@ -274,22 +283,22 @@ pub(crate) async fn events(
 ) -> Response {
     let (app, signed, _) = match authenticate(&state, &id, &method, &uri, params) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let limit = app.app.max_payload.saturating_add(64 * 1024);
     let value = match body_json(&state, &headers, body, limit, &signed).await {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let event = match validate(&app, value, false) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let with_info = !event.info.is_empty();
     match publish(&state, &app, event).await {
         Ok(attrs) if with_info => Json(json!({"channels": attrs})).into_response(),
         Ok(_) => Json(json!({})).into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -305,7 +314,7 @@ pub(crate) async fn batch_events(
 ) -> Response {
     let (app, signed, _) = match authenticate(&state, &id, &method, &uri, params) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let max = app.app.max_batch;
     let limit = app
@@ -316,24 +325,30 @@ pub(crate) async fn batch_events(
         .saturating_add(16 * 1024);
     let value = match body_json(&state, &headers, body, limit, &signed).await {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let items = match value {
         Value::Object(mut o) if o.len() == 1 => match o.remove("batch") {
             Some(Value::Array(items)) => items,
-            _ => return fail(StatusCode::BAD_REQUEST, "The body is {\"batch\": [events]}"),
+            _ => {
+                return fail(StatusCode::BAD_REQUEST, "The body is {\"batch\": [events]}")
+                    .into_response();
+            }
         },
-        _ => return fail(StatusCode::BAD_REQUEST, "The body is {\"batch\": [events]}"),
+        _ => {
+            return fail(StatusCode::BAD_REQUEST, "The body is {\"batch\": [events]}")
+                .into_response();
+        }
     };
     if items.is_empty() || items.len() > max {
         let msg = format!("A batch holds 1 to {max} events (got {})", items.len());
-        return fail(StatusCode::BAD_REQUEST, msg);
+        return fail(StatusCode::BAD_REQUEST, msg).into_response();
     }
     let mut events = Vec::with_capacity(items.len());
     for v in items {
         match validate(&app, v, true) {
             Ok(e) => events.push(e),
-            Err(r) => return r,
+            Err(r) => return r.into_response(),
         }
     }
     let with_info = events.iter().any(|e| !e.info.is_empty());
@@ -342,7 +357,7 @@ pub(crate) async fn batch_events(
         match publish(&state, &app, e).await {
             // One channel per batch event: its attributes, flattened.
             Ok(attrs) => out.push(attrs.into_iter().next().map_or(json!({}), |(_, a)| a)),
-            Err(r) => return r,
+            Err(r) => return r.into_response(),
         }
     }
     if with_info {
@@ -369,18 +384,19 @@ pub(crate) async fn channels(
 ) -> Response {
     let (app, _, params) = match authenticate(&state, &id, &method, &uri, params) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let prefix = param(&params, "filter_by_prefix").unwrap_or("");
     let info = match parse_info(param(&params, "info").unwrap_or(""), &["user_count"]) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if !info.is_empty() && !prefix.starts_with("presence-") {
         return fail(
             StatusCode::BAD_REQUEST,
             "info=user_count needs filter_by_prefix=presence-",
-        );
+        )
+        .into_response();
     }
     let mut out = BTreeMap::new();
     for ci in app.broker.occupied_channels() {
@@ -409,25 +425,26 @@ pub(crate) async fn channel(
 ) -> Response {
     let (app, _, params) = match authenticate(&state, &id, &method, &uri, params) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let native = match names::to_native(&name) {
         Ok(c) => c,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, e),
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e).into_response(),
     };
     let info = match parse_info(
         param(&params, "info").unwrap_or(""),
         &["user_count", "subscription_count"],
     ) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let presence = native.kind() == ChannelKind::Presence;
     if info.iter().any(|a| (a == "user_count") != presence) {
         return fail(
             StatusCode::BAD_REQUEST,
             "user_count is for presence channels, subscription_count for the others",
-        );
+        )
+        .into_response();
     }
     let ci = app.broker.channel_info(&native);
     let mut out = channel_attributes(&app, &native, &info);
@@ -445,12 +462,15 @@ pub(crate) async fn users(
 ) -> Response {
     let (app, _, _) = match authenticate(&state, &id, &method, &uri, params) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let native = match names::to_native(&name) {
         Ok(c) if c.kind() == ChannelKind::Presence => c,
-        Ok(_) => return fail(StatusCode::BAD_REQUEST, "Only presence channels have users"),
-        Err(e) => return fail(StatusCode::BAD_REQUEST, e),
+        Ok(_) => {
+            return fail(StatusCode::BAD_REQUEST, "Only presence channels have users")
+                .into_response();
+        }
+        Err(e) => return fail(StatusCode::BAD_REQUEST, e).into_response(),
     };
     let users: Vec<Value> = app
         .broker
@@ -473,17 +493,17 @@ pub(crate) async fn terminate(
 ) -> Response {
     let (app, signed, _) = match authenticate(&state, &id, &method, &uri, params) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let bytes = match super::super::http::read_body(&state, &headers, body, 4096).await {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Err(r) = verify_body(&signed, &bytes) {
-        return fail(StatusCode::UNAUTHORIZED, r.0);
+        return fail(StatusCode::UNAUTHORIZED, r.0).into_response();
     }
     if let Err(e) = names::validate_user_id(&user) {
-        return fail(StatusCode::BAD_REQUEST, e);
+        return fail(StatusCode::BAD_REQUEST, e).into_response();
     }
     for (_, kick) in app.users.connections(&user) {
         kick.kick(TERMINATED);
