@@ -110,7 +110,12 @@ pub(crate) async fn handler(
         let _guard = guard;
         let _permit = permit;
         let Some(app) = state.pusher.by_key(&key) else {
-            let shown: String = key.chars().take(64).collect();
+            // Close reasons hold at most 123 bytes: show a short, plain part of the key.
+            let shown: String = key
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+                .take(40)
+                .collect();
             let msg = format!("App key {shown} does not exist.");
             return refuse(socket, close_code::APP_NOT_FOUND, &msg).await;
         };
