@@ -450,3 +450,49 @@ async fn pusher_mode_a_silent_connection_is_closed_with_4201() {
     let waited = started.elapsed();
     assert!(waited >= idle && waited < idle * 2, "{waited:?}");
 }
+
+/// Damaged and arbitrary frames (seeded, reproducible) never panic the session or close the
+/// connection: it still answers a ping afterwards, and every answer is a Pusher frame.
+#[tokio::test]
+async fn pusher_mode_damaged_frames_never_break_the_connection() {
+    let h = start_with(builder()).await;
+    let mut c = PusherWs::connect(h.local_addr()).await;
+    let seeds = [
+        json!({"event": "pusher:subscribe", "data": {"channel": "private-x", "auth": "relayport:00"}}),
+        json!({"event": "pusher:subscribe", "data": {"channel": "presence-x", "auth": "a:b", "channel_data": "{\"user_id\":1}"}}),
+        json!({"event": "pusher:signin", "data": {"auth": "relayport:ff", "user_data": "{\"id\":\"u\"}"}}),
+        json!({"event": "client-x", "channel": "private-x", "data": {"a": [1, 2]}}),
+        json!({"event": "pusher:unsubscribe", "data": {"channel": "feed"}}),
+        json!({"event": "pusher:ping", "data": "{}"}),
+    ];
+    let mut rng = fastrand::Rng::with_seed(18);
+    for i in 0..400 {
+        let base = seeds[i % seeds.len()].to_string().into_bytes();
+        let mut bytes = base.clone();
+        for _ in 0..rng.usize(1..4) {
+            let at = rng.usize(..bytes.len());
+            match rng.u8(..3) {
+                0 => bytes[at] = rng.u8(32..127),
+                1 => {
+                    bytes.remove(at);
+                }
+                _ => bytes.insert(at, *b"{}[]\":,\\0".get(rng.usize(..10)).unwrap_or(&b'x')),
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        c.send_raw(Message::text(text)).await;
+    }
+    // A marker no damaged frame can produce: every answer before it is a Pusher frame, and
+    // the connection still works.
+    c.subscribe_with("zz-marker", None, None).await;
+    let mut answers = 0;
+    loop {
+        let f = c.next().await;
+        assert!(f["event"].is_string(), "{f}");
+        if f["event"] == "pusher_internal:subscription_succeeded" && f["channel"] == "zz-marker" {
+            break;
+        }
+        answers += 1;
+    }
+    assert!(answers > 0, "damaged frames were answered");
+}
