@@ -496,3 +496,44 @@ async fn pusher_mode_damaged_frames_never_break_the_connection() {
     }
     assert!(answers > 0, "damaged frames were answered");
 }
+
+/// A presence channel holds at most `max_presence_members` users; another connection of a
+/// member is no new member; user_info over `max_user_info` is refused.
+#[tokio::test]
+async fn pusher_mode_presence_channels_are_bounded() {
+    let mut app = PusherApp::new(APP, APP, SECRET);
+    app.max_presence_members = 2;
+    app.max_user_info = 64;
+    let h = start_with(builder().pusher_apps(vec![app])).await;
+    let addr = h.local_addr();
+    let cd = |u: &str| json!({"user_id": u, "user_info": {}}).to_string();
+    let mut conns = Vec::new();
+    for u in ["a", "b", "a"] {
+        let mut c = PusherWs::connect(addr).await;
+        c.subscribe("presence-room", Some(&cd(u))).await;
+        conns.push(c);
+    }
+    let mut third = PusherWs::connect(addr).await;
+    let data = cd("c");
+    let sig = token(
+        APP,
+        SECRET,
+        &format!("{}:presence-room:{data}", third.socket_id),
+    );
+    third
+        .subscribe_with("presence-room", Some(&sig), Some(&data))
+        .await;
+    let e = third.expect("pusher:subscription_error").await;
+    assert_eq!(e["data"]["status"], 403, "{e}");
+    let big = json!({"user_id": "d", "user_info": {"pad": "x".repeat(100)}}).to_string();
+    let sig = token(
+        APP,
+        SECRET,
+        &format!("{}:presence-other:{big}", third.socket_id),
+    );
+    third
+        .subscribe_with("presence-other", Some(&sig), Some(&big))
+        .await;
+    let e = third.expect("pusher:subscription_error").await;
+    assert_eq!(e["data"]["status"], 400, "{e}");
+}
