@@ -537,3 +537,19 @@ async fn pusher_mode_presence_channels_are_bounded() {
     let e = third.expect("pusher:subscription_error").await;
     assert_eq!(e["data"]["status"], 400, "{e}");
 }
+
+/// A shutdown tells Pusher clients to reconnect at once (4200, after a `pusher:error`).
+#[tokio::test]
+async fn pusher_mode_shutdown_closes_with_4200() {
+    let h = start_with(builder()).await;
+    let mut c = PusherWs::connect(h.local_addr()).await;
+    c.subscribe("feed", None).await;
+    let stop = tokio::spawn(h.shutdown());
+    let (code, frames) = c.until_close().await;
+    assert_eq!(code, Some(4200), "{frames:?}");
+    assert_eq!(
+        frames.last().map(|f| f["data"]["code"].clone()),
+        Some(json!(4200))
+    );
+    stop.await.unwrap();
+}

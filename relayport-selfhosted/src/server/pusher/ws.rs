@@ -707,3 +707,35 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kicks_close_with_pushers_codes() {
+        assert_eq!(
+            pusher_close(close::SLOW_CONSUMER).0,
+            close_code::OVER_CAPACITY
+        );
+        assert_eq!(
+            pusher_close(close::SERVICE_RESTART).0,
+            close_code::RECONNECT
+        );
+        assert_eq!(
+            pusher_close(close::IDLE_TIMEOUT).0,
+            close_code::PONG_NOT_RECEIVED
+        );
+        assert_eq!(pusher_close(close::MESSAGE_TOO_BIG).0, 1009);
+        assert_eq!(pusher_close(TERMINATED).0, close_code::UNAUTHORIZED);
+        // Every reason fits a close frame (at most 123 bytes).
+        for code in [
+            close::SLOW_CONSUMER,
+            close::SERVICE_RESTART,
+            close::IDLE_TIMEOUT,
+            TERMINATED,
+        ] {
+            assert!(pusher_close(code).1.len() <= 123);
+        }
+    }
+}
