@@ -123,7 +123,10 @@ async fn pusher_mode_works_across_redis_nodes() {
     on_b.send(json!({"event": "client-wave", "channel": "presence-lobby", "data": {"w": 1}}))
         .await;
     let f = on_a.expect("client-wave").await;
-    assert_eq!(f["data"], json!({"w": 1}));
+    assert_eq!(
+        (f["data"].clone(), f["user_id"].clone()),
+        (json!({"w": 1}), json!("on-b"))
+    );
     assert!(on_b.sync().await.is_empty());
     // B leaves: A sees it.
     drop(on_b);

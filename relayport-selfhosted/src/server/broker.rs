@@ -1099,6 +1099,22 @@ impl Broker {
             .and_then(|c| c.users.get(&key).cloned())
     }
 
+    /// The presence user of the connection with `socket_id` on the presence channel `key`,
+    /// local or on another node (for the `user_id` of Pusher client events).
+    pub fn presence_user_of_socket(&self, key: &str, socket_id: &str) -> Option<String> {
+        let state = self.lock();
+        let ch = state.channels.get(key)?;
+        if let Some((_, user)) = ch.remote.get(socket_id) {
+            return Some(user.clone());
+        }
+        ch.subs.iter().find_map(|c| {
+            let conn = state.conns.get(c)?;
+            (&*conn.socket_id == socket_id)
+                .then(|| conn.users.get(key).map(|(u, _)| u.clone()))
+                .flatten()
+        })
+    }
+
     /// Runs a presence operation for the user the connection signed in as; `f` returns the
     /// change to broadcast and the data to tell other nodes (as a `kind` op).
     fn with_presence(

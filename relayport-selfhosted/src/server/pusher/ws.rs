@@ -184,7 +184,11 @@ async fn writer(
         }
         item.pusher_text(|e| {
             let frame = e.decode()?;
-            frames::translate(&frame, |socket, key| app.users.presence_user(socket, key))
+            frames::translate(&frame, |socket, key| {
+                app.users
+                    .presence_user(socket, key)
+                    .or_else(|| app.broker.presence_user_of_socket(key, socket))
+            })
         })
     };
     loop {
