@@ -404,13 +404,17 @@ impl ServerBuilder {
             shutdown.clone(),
         ));
         let sweeper_broker = broker.clone();
+        let sweeper_pusher = state.pusher.clone();
         let sweeper_token = shutdown.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tokio::select! {
                     _ = sweeper_token.cancelled() => break,
-                    _ = every.tick() => { sweeper_broker.sweep(); }
+                    _ = every.tick() => {
+                        sweeper_broker.sweep();
+                        sweeper_pusher.sweep();
+                    }
                 }
             }
         });

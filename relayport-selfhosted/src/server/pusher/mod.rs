@@ -125,10 +125,62 @@ impl PusherState {
         self.apps.iter().find(|a| a.app.id == id).cloned()
     }
 
+    /// Forgets unused channels in the apps with their own broker (the native broker is
+    /// swept by the server).
+    pub(crate) fn sweep(&self) -> usize {
+        self.apps
+            .iter()
+            .filter(|a| !a.native)
+            .map(|a| a.broker.sweep())
+            .sum()
+    }
+
     /// Asks every connection of the apps with their own broker to close with `code`.
     pub(crate) fn kick_all(&self, code: u16) {
         for a in self.apps.iter().filter(|a| !a.native) {
             a.broker.kick_all(code);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relayport_core::Channel;
+    use serde_json::json;
+
+    #[test]
+    fn the_first_app_shares_the_native_broker_and_others_are_swept() {
+        let mut config = ServerConfig::default();
+        config.pusher_apps = vec![
+            PusherApp::new("1", "k1", "s1"),
+            PusherApp::new("2", "k2", "s2"),
+        ];
+        let native = Broker::default();
+        let state = PusherState::new(&config, &native);
+        let one = state.by_key("k1").expect("app 1");
+        let two = state.by_id("2").expect("app 2");
+        assert!(one.native && !two.native);
+        // A publish into app 2 lands in its own broker, never in the native one.
+        two.broker.publish(super::super::Publication {
+            channel: Channel::parse("nobody").unwrap(),
+            event: "e".into(),
+            data: json!(1),
+            sender: None,
+            exclude: None,
+            retain: false,
+        });
+        assert_eq!((native.channel_count(), two.broker.channel_count()), (0, 1));
+        assert_eq!(state.sweep(), 1);
+        assert_eq!(two.broker.channel_count(), 0);
+        assert!(state.by_key("k3").is_none());
+        // Without configured apps: the one derived from the secret.
+        config.pusher_apps.clear();
+        config.secret = "s".into();
+        let derived = PusherState::new(&config, &native);
+        assert_eq!(
+            derived.by_key("relayport").map(|a| a.app.secret.clone()),
+            Some("s".into())
+        );
     }
 }
