@@ -151,11 +151,13 @@ mod tests {
 
     #[test]
     fn the_first_app_shares_the_native_broker_and_others_are_swept() {
-        let mut config = ServerConfig::default();
-        config.pusher_apps = vec![
-            PusherApp::new("1", "k1", "s1"),
-            PusherApp::new("2", "k2", "s2"),
-        ];
+        let mut config = ServerConfig {
+            pusher_apps: vec![
+                PusherApp::new("1", "k1", "s1"),
+                PusherApp::new("2", "k2", "s2"),
+            ],
+            ..ServerConfig::default()
+        };
         let native = Broker::default();
         let state = PusherState::new(&config, &native);
         let one = state.by_key("k1").expect("app 1");
