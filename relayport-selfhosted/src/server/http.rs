@@ -1,6 +1,7 @@
 //! The HTTP API and the router: `POST /publish`, `PUT /channels/{name}/snapshot`,
 //! `GET /channels/{name}[/presence|/history]`, `GET /health`, `GET /metrics`, plus `/ws` and
-//! `/sse`. Errors are `{"error": {"code", "message"}}` with a fitting status.
+//! `/sse`, and the Pusher mode's `/app/{key}` and `/apps/{id}/…` (see [`super::pusher`]).
+//! Errors are `{"error": {"code", "message"}}` with a fitting status.
 //!
 //! Requests with a body are authenticated from their headers before a byte of the body is
 //! read, and the body is read within `request_timeout` and its size limit.
