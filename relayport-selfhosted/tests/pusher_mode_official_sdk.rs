@@ -89,7 +89,7 @@ async fn pusher_mode_official_sdks_run_the_scenario() {
         "presence + REST queries",
         "batch",
         "encrypted",
-        "signin + sendToUser + terminate",
+        "signin + watchlist + sendToUser + terminate",
     ] {
         assert!(
             stdout.contains(&format!("ok {step}")),

@@ -508,3 +508,62 @@ async fn pusher_mode_presence_client_events_carry_user_id_and_names_do_not_alias
     }
     assert_eq!(a.next().await["event"], "right");
 }
+
+/// Sign in over the raw protocol, with a watchlist: the watcher learns who is online at
+/// sign-in, then when a watched user comes online and goes offline (last connection).
+#[tokio::test]
+async fn pusher_mode_watchlists_follow_sign_ins() {
+    let h = start().await;
+    let addr = h.local_addr();
+    async fn signin(c: &mut PusherWs, user_data: &str) {
+        let auth = pusher_mode_common::token(
+            APP,
+            pusher_mode_common::SECRET,
+            &format!("{}::user::{user_data}", c.socket_id),
+        );
+        c.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
+            .await;
+        let ok = c.expect("pusher:signin_success").await;
+        assert_eq!(ok["data"]["user_data"], user_data);
+    }
+    let mut carol = PusherWs::connect(addr).await;
+    signin(&mut carol, r#"{"id":"carol"}"#).await;
+    let mut watcher = PusherWs::connect(addr).await;
+    signin(&mut watcher, r#"{"id":"w","watchlist":["carol","dave"]}"#).await;
+    let initial = data_of(&watcher.expect("pusher_internal:watchlist_events").await);
+    assert_eq!(
+        initial["events"],
+        json!([{"name": "online", "user_ids": ["carol"]}, {"name": "offline", "user_ids": ["dave"]}])
+    );
+    let mut dave = PusherWs::connect(addr).await;
+    signin(&mut dave, r#"{"id":"dave"}"#).await;
+    let online = data_of(&watcher.expect("pusher_internal:watchlist_events").await);
+    assert_eq!(
+        online["events"],
+        json!([{"name": "online", "user_ids": ["dave"]}])
+    );
+    // A second connection of dave changes nothing; closing the last one is `offline`.
+    let mut dave2 = PusherWs::connect(addr).await;
+    signin(&mut dave2, r#"{"id":"dave"}"#).await;
+    drop(dave);
+    assert!(watcher.sync().await.is_empty(), "dave is still online");
+    drop(dave2);
+    let offline = data_of(&watcher.expect("pusher_internal:watchlist_events").await);
+    assert_eq!(
+        offline["events"],
+        json!([{"name": "offline", "user_ids": ["dave"]}])
+    );
+    // Over 100 watched users: 4302, the first 100 kept.
+    let many: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
+    let data = json!({"id": "big", "watchlist": many}).to_string();
+    let mut big = PusherWs::connect(addr).await;
+    signin(&mut big, &data).await;
+    let e = big.expect("pusher:error").await;
+    assert_eq!(e["data"]["code"], 4302);
+    let events = data_of(&big.expect("pusher_internal:watchlist_events").await);
+    assert_eq!(
+        events["events"][0]["user_ids"].as_array().map(Vec::len),
+        Some(100)
+    );
+    drop(carol);
+}

@@ -53,7 +53,8 @@ function client(userId) {
     },
     userAuthentication: {
       customHandler: ({ socketId }, cb) => {
-        cb(null, server.authenticateUser(socketId, { id: userId, user_info: { name: userId } }));
+        const watchlist = userId === 'user-a' ? ['user-b'] : [];
+        cb(null, server.authenticateUser(socketId, { id: userId, user_info: { name: userId }, watchlist }));
       },
     },
   });
@@ -182,8 +183,10 @@ async function main() {
   step('encrypted');
 
   // Sign-in and a server-to-user event, then terminate the user's connections.
+  const watched = within(WAIT, 'watchlist offline', new Promise((resolve) => a.user.watchlist.bind('offline', resolve)));
   a.signin();
   await within(WAIT, 'signin', a.user.signinDonePromise);
+  eq((await watched).user_ids, ['user-b'], 'watchlist at sign-in');
   eq(a.user.user_data && a.user.user_data.id, 'user-a', 'signed in');
   // pusher-js subscribes to #server-to-user-user-a after the sign-in; wait for it.
   await within(WAIT, 'server-to-user channel', new Promise((resolve) => {
@@ -201,7 +204,7 @@ async function main() {
   })));
   await server.terminateUserConnections('user-a');
   await gone;
-  step('signin + sendToUser + terminate');
+  step('signin + watchlist + sendToUser + terminate');
 
   b.disconnect();
   hookServer.close();

@@ -103,6 +103,21 @@ pub fn signin_success(user_data: &str) -> String {
     )
 }
 
+/// `pusher_internal:watchlist_events`: `{"events": [{"name": "online"|"offline", "user_ids"}]}`.
+pub fn watchlist_events(events: &[(&str, Vec<String>)]) -> String {
+    let events: Vec<Value> = events
+        .iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(name, ids)| json!({"name": name, "user_ids": ids}))
+        .collect();
+    frame(
+        "pusher_internal:watchlist_events",
+        None,
+        Some(encoded(json!({"events": events}))),
+        None,
+    )
+}
+
 /// A channel event. `client-*` events keep their value; others carry a string.
 pub fn event(channel: &str, name: &str, data: &Value, user_id: Option<&str>) -> String {
     let data = if name.starts_with("client-") {

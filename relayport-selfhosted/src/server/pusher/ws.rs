@@ -55,7 +55,12 @@ pub mod close_code {
     pub const PONG_NOT_RECEIVED: u16 = 4201;
     /// Client event refused (`pusher:error` code, not a close code here).
     pub const CLIENT_EVENT_REJECTED: u16 = 4301;
+    /// Watchlist over its limit (`pusher:error` code; the first entries are kept).
+    pub const WATCHLIST_LIMIT: u16 = 4302;
 }
+
+/// The most users a watchlist holds (Pusher: 100).
+pub const MAX_WATCHLIST: usize = 100;
 
 /// The kick code the HTTP API uses to terminate a user's connections (the native idle code
 /// is 4009 too, so terminate has its own internal code, closed as 4009).
@@ -298,6 +303,7 @@ async fn run(socket: WebSocket, state: Arc<AppState>, app: Arc<AppRuntime>) {
         socket_id,
         subs: HashMap::new(),
         user: None,
+        watchlist: Vec::new(),
     };
     loop {
         tokio::select! {
@@ -351,6 +357,8 @@ struct Session {
     subs: HashMap<String, Sub>,
     /// The signed-in user: id and `user_info`.
     user: Option<(String, Value)>,
+    /// The users the signed-in user watches.
+    watchlist: Vec<String>,
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -626,12 +634,65 @@ impl Session {
             return self.error(None, &e);
         }
         let info = parsed.get("user_info").cloned().unwrap_or(Value::Null);
-        if let Some((old, _)) = self.user.take() {
-            self.app.users.sign_out(&old, self.conn);
+        let mut watchlist: Vec<String> = match parsed.get("watchlist") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(ids)) => ids
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(_) => return self.error(None, "watchlist is an array of user ids"),
+        };
+        self.sign_out();
+        let id = id.to_owned();
+        if self.app.users.sign_in(&id, self.conn, self.kick.clone()) {
+            self.notify_watchers(&id, "online");
         }
-        self.app.users.sign_in(id, self.conn, self.kick.clone());
-        self.user = Some((id.to_owned(), info));
+        self.user = Some((id, info));
         self.send(frames::signin_success(user_data));
+        if watchlist.len() > MAX_WATCHLIST {
+            watchlist.truncate(MAX_WATCHLIST);
+            self.error(
+                Some(close_code::WATCHLIST_LIMIT),
+                &format!("Watchlist limit exceeded: the first {MAX_WATCHLIST} users are watched"),
+            );
+        }
+        if !watchlist.is_empty() {
+            self.app.users.watch(self.conn, &watchlist);
+            let (online, offline): (Vec<String>, Vec<String>) = watchlist
+                .iter()
+                .cloned()
+                .partition(|u| self.app.users.is_online(u));
+            self.send(frames::watchlist_events(&[
+                ("online", online),
+                ("offline", offline),
+            ]));
+        }
+        self.watchlist = watchlist;
+    }
+
+    /// Ends the current sign-in (a new sign-in or the close): its watchlist and, for the
+    /// user's last connection, an `offline` event to the user's watchers.
+    fn sign_out(&mut self) {
+        let watchlist = std::mem::take(&mut self.watchlist);
+        self.app.users.unwatch(self.conn, &watchlist);
+        if let Some((old, _)) = self.user.take()
+            && self.app.users.sign_out(&old, self.conn)
+        {
+            self.notify_watchers(&old, "offline");
+        }
+    }
+
+    /// Tells the connections watching `user` that it went `online` or `offline` (watchers on
+    /// this node).
+    fn notify_watchers(&self, user: &str, status: &str) {
+        let watchers = self.app.users.watchers(user);
+        if watchers.is_empty() {
+            return;
+        }
+        let frame = Encoded::raw(frames::watchlist_events(&[(status, vec![user.to_owned()])]));
+        for conn in watchers {
+            self.app.broker.send_encoded(conn, &frame);
+        }
     }
 
     async fn client_event(&mut self, event: String, channel: Option<String>, data: Value) {
@@ -702,9 +763,7 @@ impl Session {
     /// The connection closed: leave everything.
     fn closed(&mut self) {
         self.app.broker.unregister(self.conn);
-        if let Some((id, _)) = self.user.take() {
-            self.app.users.sign_out(&id, self.conn);
-        }
+        self.sign_out();
         self.app.users.forget_socket(&self.socket_id);
         for (wire, sub) in std::mem::take(&mut self.subs) {
             self.left(&wire, &sub);
