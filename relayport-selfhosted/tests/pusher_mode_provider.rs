@@ -567,3 +567,22 @@ async fn pusher_mode_watchlists_follow_sign_ins() {
     );
     drop(carol);
 }
+
+/// A channel's retained snapshot (native `retain`/`PUT …/snapshot`) reaches a Pusher
+/// subscriber right after `subscription_succeeded`, before any later message.
+#[tokio::test]
+async fn pusher_mode_subscribers_get_the_retained_snapshot_first() {
+    let h = start().await;
+    h.broker()
+        .set_snapshot(&ch("scores:live"), "score".into(), json!({"home": 2}));
+    let mut c = PusherWs::connect(h.local_addr()).await;
+    c.subscribe("scores-live", None).await;
+    let snap = c.expect("score").await;
+    assert_eq!(
+        (snap["channel"].clone(), data_of(&snap)),
+        (json!("scores-live"), json!({"home": 2}))
+    );
+    // Without a snapshot: nothing but the acknowledgement.
+    c.subscribe("scores-other", None).await;
+    assert!(c.sync().await.is_empty());
+}

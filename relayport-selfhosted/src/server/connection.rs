@@ -21,8 +21,8 @@ pub struct Encoded {
     /// frame) rather than a native [`ServerFrame`].
     raw: bool,
     /// The frame translated once for Pusher-protocol connections (shared by every one of
-    /// them; `None` inside: nothing to send them).
-    pusher: std::sync::OnceLock<Option<Utf8Bytes>>,
+    /// them; empty: nothing to send them).
+    pusher: std::sync::OnceLock<Vec<Utf8Bytes>>,
 }
 
 impl Encoded {
@@ -55,15 +55,11 @@ impl Encoded {
         self.raw
     }
 
-    /// The frame's Pusher-protocol translation, computed by `translate` on first use and
-    /// shared by every Pusher-protocol recipient.
-    pub fn pusher_text(
-        &self,
-        translate: impl FnOnce(&Self) -> Option<String>,
-    ) -> Option<Utf8Bytes> {
+    /// The frame's Pusher-protocol translation (zero or more frames), computed by
+    /// `translate` on first use and shared by every Pusher-protocol recipient.
+    pub fn pusher_texts(&self, translate: impl FnOnce(&Self) -> Vec<String>) -> &[Utf8Bytes] {
         self.pusher
-            .get_or_init(|| translate(self).map(Utf8Bytes::from))
-            .clone()
+            .get_or_init(|| translate(self).into_iter().map(Utf8Bytes::from).collect())
     }
 
     /// The frame, decoded again from its text (SSE, which re-frames it, and tests).

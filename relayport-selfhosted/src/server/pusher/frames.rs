@@ -139,62 +139,77 @@ pub fn payload_from_wire(data: Value) -> Value {
     }
 }
 
-/// Translates a native broker frame for a Pusher-protocol connection; `None`: nothing to
-/// send (an unsubscribe acknowledgement, a presence data update, which Pusher has no event
-/// for, or a channel without a Pusher name). `user_of` finds the presence user id of a
-/// sender's socket on a channel (for client events on presence channels).
+/// Translates a native broker frame for a Pusher-protocol connection into the frames to
+/// send: none for an unsubscribe acknowledgement, a presence data update (Pusher has no event
+/// for it) or a channel without a Pusher name; `subscription_succeeded` followed by the
+/// channel's retained snapshot (as the event it was stored as) for a subscription. `user_of`
+/// finds the presence user id of a sender's socket on a channel (for client events on
+/// presence channels).
 pub fn translate(
     native: &ServerFrame,
     user_of: impl Fn(&str, &str) -> Option<String>,
-) -> Option<String> {
+) -> Vec<String> {
     match native {
         // `channel` is the name the Pusher client subscribed with.
         ServerFrame::Subscribed {
-            channel, members, ..
-        } => Some(subscription_succeeded(channel, members.as_deref())),
+            channel,
+            members,
+            snapshot,
+            ..
+        } => {
+            let mut out = vec![subscription_succeeded(channel, members.as_deref())];
+            if let Some(s) = snapshot {
+                out.push(event(channel, &s.event, &s.data, None));
+            }
+            out
+        }
         ServerFrame::Message(m) => {
-            let wire = key_to_wire(&m.channel)?;
+            let Some(wire) = key_to_wire(&m.channel) else {
+                return Vec::new();
+            };
             let user = if m.event.starts_with("client-") && wire.starts_with("presence-") {
                 m.sender.as_deref().and_then(|s| user_of(s, &m.channel))
             } else {
                 None
             };
-            Some(event(&wire, &m.event, &m.data, user.as_deref()))
+            vec![event(&wire, &m.event, &m.data, user.as_deref())]
         }
         ServerFrame::Presence {
             channel,
             action,
             member,
         } => {
-            let wire = key_to_wire(channel)?;
+            let Some(wire) = key_to_wire(channel) else {
+                return Vec::new();
+            };
             match action {
-                PresenceAction::Join => Some(frame(
+                PresenceAction::Join => vec![frame(
                     "pusher_internal:member_added",
                     Some(&wire),
                     Some(encoded(
                         json!({"user_id": member.id, "user_info": member.data}),
                     )),
                     None,
-                )),
-                PresenceAction::Leave => Some(frame(
+                )],
+                PresenceAction::Leave => vec![frame(
                     "pusher_internal:member_removed",
                     Some(&wire),
                     Some(encoded(json!({"user_id": member.id}))),
                     None,
-                )),
-                _ => None,
+                )],
+                _ => Vec::new(),
             }
         }
         ServerFrame::Error {
             message, channel, ..
-        } => Some(match channel.as_deref() {
+        } => vec![match channel.as_deref() {
             Some(c) => subscription_error(c, "SubscriptionError", message, 400),
             None => error(None, message),
-        }),
-        ServerFrame::Pong { .. } => Some(pong()),
+        }],
+        ServerFrame::Pong { .. } => vec![pong()],
         ServerFrame::Connected { .. }
         | ServerFrame::Unsubscribed { .. }
-        | ServerFrame::Ack { .. } => None,
+        | ServerFrame::Ack { .. } => Vec::new(),
     }
 }
 
@@ -202,6 +217,11 @@ pub fn translate(
 mod tests {
     use super::*;
     use crate::protocol::MessageFrame;
+
+    fn one(mut frames: Vec<String>) -> String {
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        frames.remove(0)
+    }
 
     fn parse(s: &str) -> Value {
         serde_json::from_str(s).expect("json")
@@ -243,32 +263,33 @@ mod tests {
     #[test]
     fn messages_translate_with_pusher_names_and_payloads() {
         let none = |_: &str, _: &str| None;
-        let f = parse(
-            &translate(&message("private:room:1", "e", json!({"a": 1}), None), none).unwrap(),
-        );
+        let f = parse(&one(translate(
+            &message("private:room:1", "e", json!({"a": 1}), None),
+            none,
+        )));
         assert_eq!(
             f,
             json!({"event": "e", "channel": "private-room-1", "data": "{\"a\":1}"})
         );
-        let f = parse(&translate(&message("feed", "e", json!("plain"), None), none).unwrap());
+        let f = parse(&one(translate(
+            &message("feed", "e", json!("plain"), None),
+            none,
+        )));
         assert_eq!(f["data"], json!("plain"));
         // A channel with no Pusher name is never sent to Pusher clients.
-        assert!(translate(&message("room-1", "e", json!(1), None), none).is_none());
+        assert!(translate(&message("room-1", "e", json!(1), None), none).is_empty());
         // Client events on presence channels carry the sender's user id, verbatim data.
         let who =
             |s: &str, c: &str| (s == "1.1" && c == "presence:lobby").then(|| "ada".to_owned());
-        let f = parse(
-            &translate(
-                &message(
-                    "presence:lobby",
-                    "client-typing",
-                    json!({"t": true}),
-                    Some("1.1"),
-                ),
-                who,
-            )
-            .unwrap(),
-        );
+        let f = parse(&one(translate(
+            &message(
+                "presence:lobby",
+                "client-typing",
+                json!({"t": true}),
+                Some("1.1"),
+            ),
+            who,
+        )));
         assert_eq!(
             f,
             json!({"event": "client-typing", "channel": "presence-lobby", "data": {"t": true}, "user_id": "ada"})

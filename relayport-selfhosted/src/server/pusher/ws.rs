@@ -183,18 +183,21 @@ async fn writer(
 ) {
     let kicked = kick.kicked();
     tokio::pin!(kicked);
-    let text_of = |item: &Outbound| -> Option<Utf8Bytes> {
+    let texts_of = |item: &Outbound| -> Vec<Utf8Bytes> {
         if item.is_raw() {
-            return Some(item.text.clone());
+            return vec![item.text.clone()];
         }
-        item.pusher_text(|e| {
-            let frame = e.decode()?;
+        item.pusher_texts(|e| {
+            let Some(frame) = e.decode() else {
+                return Vec::new();
+            };
             frames::translate(&frame, |socket, key| {
                 app.users
                     .presence_user(socket, key)
                     .or_else(|| app.broker.presence_user_of_socket(key, socket))
             })
         })
+        .to_vec()
     };
     loop {
         let first = tokio::select! {
@@ -210,14 +213,14 @@ async fn writer(
             _ = &mut kicked => break,
             r = async {
                 let mut batch = Vec::with_capacity(WRITE_BATCH);
-                if let Some(t) = text_of(&first) {
+                for t in texts_of(&first) {
                     sink.feed(Message::Text(t)).await?;
                 }
                 batch.push(first);
                 while batch.len() < WRITE_BATCH {
                     match rx.try_recv() {
                         Ok(f) => {
-                            if let Some(t) = text_of(&f) {
+                            for t in texts_of(&f) {
                                 sink.feed(Message::Text(t)).await?;
                             }
                             batch.push(f);
