@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use relayport_selfhosted::protocol::Limits;
+use relayport_selfhosted::server::pusher::PusherApp;
 use relayport_selfhosted::server::{Server, ServerError};
 
 /// The self-hosted realtime server: WebSocket (`/ws`), Server-Sent Events (`/sse`), HTTP
-/// publish (`POST /publish`), presence, history, Prometheus metrics (`/metrics`).
+/// publish (`POST /publish`), presence, history, Prometheus metrics (`/metrics`), and the
+/// Pusher protocol (`/app/{key}`, `/apps/{id}/…`) for pusher-js and the Pusher server SDKs.
 #[derive(Debug, Parser)]
 #[command(name = "relayport-server", version)]
 struct Args {
@@ -110,6 +112,51 @@ struct Args {
     /// With Redis: seconds the keys of a channel that was only read (never published) live.
     #[arg(long, env = "REALTIME_IDLE_CHANNEL_TTL", default_value_t = 600)]
     idle_channel_ttl_secs: u64,
+
+    /// Pusher protocol mode: a JSON file of apps (`{"apps": [{"id", "key", "secret", …}]}`,
+    /// see SERVER.md); the first app shares the native channels. Without it, one app with
+    /// id and key `relayport` (or --pusher-app-id/--pusher-key) and the server secret.
+    #[arg(long, env = "REALTIME_PUSHER_APPS_FILE")]
+    pusher_apps_file: Option<std::path::PathBuf>,
+
+    /// Pusher protocol mode: the default app's id (`/apps/{id}/…`).
+    #[arg(
+        long,
+        env = "REALTIME_PUSHER_APP_ID",
+        conflicts_with = "pusher_apps_file"
+    )]
+    pusher_app_id: Option<String>,
+
+    /// Pusher protocol mode: the default app's key (`/app/{key}`; public).
+    #[arg(long, env = "REALTIME_PUSHER_KEY", conflicts_with = "pusher_apps_file")]
+    pusher_key: Option<String>,
+}
+
+/// The Pusher apps from the file, or the default app's id/key overrides (empty: derived).
+fn pusher_apps(args: &Args, secret: &str) -> Result<Vec<PusherApp>, String> {
+    if let Some(path) = &args.pusher_apps_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the pusher apps file {}: {e}", path.display()))?;
+        return PusherApp::parse_list(&text);
+    }
+    if args.pusher_app_id.is_none() && args.pusher_key.is_none() {
+        return Ok(Vec::new());
+    }
+    let derived = PusherApp::derived(secret);
+    Ok(vec![PusherApp::new(
+        args.pusher_app_id.clone().unwrap_or(derived.id),
+        args.pusher_key.clone().unwrap_or(derived.key),
+        secret,
+    )])
+}
+
+/// Prints a line to stdout, ignoring a closed stdout (a server must not die because whoever
+/// started it stopped reading; `println!` would panic on the broken pipe).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
 }
 
 /// The secret from the flag, the environment or the file; `Err` when the file is unreadable.
@@ -165,6 +212,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let apps = match pusher_apps(&args, &secret) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("relayport-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let limits = Limits {
         max_payload: args.max_payload,
         max_subscriptions: args.max_subscriptions,
@@ -173,6 +227,7 @@ async fn main() -> ExitCode {
     };
     let mut builder = Server::builder()
         .secret(secret)
+        .pusher_apps(apps)
         .limits(limits)
         .history_size(args.history_size)
         .history_ttl(Duration::from_secs(args.history_ttl_secs))
@@ -198,12 +253,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!(
+    say!(
         "relayport-server listening on http://{}",
         handle.local_addr()
     );
+    match handle.config().pusher_apps.as_slice() {
+        [] => say!(
+            "pusher protocol: ws://{}/app/relayport (app id relayport, the server secret)",
+            handle.local_addr()
+        ),
+        apps => {
+            for a in apps {
+                say!(
+                    "pusher protocol: ws://{}/app/{} (app id {})",
+                    handle.local_addr(),
+                    a.key,
+                    a.id
+                );
+            }
+        }
+    }
     shutdown_signal().await;
-    println!("relayport-server shutting down: telling clients to reconnect");
+    say!("relayport-server shutting down: telling clients to reconnect");
     handle.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -694,6 +694,35 @@ impl Broker {
         }
     }
 
+    /// Queues one already encoded frame to one connection (a Pusher-protocol frame). Returns
+    /// whether it was queued.
+    pub fn send_encoded(&self, conn_id: ConnId, frame: &Arc<Encoded>) -> bool {
+        let mut state = self.lock();
+        match state.conns.get_mut(&conn_id) {
+            Some(conn) => deliver(conn, frame, &self.inner.metrics),
+            None => false,
+        }
+    }
+
+    /// The concrete channels that have at least one exact subscriber, with their counts
+    /// (pattern subscribers are not counted), for the Pusher channel list.
+    pub fn occupied_channels(&self) -> Vec<ChannelInfo> {
+        let state = self.lock();
+        state
+            .channels
+            .iter()
+            .filter(|(_, ch)| !ch.subs.is_empty())
+            .map(|(key, ch)| ChannelInfo {
+                channel: key.clone(),
+                occupancy: ch.subs.len(),
+                subscription_count: ch.subs.len(),
+                presence_members: ch.presence.len(),
+                position: Some(ch.stream.position()),
+                has_snapshot: ch.snapshot.is_some(),
+            })
+            .collect()
+    }
+
     /// Subscribes a connection to a channel or a public wildcard pattern and queues the
     /// `subscribed` answer (with snapshot, members and replay) before any later message.
     ///
@@ -1068,6 +1097,22 @@ impl Broker {
             .conns
             .get(&conn_id)
             .and_then(|c| c.users.get(&key).cloned())
+    }
+
+    /// The presence user of the connection with `socket_id` on the presence channel `key`,
+    /// local or on another node (for the `user_id` of Pusher client events).
+    pub fn presence_user_of_socket(&self, key: &str, socket_id: &str) -> Option<String> {
+        let state = self.lock();
+        let ch = state.channels.get(key)?;
+        if let Some((_, user)) = ch.remote.get(socket_id) {
+            return Some(user.clone());
+        }
+        ch.subs.iter().find_map(|c| {
+            let conn = state.conns.get(c)?;
+            (&*conn.socket_id == socket_id)
+                .then(|| conn.users.get(key).map(|(u, _)| u.clone()))
+                .flatten()
+        })
     }
 
     /// Runs a presence operation for the user the connection signed in as; `f` returns the

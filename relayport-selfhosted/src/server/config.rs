@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// With Redis: how long the keys of a channel that was only ever read (never published
     /// to) live.
     pub idle_channel_ttl: Duration,
+    /// The Pusher protocol mode's apps (`GET /app/{key}`, `/apps/{id}/…`); the first shares
+    /// the native broker. Empty: one app derived from `secret` (id and key `relayport`).
+    pub pusher_apps: Vec<super::pusher::PusherApp>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -100,6 +103,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("redis_url", &self.redis_url.as_ref().map(|_| "<set>"))
+            .field("pusher_apps", &self.pusher_apps)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +141,7 @@ impl Default for ServerConfig {
             request_timeout: Duration::from_secs(30),
             sse_ticket_ttl: Duration::from_secs(30),
             idle_channel_ttl: Duration::from_secs(600),
+            pusher_apps: Vec::new(),
         }
     }
 }

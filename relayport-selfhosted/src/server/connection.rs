@@ -17,6 +17,12 @@ use crate::protocol::ServerFrame;
 pub struct Encoded {
     /// The frame's JSON text.
     pub text: Utf8Bytes,
+    /// Whether `text` is already in the receiving connection's wire format (a Pusher-protocol
+    /// frame) rather than a native [`ServerFrame`].
+    raw: bool,
+    /// The frame translated once for Pusher-protocol connections (shared by every one of
+    /// them; empty: nothing to send them).
+    pusher: std::sync::OnceLock<Vec<Utf8Bytes>>,
 }
 
 impl Encoded {
@@ -30,7 +36,30 @@ impl Encoded {
         });
         Arc::new(Self {
             text: Utf8Bytes::from(text),
+            raw: false,
+            pusher: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A frame already in its wire format (a Pusher-protocol frame), sent as is.
+    pub fn raw(text: String) -> Arc<Self> {
+        Arc::new(Self {
+            text: Utf8Bytes::from(text),
+            raw: true,
+            pusher: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Whether this frame was made with [`Encoded::raw`].
+    pub fn is_raw(&self) -> bool {
+        self.raw
+    }
+
+    /// The frame's Pusher-protocol translation (zero or more frames), computed by
+    /// `translate` on first use and shared by every Pusher-protocol recipient.
+    pub fn pusher_texts(&self, translate: impl FnOnce(&Self) -> Vec<String>) -> &[Utf8Bytes] {
+        self.pusher
+            .get_or_init(|| translate(self).into_iter().map(Utf8Bytes::from).collect())
     }
 
     /// The frame, decoded again from its text (SSE, which re-frames it, and tests).

@@ -1,6 +1,7 @@
 //! The HTTP API and the router: `POST /publish`, `PUT /channels/{name}/snapshot`,
 //! `GET /channels/{name}[/presence|/history]`, `GET /health`, `GET /metrics`, plus `/ws` and
-//! `/sse`. Errors are `{"error": {"code", "message"}}` with a fitting status.
+//! `/sse`, and the Pusher mode's `/app/{key}` and `/apps/{id}/…` (see [`super::pusher`]).
+//! Errors are `{"error": {"code", "message"}}` with a fitting status.
 //!
 //! Requests with a body are authenticated from their headers before a byte of the body is
 //! read, and the body is read within `request_timeout` and its size limit.
@@ -60,6 +61,25 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/channels/{name}/snapshot", put(snapshot))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/app/{key}", get(super::pusher::ws::handler))
+        .route("/apps/{id}/events", post(super::pusher::http::events))
+        .route(
+            "/apps/{id}/batch_events",
+            post(super::pusher::http::batch_events),
+        )
+        .route("/apps/{id}/channels", get(super::pusher::http::channels))
+        .route(
+            "/apps/{id}/channels/{name}",
+            get(super::pusher::http::channel),
+        )
+        .route(
+            "/apps/{id}/channels/{name}/users",
+            get(super::pusher::http::users),
+        )
+        .route(
+            "/apps/{id}/users/{user}/terminate_connections",
+            post(super::pusher::http::terminate),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit));
     if let Some(origin) = &c.cors_origin {

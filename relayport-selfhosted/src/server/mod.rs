@@ -13,7 +13,8 @@
 //!
 //! Modules: [`broker`] (channels, history, presence, fan-out), [`ws`] (the native protocol
 //! over WebSocket), [`sse`] (Server-Sent Events), [`http`] (publish and channel API),
-//! [`metrics`], [`auth`] (signatures and [`SelfHostedAuthorizer`]), [`redis`] (scale-out).
+//! [`metrics`], [`auth`] (signatures and [`SelfHostedAuthorizer`]), [`redis`] (scale-out),
+//! [`pusher`] (the Pusher protocol mode: `GET /app/{key}` and `/apps/{id}/…`).
 
 pub mod accept;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod presence;
+pub mod pusher;
 pub mod ratelimit;
 pub mod redis;
 pub mod sse;
@@ -58,6 +60,9 @@ pub enum ServerError {
     /// The address could not be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+    /// The configuration is invalid (the Pusher apps).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The Redis engine could not start.
     #[error("redis engine: {0}")]
     Redis(String),
@@ -132,6 +137,8 @@ pub(crate) struct AppState {
     pub(crate) limit: accept::ConnectionLimit,
     /// Pending SSE tickets.
     pub(crate) tickets: sse_tickets::Tickets,
+    /// The Pusher protocol mode's apps.
+    pub(crate) pusher: pusher::PusherState,
 }
 
 /// The server's entry point: [`Server::builder`].
@@ -170,6 +177,13 @@ impl ServerBuilder {
     /// The limits enforced and announced.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.config.limits = limits;
+        self
+    }
+
+    /// The Pusher protocol mode's apps; the first shares the native broker. Without any, one
+    /// app derived from the secret (id and key `relayport`).
+    pub fn pusher_apps(mut self, apps: Vec<pusher::PusherApp>) -> Self {
+        self.config.pusher_apps = apps;
         self
     }
 
@@ -331,6 +345,7 @@ impl ServerBuilder {
         if config.secret.is_empty() {
             return Err(ServerError::MissingSecret);
         }
+        pusher::PusherApp::check_list(&config.pusher_apps).map_err(ServerError::Config)?;
         let broker = self.broker.unwrap_or_else(|| {
             Broker::new(BrokerConfig {
                 history_size: config.history_size,
@@ -367,7 +382,9 @@ impl ServerBuilder {
             config.max_connections,
             config.clock.clone(),
         );
+        let pusher = pusher::PusherState::new(&config, &broker);
         let state = Arc::new(AppState {
+            pusher,
             config,
             broker: broker.clone(),
             engine,
@@ -387,13 +404,17 @@ impl ServerBuilder {
             shutdown.clone(),
         ));
         let sweeper_broker = broker.clone();
+        let sweeper_pusher = state.pusher.clone();
         let sweeper_token = shutdown.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tokio::select! {
                     _ = sweeper_token.cancelled() => break,
-                    _ = every.tick() => { sweeper_broker.sweep(); }
+                    _ = every.tick() => {
+                        sweeper_broker.sweep();
+                        sweeper_pusher.sweep();
+                    }
                 }
             }
         });
@@ -459,6 +480,7 @@ impl ServerHandle {
         let timeout = self.state.config.shutdown_timeout;
         self.state.shutdown.cancel();
         self.state.broker.kick_all(close::SERVICE_RESTART);
+        self.state.pusher.kick_all(close::SERVICE_RESTART);
         let _ = tokio::time::timeout(timeout, self.state.tracker.wait()).await;
         let mut serve = self.serve;
         if tokio::time::timeout(timeout, &mut serve).await.is_err() {
