@@ -207,9 +207,11 @@ pub fn translate(
             None => error(None, message),
         }],
         ServerFrame::Pong { .. } => vec![pong()],
+        // Pusher clients never ask for history (the native protocol's request).
         ServerFrame::Connected { .. }
         | ServerFrame::Unsubscribed { .. }
-        | ServerFrame::Ack { .. } => Vec::new(),
+        | ServerFrame::Ack { .. }
+        | ServerFrame::History { .. } => Vec::new(),
     }
 }
 
