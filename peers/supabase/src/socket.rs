@@ -58,15 +58,31 @@ async fn run(hub: Arc<Hub>, ws: WebSocket, vsn: Vsn, apikey: String) {
             }
         };
         tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(Cmd::Frame(Outbound::Text(t))) => {
-                    if sink.send(Message::Text(t.into())).await.is_err() { break }
+            cmd = rx.recv() => {
+                // Everything queued goes out in one flush (a `system` + `phx_close` pair
+                // leaves together, as one write).
+                let Some(first) = cmd else { break };
+                let mut cmd = Some(first);
+                let mut open = true;
+                while let Some(c) = cmd.take() {
+                    let m = match c {
+                        Cmd::Frame(Outbound::Text(t)) => Message::Text(t.into()),
+                        Cmd::Frame(Outbound::Binary(b)) => Message::Binary(b.into()),
+                        Cmd::Drop => {
+                            open = false;
+                            break;
+                        }
+                    };
+                    if sink.feed(m).await.is_err() {
+                        open = false;
+                        break;
+                    }
+                    cmd = rx.try_recv().ok();
                 }
-                Some(Cmd::Frame(Outbound::Binary(b))) => {
-                    if sink.send(Message::Binary(b.into())).await.is_err() { break }
+                if !open || sink.flush().await.is_err() {
+                    break;
                 }
-                Some(Cmd::Drop) | None => break,
-            },
+            }
             msg = next => {
                 let decoded = match msg {
                     None => {
