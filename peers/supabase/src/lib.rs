@@ -268,6 +268,12 @@ impl PeerBuilder {
         }
         let hub = Hub::new(self.cfg);
         let app = router(hub.clone());
+        // TCP_NODELAY: frames leave at once. With Nagle's algorithm a second small frame
+        // waits for the peer's (delayed) ACK, which on a paused test clock is long enough for
+        // tokio to jump time ahead to the next timer.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -435,6 +441,20 @@ impl PeerHandle {
     /// Delivers a row change to every channel whose filters match; returns how many channels.
     pub fn inject_change(&self, change: &Change) -> usize {
         self.hub.inject_change(change)
+    }
+
+    /// A server-originated broadcast (as `realtime.send` from the database would make) to
+    /// every subscriber of `name`; returns whether it was delivered (always, for the service
+    /// role that sends it).
+    pub fn broadcast(&self, name: &str, private: bool, event: &str, payload: Value) -> bool {
+        let service = Map::from_iter([("role".to_owned(), json!("service_role"))]);
+        let b = frame::Broadcast {
+            event: event.to_owned(),
+            payload: frame::UserPayload::Json(payload),
+            meta: None,
+            binary_frame: false,
+        };
+        self.hub.rest_broadcast(name, private, &service, b)
     }
 
     /// The presence state of channel `name` (`presence_state`'s shape).
