@@ -5,9 +5,11 @@
 //! - `selfhosted`: the server in this process;
 //! - `pusher`: a real sockudo on 127.0.0.1 (skipped with a message when sockudo is not
 //!   installed; under `CI=true` that is a failure);
-//! - `ably`, `supabase`: skipped, with the reason printed: no server of theirs runs offline,
-//!   and their crates' scripted loopback peers live in their own `tests/` (they replay one
-//!   recorded conversation each, not a server these scenarios could drive).
+//! - `supabase`: the behavioural Supabase Realtime peer (`peers/supabase`, in this process:
+//!   JWT verification and expiry, an RLS-style policy for private channels, presence, REST);
+//! - `ably`: skipped, with the reason printed: no server of theirs runs offline, and its
+//!   crate's scripted loopback peers live in its own `tests/` (they replay one recorded
+//!   conversation each, not a server these scenarios could drive).
 //!
 //! Scenarios a provider cannot run by its `capabilities()` are skipped by name, printing why.
 //! Every wait is bounded; nothing sleeps to wait for an event.
@@ -17,7 +19,7 @@ mod peers;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
-use peers::{Peer, SelfHosted, Sockudo};
+use peers::{Peer, SelfHosted, Sockudo, Supabase};
 
 async fn conform(peer: &mut dyn Peer) {
     let report = scenarios::run_all(peer).await;
@@ -40,8 +42,14 @@ async fn pusher_conforms_against_sockudo() {
     conform(&mut peer).await;
 }
 
-/// Ably and Supabase are wired into the facade (a configuration builds their client, and
-/// their capabilities are what the suite would consult) but have no peer to run against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supabase_conforms_against_the_behavioural_peer() {
+    let mut peer = Supabase::start().await;
+    conform(&mut peer).await;
+}
+
+/// Ably is wired into the facade (a configuration builds its client, and its capabilities
+/// are what the suite would consult) but has no peer to run against.
 #[tokio::test]
 async fn ably_and_supabase_are_wired_but_skipped_with_the_reason() {
     use relayport::config::MapEnv;
@@ -50,20 +58,18 @@ async fn ably_and_supabase_are_wired_but_skipped_with_the_reason() {
         ("ABLY_HOST", "127.0.0.1"),
         ("ABLY_PORT", "9"),
         ("ABLY_TLS", "false"),
-        ("SUPABASE_URL", "http://127.0.0.1:9"),
-        ("SUPABASE_ANON_KEY", "anon"),
     ]);
-    for name in ["ably", "supabase"] {
-        let cfg = relayport::ProviderConfig::from_env_for(name, &env).expect("config");
-        let provider = relayport::provider(&cfg).expect("provider");
-        assert_eq!(provider.name(), name);
-        println!(
-            "SKIP {name}: every scenario (its capabilities: {:?}) — no {name} server runs \
-             offline, and provider-{name} offers no loopback peer outside its own tests (its \
-             scripted peers replay recorded SDK conversations frame by frame); its client, \
-             publisher and authorizer are covered by provider-{name}'s tests and, through the \
-             facade, by tests/auth_endpoint.rs",
-            provider.capabilities()
-        );
-    }
+    // Supabase runs against its behavioural peer (`supabase_conforms_against_the_behavioural_peer`).
+    let name = "ably";
+    let cfg = relayport::ProviderConfig::from_env_for(name, &env).expect("config");
+    let provider = relayport::provider(&cfg).expect("provider");
+    assert_eq!(provider.name(), name);
+    println!(
+        "SKIP {name}: every scenario (its capabilities: {:?}) — no {name} server runs \
+         offline, and provider-{name} offers no loopback peer outside its own tests (its \
+         scripted peers replay recorded SDK conversations frame by frame); its client, \
+         publisher and authorizer are covered by provider-{name}'s tests and, through the \
+         facade, by tests/auth_endpoint.rs",
+        provider.capabilities()
+    );
 }
