@@ -33,6 +33,11 @@
 //! ```
 #![warn(missing_docs)]
 
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod clock;
 pub mod frame;
 mod hub;
