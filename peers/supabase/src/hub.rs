@@ -750,9 +750,11 @@ impl Hub {
         v
     }
 
-    /// A channel crash: `phx_error` (ref = join_ref) to every channel named `name`.
-    pub(crate) fn fail_channel(&self, name: &str) -> usize {
-        let keys = self.chans_named(name);
+    /// A channel crash: `phx_error` (ref = join_ref) to every channel named `name` (on one
+    /// socket only, if given).
+    pub(crate) fn fail_channel(&self, name: &str, only: Option<u64>) -> usize {
+        let mut keys = self.chans_named(name);
+        keys.retain(|(s, _)| only.is_none_or(|o| o == *s));
         let mut st = self.lock();
         for (socket, topic) in &keys {
             let jr = st
@@ -793,6 +795,13 @@ impl Hub {
                 .fail_joins
                 .insert(name.to_owned(), (reason.to_owned(), count));
         }
+    }
+
+    pub(crate) fn drop_socket(&self, socket: u64) -> bool {
+        self.lock()
+            .sockets
+            .get(&socket)
+            .is_some_and(|s| s.tx.send(Cmd::Drop).is_ok())
     }
 
     pub(crate) fn drop_sockets(&self) -> usize {

@@ -429,7 +429,18 @@ impl PeerHandle {
 
     /// A channel crash: `phx_error` to every channel named `name`; returns how many.
     pub fn fail_channel(&self, name: &str) -> usize {
-        self.hub.fail_channel(name)
+        self.hub.fail_channel(name, None)
+    }
+
+    /// A channel crash of channel `name` on socket `socket` only (ids from [`PeerEvent`]);
+    /// returns how many (0 or 1).
+    pub fn fail_channel_on(&self, socket: u64, name: &str) -> usize {
+        self.hub.fail_channel(name, Some(socket))
+    }
+
+    /// Drops one socket without a close frame; `false` if it is not open.
+    pub fn drop_socket(&self, socket: u64) -> bool {
+        self.hub.drop_socket(socket)
     }
 
     /// A server-side shutdown (`system` error `message` + `phx_close`) of every channel

@@ -175,7 +175,9 @@ pub(crate) mod control {
     /// `POST /_peer/fail` `{channel}`: `phx_error` on every channel with that name.
     pub(crate) async fn fail(State(hub): State<Arc<Hub>>, b: Bytes) -> Response {
         match body(&b).and_then(|v| name_of(&v)) {
-            Ok(name) => axum::Json(json!({"errored": hub.fail_channel(&name)})).into_response(),
+            Ok(name) => {
+                axum::Json(json!({"errored": hub.fail_channel(&name, None)})).into_response()
+            }
             Err(e) => unprocessable(e),
         }
     }

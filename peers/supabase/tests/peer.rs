@@ -638,10 +638,32 @@ async fn phx_error_hits_one_channel_and_leave_closes_with_the_join_ref() {
         ("phx_close", Some(&*j2))
     );
     assert_eq!(peer.joined("two", false), 0);
+    // Failing one socket's channel only: two sockets join `one` again.
+    let mut other = connect(&peer, Vsn::V2).await;
+    ws.join_ok("realtime:one", cfg(json!({}))).await;
+    other.join_ok("realtime:one", cfg(json!({}))).await;
     let mut seen = Vec::new();
     while let Ok(e) = events.try_recv() {
         seen.push(e);
     }
+    let other_id = seen
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            PeerEvent::Joined { socket, name, .. } if name == "one" => Some(*socket),
+            _ => None,
+        })
+        .expect("the second join of `one`");
+    assert_eq!(peer.fail_channel_on(other_id, "one"), 1);
+    assert_eq!(other.recv().await.event(), "phx_error");
+    assert_eq!(
+        peer.joined("one", false),
+        1,
+        "only the other socket's channel failed"
+    );
+    assert!(peer.drop_socket(other_id));
+    assert_eq!(other.recv().await, In::Closed);
+    assert!(!peer.drop_socket(9_999));
     assert!(
         seen.iter()
             .any(|e| matches!(e, PeerEvent::ChannelErrored { name, .. } if name == "one"))
