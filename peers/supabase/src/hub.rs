@@ -46,6 +46,16 @@ struct Chan {
     token: String,
     claims: Map<String, Value>,
     token_gen: u64,
+    /// The pending expiry check of the current token.
+    expiry: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Chan {
+    fn drop(&mut self) {
+        if let Some(timer) = self.expiry.take() {
+            timer.abort();
+        }
+    }
 }
 
 impl Chan {
@@ -258,7 +268,7 @@ impl Hub {
             st.reply(socket, &m, "error", json!({"reason": "unmatched topic"}));
             return Ok(());
         };
-        if m.join_ref.is_some() && m.join_ref != chan.join_ref {
+        if m.join_ref.is_some() && chan.join_ref.is_some() && m.join_ref != chan.join_ref {
             st.stats.stale += 1;
             return Ok(()); // Phoenix ignores messages for an old join.
         }
@@ -413,6 +423,7 @@ impl Hub {
             token,
             claims,
             token_gen: 0,
+            expiry: None,
         };
         let mut st = self.lock();
         let echo: Vec<Value> = chan.filters.iter().map(|f| f.echo.clone()).collect();
@@ -455,10 +466,13 @@ impl Hub {
         Ok(())
     }
 
+    /// Checks the channel's token at its `exp` (the server's `confirm_token`); replaces the
+    /// previous check.
     fn schedule_expiry(self: &Arc<Self>, socket: u64, topic: String, token_gen: u64, exp: u64) {
         let hub = Arc::downgrade(self);
         let at = self.clock.instant_of(exp);
-        tokio::spawn(async move {
+        let key = (socket, topic.clone());
+        let task = tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
             let Some(hub) = hub.upgrade() else { return };
             let still = hub
@@ -471,6 +485,14 @@ impl Hub {
                 hub.shutdown(socket, &topic, &jwt::expired_message(ago));
             }
         });
+        match self.lock().chans.get_mut(&key) {
+            Some(c) if c.token_gen == token_gen => {
+                if let Some(old) = c.expiry.replace(task.abort_handle()) {
+                    old.abort();
+                }
+            }
+            _ => task.abort(),
+        }
     }
 
     /// Realtime's `shutdown_response`: a `system` error, then `phx_close`; the channel is gone.
