@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::clock::Clock;
+use crate::clock;
 use crate::frame::{self, Broadcast, Inbound, Outbound, UserPayload, Vsn};
 use crate::jwt::{self, JwtError};
 use crate::policy::{Access, Action, Extension, Policy};
@@ -135,7 +135,6 @@ impl State {
 /// The shared server.
 pub(crate) struct Hub {
     pub(crate) cfg: PeerConfig,
-    pub(crate) clock: Clock,
     state: Mutex<State>,
     events: broadcast::Sender<PeerEvent>,
 }
@@ -169,7 +168,6 @@ impl Hub {
     pub(crate) fn new(cfg: PeerConfig) -> Arc<Hub> {
         Arc::new(Hub {
             cfg,
-            clock: Clock::start(),
             state: Mutex::new(State::default()),
             events: broadcast::channel(1024).0,
         })
@@ -206,9 +204,9 @@ impl Hub {
         })
     }
 
-    /// Verifies a token as of the peer's clock.
+    /// Verifies a token as of now (wall clock, see [`clock`]).
     pub(crate) fn verify(&self, token: &str) -> Result<Map<String, Value>, JwtError> {
-        jwt::verify(token, &self.cfg.secret, self.clock.now())
+        jwt::verify(token, &self.cfg.secret, clock::unix_now())
     }
 
     // ---- sockets ------------------------------------------------------------------------
@@ -470,7 +468,7 @@ impl Hub {
     /// previous check.
     fn schedule_expiry(self: &Arc<Self>, socket: u64, topic: String, token_gen: u64, exp: u64) {
         let hub = Arc::downgrade(self);
-        let at = self.clock.instant_of(exp);
+        let at = clock::deadline(exp);
         let key = (socket, topic.clone());
         let task = tokio::spawn(async move {
             tokio::time::sleep_until(at).await;
@@ -481,7 +479,7 @@ impl Hub {
                 .get(&(socket, topic.clone()))
                 .is_some_and(|c| c.token_gen == token_gen);
             if still {
-                let ago = hub.clock.now().saturating_sub(exp);
+                let ago = clock::unix_now().saturating_sub(exp);
                 hub.shutdown(socket, &topic, &jwt::expired_message(ago));
             }
         });

@@ -11,7 +11,7 @@
 //! - `phx_join` with `config` (`broadcast.self/ack`, `presence.key/enabled`, `private`,
 //!   `postgres_changes`) and `access_token`; join errors come after the channel-error backoff
 //!   with the server's `<Code>: <message>` reasons.
-//! - Token expiry per channel on a **tokio** timer (`system` "Token has expired N seconds
+//! - Token expiry per channel on a **tokio** timer (see [`clock`]) (`system` "Token has expired N seconds
 //!   ago" + `phx_close`), `access_token` pushes replacing a channel's token.
 //! - A claims-based [`Policy`] standing in for RLS on private channels.
 //! - Presence (`presence_state`, `presence_diff`), broadcast with self/ack, postgres_changes
@@ -340,9 +340,9 @@ impl PeerHandle {
         format!("ws://{}/realtime/v1", self.addr)
     }
 
-    /// Unix seconds on the peer's clock (tokio time, see [`clock`]).
+    /// Unix seconds now (the wall clock tokens are checked against, see [`clock`]).
     pub fn now(&self) -> u64 {
-        self.hub.clock.now()
+        clock::unix_now()
     }
 
     /// Signs `claims` as they are.
@@ -354,8 +354,7 @@ impl PeerHandle {
         jwt::sign(&claims, &self.hub.cfg.secret)
     }
 
-    /// A token with `role`, `iat`/`exp` on the peer's clock (`ttl` from now), `sub` and
-    /// `extra` claims.
+    /// A token with `role`, `iat`/`exp` (`ttl` from now), `sub` and `extra` claims.
     pub fn token(&self, role: &str, sub: Option<&str>, ttl: Duration, extra: Value) -> String {
         let now = self.now();
         let mut claims = match extra {

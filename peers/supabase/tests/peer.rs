@@ -253,18 +253,19 @@ async fn tokens_expire_per_channel_on_tokio_time_and_access_token_extends_them()
     let mut p2 = p.clone();
     p2["access_token"] = json!(tok(600));
     let jr_b = ws.join_ok("realtime:b", p2).await;
-    // 50 s later the first channel gets a fresh 60 s token.
+    // 50 s later the first channel gets a fresh 120 s token (a token's life is timed from
+    // its arrival: the wall clock stands still on the paused clock).
     tokio::time::sleep(Duration::from_secs(50)).await;
     ws.push(
         Some(&jr),
         "10",
         "realtime:a",
         "access_token",
-        json!({"access_token": tok(60)}),
+        json!({"access_token": tok(120)}),
     )
     .await;
     // Past the first token's expiry: nothing (the access_token push is never answered).
-    ws.silent_for(Duration::from_secs(59)).await;
+    ws.silent_for(Duration::from_secs(119)).await;
     // Past the second: system + phx_close on `a` only.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sys = ws.recv().await;

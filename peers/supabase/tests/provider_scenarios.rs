@@ -2,8 +2,9 @@
 //! the mixed scenarios of issue 15. A scenario that fails only because of a known provider
 //! defect being fixed on branch supafix is `#[ignore]`d with the issue item.
 //!
-//! Channel tokens come from [`PeerAuthorizer`], which mints them on the **peer's** clock (tokio
-//! time), so token lifetimes pass on the paused clock exactly as on a real one.
+//! Channel tokens come from the facade's `SupabaseAuthorizer` or from [`PeerAuthorizer`]; the
+//! peer times a token's life on tokio's clock from when it arrives, so lifetimes pass on the
+//! paused clock as on a real one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,8 +20,8 @@ use serde_json::{Value, json};
 /// Long enough for any one step, including a channel rejoin after realtime-js's 1 s backoff.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Mints `authenticated` channel tokens of `ttl` on the peer's clock, `sub` = the user (or
-/// `service`), counting how often it was asked.
+/// Mints `authenticated` channel tokens of `ttl` with the peer's secret, `sub` = the user (or
+/// `backend-user`), counting how often it was asked.
 struct PeerAuthorizer {
     peer: Arc<PeerHandle>,
     ttl: Duration,
@@ -132,32 +133,54 @@ async fn one_failing_channel_leaves_its_siblings_flowing() {
     client.close().await;
 }
 
-/// A private listener keeps receiving across three token lifetimes (60 s tokens, 200 s of
-/// paused time): the provider must refresh (`access_token`) before the peer closes the channel.
+/// The facade's configuration for this peer: the project URL, its anon and service-role keys
+/// and its JWT secret (so the facade's own `SupabaseAuthorizer` signs channel tokens).
+fn facade_config(peer: &PeerHandle, client_id: &str) -> relayport::ProviderConfig {
+    let (url, anon, service) = (peer.project_url(), peer.anon_key(), peer.service_role_key());
+    let secret = String::from_utf8_lossy(peer.secret()).into_owned();
+    relayport::ProviderConfig::from_env(&relayport::config::MapEnv::from([
+        ("REALTIME_PROVIDER", "supabase"),
+        ("SUPABASE_URL", url.as_str()),
+        ("SUPABASE_ANON_KEY", anon.as_str()),
+        ("SUPABASE_SERVICE_ROLE_KEY", service.as_str()),
+        ("SUPABASE_JWT_SECRET", secret.as_str()),
+    ]))
+    .expect("config")
+    .with_client_id(client_id)
+}
+
+/// A private listener, built by the facade as an application would (its `SupabaseAuthorizer`
+/// mints 10-minute tokens), keeps receiving across three token lifetimes: 2,000 s of paused
+/// time, a message every 100 s, and the peer never has to close the channel for an expired
+/// token (the provider refreshes it with `access_token` first).
 #[tokio::test(start_paused = true)]
 #[ignore = "issue 15 item 1 (fixed on branch supafix)"]
 async fn a_private_listener_survives_three_token_lifetimes() {
     let peer = peer().await;
-    let ttl = Duration::from_secs(60);
-    let (client, auth) = client(&peer, "listener", Some(ttl));
+    let client = relayport::trusted_client_builder(&facade_config(&peer, "listener"))
+        .expect("client")
+        .build();
     let mut sub = client.subscribe("private:ledger").await.expect("subscribe");
-    let mut closed = peer.events();
+    let mut events = peer.events();
     for i in 0..20 {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(peer.broadcast("ledger", true, "tick", json!(i)));
-        assert_eq!(next_data("a tick", &mut sub).await, json!(i), "tick {i}");
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert!(peer.broadcast("ledger", true, "tick", json!({"i": i})));
+        assert_eq!(
+            next_data("a tick", &mut sub).await,
+            json!({"i": i}),
+            "tick {i}"
+        );
     }
-    let auth = auth.expect("an authorizer");
-    assert!(
-        auth.minted.load(Ordering::SeqCst) >= 4,
-        "the authorizer was asked {} times in 200 s of 60 s tokens",
-        auth.minted.load(Ordering::SeqCst)
-    );
-    while let Ok(e) = closed.try_recv() {
+    while let Ok(e) = events.try_recv() {
         if let relayport_peer_supabase::PeerEvent::ChannelClosed { reason, .. } = e {
-            panic!("the peer closed a channel: {reason}");
+            panic!("the peer closed the channel: {reason}");
         }
     }
+    let refreshed = peer.stats().access_tokens;
+    assert!(
+        refreshed >= 3,
+        "{refreshed} access_token pushes in 2,000 s of 600 s tokens"
+    );
     client.close().await;
 }
 
