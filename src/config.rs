@@ -10,7 +10,7 @@
 //!
 //! | provider | public (client) | server secret (publisher, authorizer) |
 //! |---|---|---|
-//! | `pusher` | `PUSHER_KEY`, `PUSHER_CLUSTER`, `PUSHER_HOST`, `PUSHER_PORT`, `PUSHER_TLS`, `PUSHER_APP_ID` | `PUSHER_SECRET`, `PUSHER_ENCRYPTION_MASTER_KEY_BASE64` |
+//! | `pusher` | `PUSHER_KEY`, `PUSHER_CLUSTER`, `PUSHER_HOST`, `PUSHER_PORT`, `PUSHER_TLS`, `PUSHER_APP_ID`, `PUSHER_MAX_PAYLOAD`, `PUSHER_CLIENT_EVENT_PREFIX`, `PUSHER_USER_AUTH_ENDPOINT`, `PUSHER_USER_DATA` | `PUSHER_SECRET`, `PUSHER_ENCRYPTION_MASTER_KEY_BASE64` |
 //! | `ably` | `ABLY_CLIENT_KEY` (a key restricted for clients) or `ABLY_AUTH_URL` (a token endpoint), `ABLY_HOST`, `ABLY_PORT`, `ABLY_TLS` | `ABLY_API_KEY` |
 //! | `supabase` | `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_REALTIME_URL` | `SUPABASE_SERVICE_ROLE_KEY`, `SUPABASE_JWT_SECRET` |
 //! | `selfhosted` | `REALTIME_URL` | `REALTIME_SECRET` |
@@ -90,6 +90,24 @@ pub struct PusherSettings {
     /// `PUSHER_ENCRYPTION_MASTER_KEY_BASE64`: for end-to-end encrypted channels (server secret).
     #[serde(default)]
     pub encryption_master_key_base64: Option<Secret>,
+    /// `PUSHER_MAX_PAYLOAD`: the payload limit in bytes of a self-hosted server (public;
+    /// needs `host`). The hosted cluster's limit is fixed at 10 KB, the default.
+    #[serde(default)]
+    pub max_payload: Option<usize>,
+    /// `PUSHER_CLIENT_EVENT_PREFIX`: add `client-` to client-event names on send and strip it
+    /// on receive, as Laravel Echo's `whisper` does (public; default false).
+    #[serde(default)]
+    pub client_event_prefix: Option<bool>,
+    /// `PUSHER_USER_AUTH_ENDPOINT`: the application's user authentication endpoint; every
+    /// connection signs in through it (`pusher:signin`, as pusher-js's `userAuthentication`)
+    /// (public).
+    #[serde(default)]
+    pub user_auth_endpoint: Option<String>,
+    /// `PUSHER_USER_DATA`: the user to sign in as, `{"id": …, "user_info": …, "watchlist":
+    /// […]}` (JSON; a table in TOML), signed in this process by a trusted client holding
+    /// `PUSHER_SECRET` (public).
+    #[serde(default)]
+    pub user_data: Option<serde_json::Value>,
     /// `REALTIME_AUTH_ENDPOINT` (public).
     #[serde(default)]
     pub auth_endpoint: Option<String>,

@@ -99,10 +99,15 @@ fn apply_common(mut builder: ClientBuilder, public: &ProviderConfig) -> ClientBu
     if let Some(id) = public.client_id() {
         builder = builder.client_id(id);
     }
-    if matches!(public, ProviderConfig::Pusher(_)) {
-        // Pusher carries client events only under `client-…` names.
+    if let ProviderConfig::Pusher(p) = public {
+        // Pusher carries client events only under `client-…` names; with the client-event
+        // prefix on, the provider adds it on send and strips it on receive.
+        let event = match p.client_event_prefix {
+            Some(true) => "typing",
+            _ => "client-typing",
+        };
         builder = builder.typing(relayport_core::TypingPolicy {
-            event: "client-typing".into(),
+            event: event.into(),
             ..Default::default()
         });
     }

@@ -57,7 +57,8 @@ pub fn check_client_frame(text: &str) {
         | ClientFrame::Publish { channel, .. }
         | ClientFrame::PresenceEnter { channel, .. }
         | ClientFrame::PresenceUpdate { channel, .. }
-        | ClientFrame::PresenceLeave { channel, .. } => {
+        | ClientFrame::PresenceLeave { channel, .. }
+        | ClientFrame::History { channel, .. } => {
             let _ = Channel::parse(channel);
         }
         ClientFrame::Ping { .. } => {}
@@ -173,6 +174,12 @@ pub fn check_server_frame(text: &str) {
         ServerFrame::Presence { channel, .. } | ServerFrame::Unsubscribed { channel, .. } => {
             let _ = Channel::parse(channel);
         }
+        ServerFrame::History {
+            channel, messages, ..
+        } => {
+            let _ = Channel::parse(channel);
+            messages.iter().for_each(check_message);
+        }
         ServerFrame::Connected { .. } | ServerFrame::Ack { .. } | ServerFrame::Pong { .. } => {}
     }
 }
@@ -191,10 +198,14 @@ fn check_message(m: &MessageFrame) {
 /// An SSE stream yields the same events however the bytes are split into reads; every event's
 /// data is decoded as the client does.
 pub fn check_sse(bytes: &[u8]) {
-    let whole = SseParser::default().feed(bytes);
+    // Inputs are at most 64 KiB (-max_len), under the parser's 1 MiB bound: never refused.
+    let whole = SseParser::default().feed(bytes).expect("under the bound");
     let step = 1 + bytes.first().map_or(0, |b| usize::from(*b % 13));
     let mut parser = SseParser::default();
-    let chunked: Vec<_> = bytes.chunks(step).flat_map(|c| parser.feed(c)).collect();
+    let chunked: Vec<_> = bytes
+        .chunks(step)
+        .flat_map(|c| parser.feed(c).expect("under the bound"))
+        .collect();
     assert_eq!(
         chunked, whole,
         "events of {bytes:?} read {step} bytes at a time"

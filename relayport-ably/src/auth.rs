@@ -1,6 +1,7 @@
 //! Obtaining and renewing the connection's token (`RSA8`): from a callback, an auth URL, a
 //! key (token auth) or a TokenRequest handed over by the application's auth endpoint.
 
+use relayport_core::transport::LinkConfig;
 use relayport_core::{RealtimeError, Result};
 use serde_json::Value;
 
@@ -8,45 +9,67 @@ use crate::config::{AblyConfig, Credentials};
 use crate::rest::{AblyRest, RestAuth, RestConfig};
 use crate::token::{AuthResponse, TokenParams};
 
-/// The REST client the realtime client uses for token exchange and history.
-pub(crate) fn rest_client(cfg: &AblyConfig, token: Option<&str>) -> Result<AblyRest> {
+/// The REST client the realtime client uses for token exchange and history, on the link
+/// configuration's HTTP client (its TLS, pool and proxy).
+pub(crate) fn rest_client(
+    cfg: &AblyConfig,
+    token: Option<&str>,
+    link: &LinkConfig,
+) -> Result<AblyRest> {
     let auth = match (&cfg.credentials, token) {
         (Credentials::Key(k), _) => RestAuth::Basic(k.clone()),
+        (Credentials::TokenFromKey(k), None) => RestAuth::TokenFromKey(
+            k.clone(),
+            TokenParams {
+                client_id: cfg.client_id.clone(),
+                ..TokenParams::default()
+            },
+        ),
         (_, Some(t)) => RestAuth::Token(t.to_owned()),
         (Credentials::Token(t), None) => RestAuth::Token(t.clone()),
         (_, None) => RestAuth::Token(String::new()),
     };
-    AblyRest::new(RestConfig {
-        host: cfg.rest_host.clone(),
-        port: cfg.rest_port,
-        tls: cfg.tls,
-        auth,
-        client_id: cfg.client_id.clone(),
-        max_message_size: 65536,
-    })
+    Ok(AblyRest::with_http(
+        RestConfig {
+            host: cfg.rest_host.clone(),
+            port: cfg.rest_port,
+            tls: cfg.tls,
+            auth,
+            client_id: cfg.client_id.clone(),
+            max_message_size: 65536,
+        },
+        link.http().clone(),
+    ))
 }
 
 /// Turns an auth response into a token string, exchanging a TokenRequest at the REST API.
-pub(crate) async fn resolve(cfg: &AblyConfig, response: AuthResponse) -> Result<String> {
+pub(crate) async fn resolve(
+    cfg: &AblyConfig,
+    response: AuthResponse,
+    link: &LinkConfig,
+) -> Result<String> {
     match response {
         AuthResponse::Token(t) => Ok(t),
         AuthResponse::Details(d) => Ok(d.token),
         AuthResponse::Request(tr) => {
-            let rest = rest_client(cfg, None)?;
+            let rest = rest_client(cfg, None, link)?;
             Ok(rest.request_token(&tr).await?.token)
         }
     }
 }
 
 /// Asks the configured source for a new token. `None` for basic auth (the key is the
-/// credential).
-pub(crate) async fn fetch_token(cfg: &AblyConfig) -> Result<Option<String>> {
+/// credential). Every token is requested with the connection's clientId (the configured one),
+/// whatever the channels: Ably refuses a token whose clientId contradicts the connection's.
+pub(crate) async fn fetch_token(cfg: &AblyConfig, link: &LinkConfig) -> Result<Option<String>> {
     let params = TokenParams {
         client_id: cfg.client_id.clone(),
         ..TokenParams::default()
     };
     let response = match &cfg.credentials {
         Credentials::Key(_) => return Ok(None),
+        // No capability asked for: the token has the key's own (every channel the key allows).
+        Credentials::TokenFromKey(key) => AuthResponse::Request(key.create_token_request(&params)?),
         Credentials::Token(t) => return Ok(Some(t.clone())),
         Credentials::Callback(cb) => {
             let fut = cb(params);
@@ -60,9 +83,9 @@ pub(crate) async fn fetch_token(cfg: &AblyConfig) -> Result<Option<String>> {
                 }
             }
         }
-        Credentials::AuthUrl(url) => fetch_url(cfg, url).await?,
+        Credentials::AuthUrl(url) => fetch_url(cfg, url, link).await?,
     };
-    resolve(cfg, response).await.map(Some)
+    resolve(cfg, response, link).await.map(Some)
 }
 
 /// An auth source failure (80019): retryable unless the source refused outright.
@@ -75,12 +98,8 @@ fn auth_failure(e: &RealtimeError) -> RealtimeError {
     }
 }
 
-async fn fetch_url(cfg: &AblyConfig, url: &str) -> Result<AuthResponse> {
-    let client = reqwest::Client::builder()
-        .timeout(cfg.realtime_request_timeout)
-        .build()
-        .map_err(|e| RealtimeError::Config(e.to_string()))?;
-    let mut req = client.get(url);
+async fn fetch_url(cfg: &AblyConfig, url: &str, link: &LinkConfig) -> Result<AuthResponse> {
+    let mut req = link.http().get(url).timeout(cfg.realtime_request_timeout);
     if let Some(c) = &cfg.client_id {
         req = req.query(&[("clientId", c)]);
     }

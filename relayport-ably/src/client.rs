@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use relayport_core::transport::LinkConfig;
+use relayport_core::transport::{self, LinkConfig, OpenError, Received};
 use relayport_core::{
     Capabilities, Channel, EventSink, HistoryPage, Message, OutboundMessage, Position,
     PresenceMember, RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions,
@@ -13,14 +12,15 @@ use relayport_core::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 use tracing::debug;
 
+use crate::PROVIDER_NAME;
 use crate::channels::ably_name;
 use crate::config::AblyConfig;
-use crate::connection::{Pending, PublishOutcome, Reader, Shared, lock, run_writer, to_message};
+use crate::connection::{Pending, PublishOutcome, Reader, Shared, lock, to_message};
 use crate::encoding::{Payload, check_size, message_size};
 use crate::errors::{Action, Context, classify, not_renewable, to_realtime_error};
 use crate::protocol::{
@@ -29,7 +29,6 @@ use crate::protocol::{
 };
 use crate::rest::{HistoryQuery, encode_component, requests};
 use crate::token::AuthResponse;
-use crate::{AGENT, PROVIDER_NAME};
 
 /// The default `maxMessageSize` until the server says otherwise.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65536;
@@ -126,21 +125,16 @@ pub const CLOSED_WAIT: Duration = Duration::from_secs(2);
 pub struct AblyRealtime {
     cfg: Arc<AblyConfig>,
     shared: Arc<Mutex<Shared>>,
-    /// The link's tasks; held across an await by `connect`, `disconnect` and `close` only, so
-    /// those three never overlap while the other calls run alongside each other.
-    tasks: tokio::sync::Mutex<LinkTasks>,
+    /// The current link; held across an await by `connect`, `disconnect` and `close` only,
+    /// so those three never overlap while the other calls run alongside each other.
+    link: tokio::sync::Mutex<Option<transport::Link>>,
     recover: Mutex<Option<RecoveryKey>>,
     last_url: Mutex<Option<String>>,
     updates: Arc<watch::Sender<u64>>,
-    /// The injected TLS configuration, if any (otherwise the shared default).
+    /// When the server was last heard from (any frame on the current link).
+    activity: Arc<watch::Sender<Instant>>,
+    /// The injected TLS configuration and HTTP client, if any (otherwise the shared default).
     link_config: Option<LinkConfig>,
-}
-
-/// The tasks of the current link and the switch that stops its reader.
-#[derive(Default)]
-struct LinkTasks {
-    tasks: Vec<JoinHandle<()>>,
-    stop: Option<oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for AblyRealtime {
@@ -161,10 +155,11 @@ impl AblyRealtime {
         Self {
             cfg: Arc::new(cfg),
             shared: Arc::new(Mutex::new(Shared::default())),
-            tasks: tokio::sync::Mutex::new(LinkTasks::default()),
+            link: tokio::sync::Mutex::new(None),
             recover: Mutex::new(recover),
             last_url: Mutex::new(None),
             updates: Arc::new(watch::channel(0).0),
+            activity: Arc::new(watch::channel(Instant::now()).0),
             link_config: None,
         }
     }
@@ -236,9 +231,11 @@ impl AblyRealtime {
             q.push(("echo", "false".into()));
         }
         q.push(("format", "json".into()));
-        q.push(("heartbeats", "false".into()));
+        // Server HEARTBEAT frames, not WebSocket pings: the link layer answers pings itself,
+        // so only protocol frames count as activity for the idle check (`RTN23b`).
+        q.push(("heartbeats", "true".into()));
         q.push(("v", PROTOCOL_VERSION.into()));
-        q.push(("agent", AGENT.into()));
+        q.push(("agent", crate::agent()));
         for (k, v) in &self.cfg.transport_params {
             q.push((k, v.clone()));
         }
@@ -249,10 +246,9 @@ impl AblyRealtime {
         format!("/?{}", qs.join("&"))
     }
 
-    async fn stop_tasks(&self, link: &mut LinkTasks) {
-        if let Some(stop) = link.stop.take() {
-            let _ = stop.send(());
-        }
+    /// Tears the current link down without a goodbye (the server keeps the connection for a
+    /// resume): a close frame, the link layer's grace, then its tasks stop.
+    async fn stop_link(&self, slot: &mut Option<transport::Link>) {
         let aux: Vec<JoinHandle<()>> = std::mem::take(&mut lock(&self.shared).aux_tasks);
         for t in aux {
             t.abort();
@@ -263,9 +259,8 @@ impl AblyRealtime {
                 s.link_down();
             }
         }
-        for t in link.tasks.drain(..) {
-            t.abort();
-            let _ = t.await;
+        if let Some(link) = slot.take() {
+            link.close(1000, "", transport::DEFAULT_CLOSE_GRACE).await;
         }
     }
 
@@ -281,35 +276,45 @@ impl AblyRealtime {
         if stale && !self.cfg.credentials.renewable() {
             return Err(not_renewable(&ErrorInfo::new(40142, 401, "token rejected")));
         }
-        let token = crate::auth::fetch_token(&self.cfg).await?;
+        let token = crate::auth::fetch_token(&self.cfg, &self.link_config()?).await?;
         let mut s = lock(&self.shared);
         s.token = token.clone();
         s.token_stale = false;
         Ok(token)
     }
 
-    async fn open(&self, path: &str) -> Result<crate::connection::Ws> {
+    /// The link configuration: the injected one, or the process-wide default.
+    fn link_config(&self) -> Result<LinkConfig> {
+        match &self.link_config {
+            Some(config) => Ok(config.clone()),
+            None => LinkConfig::shared_default(),
+        }
+    }
+
+    /// Opens the WebSocket through the link layer. No timeout here: the core's connect
+    /// timeout bounds the whole connect.
+    async fn open(&self, path: &str) -> Result<transport::Handshake> {
         let scheme = if self.cfg.tls { "wss" } else { "ws" };
         let port = self
             .cfg
             .realtime_port
             .unwrap_or(if self.cfg.tls { 443 } else { 80 });
         let url = format!("{scheme}://{}:{port}{path}", self.cfg.realtime_host);
-        let connector = if self.cfg.tls {
-            let tls = match &self.link_config {
-                Some(config) => config.tls().clone(),
-                None => LinkConfig::shared_default()?.tls().clone(),
-            };
-            Some(tokio_tungstenite::Connector::Rustls(tls))
-        } else {
-            None
-        };
-        let fut = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector);
-        let limit = self.cfg.websocket_connect_timeout;
-        match timeout(limit, fut).await {
-            Ok(Ok((ws, _))) => Ok(ws),
-            Ok(Err(e)) => Err(RealtimeError::Connection(format!("ably websocket: {e}"))),
-            Err(_) => Err(RealtimeError::timeout("ably websocket handshake", limit)),
+        match transport::open(&url, &self.link_config()?).await {
+            Ok(handshake) => Ok(handshake),
+            Err(OpenError::Refused { status, body }) => {
+                // Ably answers a refused upgrade with `{"error": ErrorInfo}`.
+                let info = serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<ErrorInfo>(v["error"].clone()).ok());
+                match info {
+                    Some(info) => Err(self.connect_refused(Context::ConnectionError, &info)),
+                    None => Err(RealtimeError::Connection(format!(
+                        "ably websocket: the upgrade was answered with HTTP {status}"
+                    ))),
+                }
+            }
+            Err(OpenError::Failed(e)) => Err(e),
         }
     }
 
@@ -388,7 +393,8 @@ impl AblyRealtime {
 
     /// Waits for the ACK of a publish made through the trait. If the link drops first, the
     /// publish is retained for resending on the next connection and this returns `Ok`: the core
-    /// must not queue it a second time (a later NACK is reported through the sink).
+    /// must not queue it a second time (a later NACK is reported through the sink). No timer
+    /// of its own (`RTN7a`): the core's request timeout bounds the call.
     async fn await_ack(&self, handle: PublishHandle) -> Result<()> {
         let PublishHandle { rx, mut link } = handle;
         let outcome = PublishHandle {
@@ -399,23 +405,22 @@ impl AblyRealtime {
         let link_lost = async move {
             let _ = link.wait_for(|up| !*up).await;
         };
-        let waited = timeout(self.request_timeout(), async {
-            tokio::select! {
-                r = outcome => r.map(|_| ()),
-                () = link_lost => Ok(()),
-            }
-        });
-        match waited.await {
-            Ok(r) => r,
-            Err(_) => Err(RealtimeError::timeout("ably ACK", self.request_timeout())),
+        tokio::select! {
+            r = outcome => r.map(|_| ()),
+            () = link_lost => Ok(()),
         }
     }
 
     /// Fetches a new token from the configured source and re-authenticates the live
     /// connection in-band (`AUTH`, ably-js `authorize()`); resolves on the server's CONNECTED.
+    /// Bounded by `realtime_request_timeout` (this call does not go through the core).
     pub async fn reauthorize(&self) -> Result<()> {
-        match crate::auth::fetch_token(&self.cfg).await? {
-            Some(token) => self.send_auth(token).await,
+        let limit = self.request_timeout();
+        match crate::auth::fetch_token(&self.cfg, &self.link_config()?).await? {
+            Some(token) => match timeout(limit, self.send_auth(token)).await {
+                Ok(r) => r,
+                Err(_) => Err(RealtimeError::timeout("ably AUTH", limit)),
+            },
             None => Err(RealtimeError::Unsupported(
                 "re-authentication of a basic-auth (key) connection".into(),
             )),
@@ -433,26 +438,68 @@ impl AblyRealtime {
             s.send(&frame)?;
             s.token = Some(token);
             s.auth_waiter = Some(tx);
+            s.authorizing = true;
         }
-        match timeout(self.request_timeout(), rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(RealtimeError::Connection("link lost during AUTH".into())),
-            Err(_) => Err(RealtimeError::timeout("ably AUTH", self.request_timeout())),
-        }
+        // Cleared however this ends, also when the caller (the core's timeout) drops it.
+        let _authorizing = Authorizing(&self.shared);
+        rx.await
+            .unwrap_or_else(|_| Err(RealtimeError::Connection("link lost during AUTH".into())))
     }
 
     /// Exchanges a channel authorization (a TokenRequest, TokenDetails or token from the
     /// application's auth endpoint) for a token and re-authenticates in-band (`AUTH`).
-    async fn apply_channel_auth(&self, auth: &Value) -> Result<()> {
-        if auth.is_null() {
+    ///
+    /// Skipped when the connection's own credentials carry the capability (a key, basic or
+    /// token auth signed here: the key's capability covers every channel, and a narrower
+    /// per-channel token would replace it and fail the other channels), and when this channel
+    /// was already authorized on this connection (a successful resume keeps the token).
+    async fn apply_channel_auth(&self, name: &str, auth: &Value) -> Result<()> {
+        if auth.is_null() || self.cfg.credentials.holds_key() {
+            return Ok(());
+        }
+        if lock(&self.shared)
+            .channels
+            .get(name)
+            .is_some_and(|c| c.authorized)
+        {
             return Ok(());
         }
         let response = AuthResponse::from_json(auth)?;
-        let token = crate::auth::resolve(&self.cfg, response).await?;
-        if lock(&self.shared).token.as_deref() == Some(token.as_str()) {
-            return Ok(());
+        self.check_client_id(name, &response)?;
+        let token = crate::auth::resolve(&self.cfg, response, &self.link_config()?).await?;
+        let current = lock(&self.shared).token.as_deref() == Some(token.as_str());
+        if !current {
+            self.send_auth(token).await?;
         }
-        self.send_auth(token).await
+        lock(&self.shared)
+            .channels
+            .entry(name.to_owned())
+            .or_default()
+            .authorized = true;
+        Ok(())
+    }
+
+    /// A channel token must carry the connection's clientId: Ably refuses an AUTH that changes
+    /// it (40102) and fails the whole connection. Refused here, for this channel only.
+    fn check_client_id(&self, name: &str, response: &AuthResponse) -> Result<()> {
+        let theirs = match response {
+            AuthResponse::Request(r) => r.client_id.as_deref(),
+            AuthResponse::Details(d) => d.client_id.as_deref(),
+            AuthResponse::Token(_) => return Ok(()),
+        };
+        let ours = self.cfg.client_id.as_deref();
+        match (theirs, ours) {
+            (None | Some("*"), _) => Ok(()),
+            (Some(t), Some(o)) if t == o => Ok(()),
+            (Some(t), o) => Err(RealtimeError::Forbidden {
+                channel: name.to_owned(),
+                reason: format!(
+                    "the channel token is bound to clientId `{t}` but the connection's clientId is {}: \
+                     Ably would fail the connection (40102); sign channel tokens with the connection's clientId",
+                    o.map_or("unset".to_owned(), |o| format!("`{o}`"))
+                ),
+            }),
+        }
     }
 
     /// The TLS configuration to open `wss` links with; default:
@@ -463,27 +510,55 @@ impl AblyRealtime {
         self
     }
 
+    /// One HEARTBEAT round trip (ably-js `connection.ping()`, `RTN13`): a HEARTBEAT with a
+    /// random id, answered by the server with the same id within `realtime_request_timeout`.
+    /// The core never calls this (its liveness check is [`RealtimeProvider::ping`]).
+    pub async fn ping_server(&self) -> Result<Duration> {
+        let id: String = (0..16)
+            .map(|_| char::from(b'0' + fastrand::u8(0..10)))
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&self.shared);
+            let mut frame = ProtocolMessage::new(action::HEARTBEAT);
+            frame.id = Some(id.clone());
+            s.send(&frame)?;
+            s.pings.insert(id, tx);
+        }
+        let start = Instant::now();
+        match timeout(self.request_timeout(), rx).await {
+            Ok(Ok(())) => Ok(start.elapsed()),
+            Ok(Err(_)) => Err(RealtimeError::Connection("link lost during ping".into())),
+            Err(_) => Err(RealtimeError::timeout(
+                "ably HEARTBEAT",
+                self.request_timeout(),
+            )),
+        }
+    }
+
     /// Closes the Ably connection for good (`CLOSE`, then at most [`CLOSED_WAIT`] for
     /// `CLOSED`): the server discards its state (others see this client's presence leave at
     /// once), so the next `connect` starts a fresh connection.
     pub async fn close(&self) -> Result<()> {
-        let mut link = self.tasks.lock().await;
+        let mut link = self.link.lock().await;
         let (tx, rx) = oneshot::channel();
         let sent = {
             let mut s = lock(&self.shared);
+            s.goodbye = true;
             s.closed_waiter = Some(tx);
             s.send(&ProtocolMessage::new(action::CLOSE)).is_ok()
         };
         if sent {
             let _ = timeout(self.request_timeout().min(CLOSED_WAIT), rx).await;
         }
-        self.stop_tasks(&mut link).await;
+        self.stop_link(&mut link).await;
         let mut s = lock(&self.shared);
         s.connection_id = None;
         s.connection_key = None;
         s.msg_serial = 0;
         s.pending.clear();
         s.channels.clear();
+        s.goodbye = false;
         Ok(())
     }
 
@@ -513,6 +588,7 @@ impl RealtimeProvider for AblyRealtime {
         caps.presence = true;
         caps.presence_update = true;
         caps.history = true;
+        caps.history_pages = true;
         caps.client_publish = true;
         caps.wildcards = false;
         caps.max_payload = DEFAULT_MAX_MESSAGE_SIZE;
@@ -520,11 +596,13 @@ impl RealtimeProvider for AblyRealtime {
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
-        let mut link = self.tasks.lock().await;
-        self.stop_tasks(&mut link).await;
+        let mut link = self.link.lock().await;
+        self.stop_link(&mut link).await;
         let token = self.token_for_connect().await?;
         let (resume, previous_id, recover) = {
             let mut s = lock(&self.shared);
+            // A goodbye that was abandoned half-way does not silence this link's end.
+            s.goodbye = false;
             if s.failed {
                 // A fatal error discarded the connection: start afresh.
                 s.failed = false;
@@ -572,33 +650,17 @@ impl RealtimeProvider for AblyRealtime {
             recover.as_ref().map(|r| r.connection_key.as_str()),
         );
         *self.last_url.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.clone());
-        let ws = self.open(&path).await?;
-        let (write, mut read) = ws.split();
-        // Wait for CONNECTED.
-        let deadline = Instant::now() + self.request_timeout();
+        let mut handshake = self.open(&path).await?;
+        // Wait for CONNECTED (the core's connect timeout bounds this).
         let connected = loop {
-            let frame = match tokio::time::timeout_at(deadline, read.next()).await {
-                Err(_) => {
-                    return Err(RealtimeError::timeout(
-                        "ably CONNECTED",
-                        self.request_timeout(),
-                    ));
+            let text = match handshake.recv().await {
+                Ok(Received::Text(t)) => t,
+                Ok(Received::Binary(_)) => continue,
+                Err(close) => {
+                    return Err(RealtimeError::Connection(format!(
+                        "ably error 80003: the transport closed before CONNECTED ({close})"
+                    )));
                 }
-                Ok(None) | Ok(Some(Err(_))) => {
-                    return Err(RealtimeError::Connection(
-                        "ably error 80003: the transport closed before CONNECTED".into(),
-                    ));
-                }
-                Ok(Some(Ok(f))) => f,
-            };
-            let text = match frame {
-                tokio_tungstenite::tungstenite::Message::Text(t) => t.to_string(),
-                tokio_tungstenite::tungstenite::Message::Close(_) => {
-                    return Err(RealtimeError::Connection(
-                        "ably error 80003: the transport closed before CONNECTED".into(),
-                    ));
-                }
-                _ => continue,
             };
             let pm = match ProtocolMessage::parse(&text) {
                 Ok(pm) => pm,
@@ -634,7 +696,6 @@ impl RealtimeProvider for AblyRealtime {
             ));
         };
         let new_id = connected.connection_id.clone().unwrap_or_default();
-        let (tx, rx) = mpsc::unbounded_channel();
         let resumed;
         {
             let mut s = lock(&self.shared);
@@ -659,6 +720,15 @@ impl RealtimeProvider for AblyRealtime {
                     s.msg_serial += 1;
                 }
             }
+            if previous_id.as_deref() != Some(new_id.as_str()) {
+                // A new connection (a failed resume, even if a channel's re-attach later says
+                // RESUMED): the server holds neither our presence entries (RTP17i) nor the
+                // channel authorizations of the old one.
+                for ch in s.channels.values_mut() {
+                    ch.entered = None;
+                    ch.authorized = false;
+                }
+            }
             *self.recover.lock().unwrap_or_else(|p| p.into_inner()) = None;
             s.resumed = resumed;
             s.connection_id = Some(new_id.clone());
@@ -667,7 +737,7 @@ impl RealtimeProvider for AblyRealtime {
             }
             s.details = details.clone();
             s.disconnected_at = None;
-            s.writer = Some(tx);
+            s.writer = Some(handshake.sender().clone());
             s.link_up = Some(watch::channel(true).0);
             // Resend what was never acknowledged, before anything else (RTN19a).
             let frames: Vec<ProtocolMessage> =
@@ -679,22 +749,19 @@ impl RealtimeProvider for AblyRealtime {
         if let Some(e) = &connected.error {
             sink.error(None, to_realtime_error(e, None));
         }
-        let idle = details
-            .max_idle_interval
-            .filter(|ms| *ms > 0)
-            .map(|ms| Duration::from_millis(ms) + self.request_timeout());
-        let (stop_tx, stop_rx) = oneshot::channel();
+        let now = Instant::now();
+        self.activity.send_replace(now);
         let reader = Reader {
             shared: self.shared.clone(),
             cfg: self.cfg.clone(),
             sink,
-            idle,
             updates: self.updates.clone(),
+            activity: self.activity.clone(),
+            connected_at: now,
+            link_config: self.link_config()?,
         };
         self.updates.send_modify(|n| *n += 1);
-        link.tasks.push(tokio::spawn(run_writer(write, rx)));
-        link.tasks.push(tokio::spawn(reader.run(read, stop_rx)));
-        link.stop = Some(stop_tx);
+        *link = Some(handshake.start(reader));
         Ok(Session::new(new_id)
             .with_heartbeat_interval(
                 details
@@ -707,8 +774,8 @@ impl RealtimeProvider for AblyRealtime {
     }
 
     async fn disconnect(&self) -> Result<()> {
-        let mut link = self.tasks.lock().await;
-        self.stop_tasks(&mut link).await;
+        let mut link = self.link.lock().await;
+        self.stop_link(&mut link).await;
         Ok(())
     }
 
@@ -721,7 +788,7 @@ impl RealtimeProvider for AblyRealtime {
     async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
         let name = ably_name(channel)?;
         if let Some(auth) = &options.auth {
-            self.apply_channel_auth(&auth.0).await?;
+            self.apply_channel_auth(&name, &auth.0).await?;
         }
         let (tx, rx) = oneshot::channel();
         {
@@ -743,18 +810,10 @@ impl RealtimeProvider for AblyRealtime {
             ch.attach_waiter = Some(tx);
             s.send(&frame)?;
         }
-        let flags_value = match timeout(self.request_timeout(), rx).await {
-            Ok(Ok(r)) => r?,
-            Ok(Err(_)) => return Err(RealtimeError::Connection("link lost during ATTACH".into())),
-            Err(_) => {
-                if let Some(ch) = lock(&self.shared).channels.get_mut(&name) {
-                    ch.attach_waiter = None;
-                }
-                return Err(RealtimeError::timeout(
-                    "ably ATTACHED",
-                    self.request_timeout(),
-                ));
-            }
+        // No timer of its own: the core's request timeout bounds the call.
+        let flags_value = match rx.await {
+            Ok(r) => r?,
+            Err(_) => return Err(RealtimeError::Connection("link lost during ATTACH".into())),
         };
         let recovery = match &options.since {
             Some(_) if flags_value & flags::RESUMED != 0 => Recovery::Recovered,
@@ -776,14 +835,8 @@ impl RealtimeProvider for AblyRealtime {
             s.channels.entry(name.clone()).or_default().detach_waiter = Some(tx);
             s.send(&frame)?;
         }
-        match timeout(self.request_timeout(), rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(RealtimeError::Connection("link lost during DETACH".into())),
-            Err(_) => Err(RealtimeError::timeout(
-                "ably DETACHED",
-                self.request_timeout(),
-            )),
-        }
+        rx.await
+            .unwrap_or_else(|_| Err(RealtimeError::Connection("link lost during DETACH".into())))
     }
 
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
@@ -841,26 +894,37 @@ impl RealtimeProvider for AblyRealtime {
             .unwrap_or_default())
     }
 
+    /// The core's liveness check, as ably-js does it (`RTN23a`): no client HEARTBEAT; the
+    /// server promised a frame at least every `maxIdleInterval`, so the link is alive if one
+    /// came within that interval, otherwise this waits for the next one until
+    /// `maxIdleInterval + realtimeRequestTimeout` after the last (then the link is idle and
+    /// the core reconnects). The core's heartbeat timer schedules the check (every
+    /// `maxIdleInterval`, from the session); no provider timer runs. Returns zero: this is
+    /// not a round trip (see [`AblyRealtime::ping_server`] for one).
     async fn ping(&self) -> Result<Duration> {
-        let id: String = (0..16)
-            .map(|_| char::from(b'0' + fastrand::u8(0..10)))
-            .collect();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut s = lock(&self.shared);
-            let mut frame = ProtocolMessage::new(action::HEARTBEAT);
-            frame.id = Some(id.clone());
-            s.send(&frame)?;
-            s.pings.insert(id, tx);
+        let max_idle = {
+            let s = lock(&self.shared);
+            if s.writer.is_none() {
+                return Err(RealtimeError::Connection("not connected".into()));
+            }
+            s.details.max_idle_interval.filter(|ms| *ms > 0)
+        };
+        let Some(max_idle) = max_idle.map(Duration::from_millis) else {
+            // maxIdleInterval 0 or absent: the server guarantees nothing, ably-js checks nothing.
+            return Ok(Duration::ZERO);
+        };
+        let mut activity = self.activity.subscribe();
+        let last = *activity.borrow_and_update();
+        if last.elapsed() < max_idle {
+            return Ok(Duration::ZERO);
         }
-        let start = Instant::now();
-        match timeout(self.request_timeout(), rx).await {
-            Ok(Ok(())) => Ok(start.elapsed()),
-            Ok(Err(_)) => Err(RealtimeError::Connection("link lost during ping".into())),
-            Err(_) => Err(RealtimeError::timeout(
-                "ably HEARTBEAT",
-                self.request_timeout(),
-            )),
+        let limit = max_idle + self.request_timeout();
+        match tokio::time::timeout_at(last + limit, activity.changed()).await {
+            Ok(Ok(())) => Ok(Duration::ZERO),
+            Ok(Err(_)) => Err(RealtimeError::Connection("the link is closed".into())),
+            Err(_) => Err(RealtimeError::Connection(format!(
+                "ably error 80003: no activity for {limit:?} (maxIdleInterval + realtimeRequestTimeout)"
+            ))),
         }
     }
 
@@ -871,7 +935,7 @@ impl RealtimeProvider for AblyRealtime {
         let max_pages = self.cfg.history_max_pages.max(1);
         let name = ably_name(channel)?;
         let token = lock(&self.shared).token.clone();
-        let rest = crate::auth::rest_client(&self.cfg, token.as_deref())?;
+        let rest = crate::auth::rest_client(&self.cfg, token.as_deref(), &self.link_config()?)?;
         let query = HistoryQuery {
             start: Some(since.sequence / 1_000_000),
             end: None,
@@ -902,6 +966,56 @@ impl RealtimeProvider for AblyRealtime {
             messages,
             complete: page.next.is_none(),
         })
+    }
+
+    /// One page of REST history (`GET /channels/{name}/messages`); the next page's cursor is
+    /// the `Link: rel="next"` path Ably returns, followed as given.
+    async fn history_page(
+        &self,
+        channel: &Channel,
+        query: &relayport_core::HistoryQuery,
+    ) -> Result<relayport_core::MessagePage> {
+        let name = ably_name(channel)?;
+        let token = lock(&self.shared).token.clone();
+        let rest = crate::auth::rest_client(&self.cfg, token.as_deref(), &self.link_config()?)?;
+        let wire = HistoryQuery {
+            // Ably positions carry the timestamp (ms × 10⁶): `since` reads from its time.
+            start: query
+                .start
+                .or_else(|| query.since.as_ref().map(|p| p.sequence / 1_000_000)),
+            end: query.end,
+            direction: Some(
+                match query.direction {
+                    relayport_core::HistoryDirection::Backwards => "backwards",
+                    relayport_core::HistoryDirection::Forwards => "forwards",
+                }
+                .into(),
+            ),
+            limit: query
+                .limit
+                .map(|l| u32::try_from(l.clamp(1, 1000)).unwrap_or(1000)),
+        };
+        let mut page = match &query.cursor {
+            None => rest.history(&name, &wire).await?,
+            Some(next) => {
+                let first = requests::history(&name, &wire);
+                rest.next_page(&first.path, next).await?
+            }
+        };
+        let mut messages = Self::history_messages(channel, std::mem::take(&mut page.items))?;
+        if let Some(since) = &query.since {
+            messages.retain(|m| {
+                m.position
+                    .as_ref()
+                    .is_none_or(|p| !p.is_at_or_before(since))
+            });
+        }
+        let next = page.next.map(|cursor| {
+            let mut next = query.clone();
+            next.cursor = Some(cursor);
+            next
+        });
+        Ok(relayport_core::MessagePage::new(messages, next))
     }
 }
 
@@ -936,11 +1050,21 @@ impl AblyRealtime {
     }
 }
 
+/// Marks the end of an in-band AUTH when dropped.
+struct Authorizing<'a>(&'a Mutex<Shared>);
+
+impl Drop for Authorizing<'_> {
+    fn drop(&mut self) {
+        let mut s = lock(self.0);
+        s.authorizing = false;
+        s.auth_waiter = None;
+    }
+}
+
 impl Drop for AblyRealtime {
     fn drop(&mut self) {
-        for t in self.tasks.get_mut().tasks.drain(..) {
-            t.abort();
-        }
+        // Dropping the link stops its reader and writer.
+        drop(self.link.get_mut().take());
         for t in lock(&self.shared).aux_tasks.drain(..) {
             t.abort();
         }

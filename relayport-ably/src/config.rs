@@ -21,8 +21,14 @@ pub type AuthCallback =
 #[derive(Clone)]
 pub enum Credentials {
     /// Basic auth with the full key (`key=` query parameter). Only for trusted clients: the
-    /// key's secret travels to Ably (over TLS).
+    /// key's secret travels to Ably (over TLS). The key's capability covers every channel:
+    /// channel authorizations are not applied (no in-band `AUTH`).
     Key(ApiKey),
+    /// Token auth with tokens this process signs with the key (ably-js `key` with
+    /// `useTokenAuth`): the secret never travels; every token has the key's own capability
+    /// and the configured clientId. For a trusted process that holds the key (a backend, a
+    /// CLI); like [`Credentials::Key`], channel authorizations are not applied.
+    TokenFromKey(ApiKey),
     /// A literal token or JWT. It cannot be renewed: a token error is fatal (40171).
     Token(String),
     /// A callback returning tokens or signed TokenRequests.
@@ -36,6 +42,7 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Key(k) => write!(f, "Key({})", k.key_name()),
+            Self::TokenFromKey(k) => write!(f, "TokenFromKey({})", k.key_name()),
             Self::Token(_) => f.write_str("Token(<redacted>)"),
             Self::Callback(_) => f.write_str("Callback"),
             Self::AuthUrl(u) => write!(f, "AuthUrl({u})"),
@@ -56,6 +63,12 @@ impl Credentials {
     /// Whether a rejected token can be replaced by a new one.
     pub fn renewable(&self) -> bool {
         !matches!(self, Self::Token(_))
+    }
+
+    /// Whether this process holds the key ([`Credentials::Key`], [`Credentials::TokenFromKey`]):
+    /// the connection then has the key's capability, and per-channel tokens are never needed.
+    pub fn holds_key(&self) -> bool {
+        matches!(self, Self::Key(_) | Self::TokenFromKey(_))
     }
 }
 
@@ -117,12 +130,13 @@ pub struct AblyConfig {
     /// A recovery key from [`AblyRealtime::recovery_key`](crate::AblyRealtime::recovery_key)
     /// of an earlier process: used on the first connect only.
     pub recover: Option<String>,
-    /// CONNECTED, ATTACH, DETACH, CLOSE and ping waits (default 10 s); also added to
-    /// `maxIdleInterval` for idle detection.
+    /// The protocol's own waits (default 10 s): CLOSED after CLOSE (at most
+    /// [`CLOSED_WAIT`](crate::client::CLOSED_WAIT)), the auth callback and auth URL,
+    /// [`AblyRealtime::ping_server`](crate::AblyRealtime::ping_server) and
+    /// [`AblyRealtime::reauthorize`](crate::AblyRealtime::reauthorize); also added to
+    /// `maxIdleInterval` for idle detection. Connect, attach and publish are bounded by the
+    /// core's `connect_timeout` and `request_timeout`.
     pub realtime_request_timeout: Duration,
-    /// The longest the WebSocket handshake may take (ably-js `webSocketConnectTimeout`,
-    /// default 10 s); CONNECTED is then awaited for `realtime_request_timeout`.
-    pub websocket_connect_timeout: Duration,
     /// Options per Ably channel name.
     pub channel_options: HashMap<String, ChannelOptions>,
     /// Extra query parameters for the connection (`transportParams`).
@@ -149,7 +163,6 @@ impl AblyConfig {
             echo: true,
             recover: None,
             realtime_request_timeout: Duration::from_secs(10),
-            websocket_connect_timeout: Duration::from_secs(10),
             channel_options: HashMap::new(),
             transport_params: Vec::new(),
             min_renewal_interval: Duration::from_secs(30),

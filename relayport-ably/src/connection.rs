@@ -1,35 +1,32 @@
-//! One live transport: the state shared between the provider and its reader task, and the
-//! reader that turns server frames into events (`ACK`/`NACK`, `ATTACHED`, `MESSAGE`,
-//! `PRESENCE`, `SYNC`, `AUTH`, `DISCONNECTED`, `ERROR`, …) and reports why the link closed.
+//! The Ably side of one link: the state shared between the provider and the link's reader,
+//! and the [`Dispatcher`] that turns server frames into events (`ACK`/`NACK`, `ATTACHED`,
+//! `MESSAGE`, `PRESENCE`, `SYNC`, `AUTH`, `DISCONNECTED`, `ERROR`, …) and reports why the link
+//! closed. The WebSocket, TLS, writer and reader are `relayport_core::transport`'s.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use relayport_core::transport::{self, Dispatcher, Flow as LinkFlow, Frame, LinkSender, PeerClose};
 use relayport_core::{
     Channel, CloseReason, EventSink, Message, Position, ProviderEvent, RealtimeError, Result,
 };
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, warn};
 
 use crate::channels::from_ably_name;
 use crate::config::AblyConfig;
 use crate::encoding::decode;
-use crate::errors::{Action, Context, classify, not_renewable, to_realtime_error};
+use crate::errors::{
+    Action, Context, classify, not_renewable, refused_authorization, to_realtime_error,
+};
 use crate::presence::{Entry, PresenceMap};
 use crate::protocol::{
     AuthDetails, ConnectionDetails, ErrorInfo, ProtocolMessage, WireMessage, action, flags,
 };
-
-/// The WebSocket type.
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The outcome of a publish: the serials the ACK reported, or the NACK's error.
 pub type PublishOutcome = Result<Vec<Option<String>>>;
@@ -54,6 +51,9 @@ pub(crate) struct ChannelState {
     pub presence: PresenceMap,
     /// The data this connection entered with, while the server still holds it.
     pub entered: Option<Value>,
+    /// A channel authorization was applied for this channel on the current connection (kept
+    /// across a successful resume, cleared when the connection id changes).
+    pub authorized: bool,
 }
 
 /// State shared by the provider and its reader task.
@@ -66,10 +66,15 @@ pub(crate) struct Shared {
     pub channels: HashMap<String, ChannelState>,
     pub pings: HashMap<String, oneshot::Sender<()>>,
     pub closed_waiter: Option<oneshot::Sender<()>>,
+    /// A goodbye (`CLOSE`) is under way: the end of the link is not news to report.
+    pub goodbye: bool,
     pub auth_waiter: Option<oneshot::Sender<Result<()>>>,
+    /// An AUTH in flight (in-band re-authentication): a connection error that arrives now is
+    /// the answer to it, and a fatal one must reach the AUTH's caller as such.
+    pub authorizing: bool,
     pub details: ConnectionDetails,
-    /// The live transport's writer; `None` once the link is down.
-    pub writer: Option<mpsc::UnboundedSender<WsMessage>>,
+    /// The live link's sender; `None` once the link is down.
+    pub writer: Option<LinkSender>,
     /// `true` while the current link is up; a new channel per link.
     pub link_up: Option<watch::Sender<bool>>,
     /// When the last link went down (for `connectionStateTtl`).
@@ -95,7 +100,7 @@ impl Shared {
             .as_ref()
             .ok_or_else(|| RealtimeError::Connection("not connected".into()))?;
         writer
-            .send(WsMessage::text(frame.to_json()))
+            .send_text(frame.to_json())
             .map_err(|_| RealtimeError::Connection("the link is closed".into()))
     }
 
@@ -103,6 +108,7 @@ impl Shared {
     /// (with their waiters) for resending on the next link.
     pub fn link_down(&mut self) {
         self.writer = None;
+        self.authorizing = false;
         self.disconnected_at = Some(Instant::now());
         if let Some(up) = self.link_up.take() {
             let _ = up.send(false);
@@ -134,7 +140,7 @@ impl Shared {
 
 /// Locks the shared state; a poisoned lock (a panic elsewhere) still yields the data.
 pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    shared.lock().unwrap_or_else(|p| p.into_inner())
+    transport::lock(shared)
 }
 
 /// A position from an Ably timeserial `<ms>-<counter>@<series>:<index>`: sequence =
@@ -189,90 +195,79 @@ pub(crate) struct Reader {
     pub shared: Arc<Mutex<Shared>>,
     pub cfg: Arc<AblyConfig>,
     pub sink: EventSink,
-    pub idle: Option<Duration>,
     pub updates: Arc<watch::Sender<u64>>,
+    /// When the server was last heard from (any frame): what the core's liveness check reads.
+    pub activity: Arc<watch::Sender<Instant>>,
+    pub connected_at: Instant,
+    /// For token requests the server asks for (`AUTH`).
+    pub link_config: transport::LinkConfig,
 }
 
 enum Flow {
     Continue,
+    /// The link ends, for this reason.
     Close(CloseReason),
 }
 
-impl Reader {
-    /// Reads until the link closes or `stop` fires, then reports why (unless stopped).
-    pub async fn run(
-        self,
-        mut stream: futures_util::stream::SplitStream<Ws>,
-        mut stop: oneshot::Receiver<()>,
-    ) {
-        let connected_at = Instant::now();
-        let reason = loop {
-            let next = async {
-                match self.idle {
-                    Some(idle) => tokio::time::timeout(idle, stream.next()).await.ok(),
-                    None => Some(stream.next().await),
-                }
-            };
-            let item = tokio::select! {
-                _ = &mut stop => {
-                    lock(&self.shared).link_down();
-                    return;
-                }
-                item = next => item,
-            };
-            let frame = match item {
-                None => {
-                    break CloseReason::retry(
-                        Some(80003),
-                        format!(
-                            "no activity for {:?} (maxIdleInterval + realtimeRequestTimeout)",
-                            self.idle.unwrap_or_default()
-                        ),
-                    );
-                }
-                Some(None) => break self.dropped(connected_at, "the server closed the transport"),
-                Some(Some(Err(e))) => {
-                    break self.dropped(connected_at, &format!("transport error: {e}"));
-                }
-                Some(Some(Ok(f))) => f,
-            };
-            let text = match frame {
-                WsMessage::Text(t) => t.to_string(),
-                WsMessage::Close(_) => {
-                    break self.dropped(connected_at, "the server closed the transport");
-                }
-                WsMessage::Binary(_) => {
-                    self.sink.error(
-                        None,
-                        RealtimeError::Protocol("binary frame on a JSON connection".into()),
-                    );
-                    break CloseReason::retry(None, "protocol error: binary frame");
-                }
-                _ => continue, // ping/pong: activity only
-            };
-            let pm = match ProtocolMessage::parse(&text) {
-                Ok(pm) => pm,
+impl Dispatcher for Reader {
+    fn on_frame(&mut self, frame: Frame<'_>, link: &LinkSender) -> LinkFlow {
+        self.activity.send_replace(Instant::now());
+        let flow = match frame {
+            Frame::Binary(_) => {
+                self.sink.error(
+                    None,
+                    RealtimeError::Protocol("binary frame on a JSON connection".into()),
+                );
+                Flow::Close(CloseReason::retry(None, "protocol error: binary frame"))
+            }
+            Frame::Text(text) => match ProtocolMessage::parse(text) {
+                Ok(pm) => self.handle(pm),
                 Err(e) => {
                     let err = RealtimeError::Protocol(format!("malformed frame: {e}"));
                     self.sink.error(None, err);
-                    break CloseReason::retry(
+                    Flow::Close(CloseReason::retry(
                         None,
                         format!("protocol error: malformed frame: {e}"),
-                    );
+                    ))
                 }
-            };
-            if let Flow::Close(reason) = self.handle(pm) {
-                break reason;
-            }
+            },
         };
-        lock(&self.shared).link_down();
-        self.sink.closed(reason);
+        match flow {
+            Flow::Continue => LinkFlow::Continue,
+            Flow::Close(reason) => {
+                lock(&self.shared).link_down();
+                // The link ends here: the writer sends the close frame after what is queued.
+                let _ = link.send_close(1000, "");
+                self.sink.closed(reason);
+                LinkFlow::Stop
+            }
+        }
     }
 
+    fn on_close(&mut self, close: PeerClose) {
+        let goodbye = {
+            let mut s = lock(&self.shared);
+            s.link_down();
+            s.goodbye
+        };
+        if goodbye {
+            return; // the server ended the link after our CLOSE: nothing to report
+        }
+        let why = if close.clean {
+            format!("the server closed the transport ({close})")
+        } else {
+            format!("transport error: {close}")
+        };
+        let reason = self.dropped(&why);
+        self.sink.closed(reason);
+    }
+}
+
+impl Reader {
     /// An unclean drop: reconnect at once if the link had been up at least a second (ably-js
     /// rate-limits immediate reconnects the same way), otherwise with backoff.
-    fn dropped(&self, connected_at: Instant, why: &str) -> CloseReason {
-        if connected_at.elapsed() >= Duration::from_secs(1) {
+    fn dropped(&self, why: &str) -> CloseReason {
+        if self.connected_at.elapsed() >= Duration::from_secs(1) {
             CloseReason::retry_now(Some(80003), why)
         } else {
             CloseReason::retry(Some(80003), why)
@@ -307,6 +302,7 @@ impl Reader {
                     }
                     s.details = d;
                 }
+                s.authorizing = false;
                 if let Some(w) = s.auth_waiter.take() {
                     let _ = w.send(Ok(()));
                 }
@@ -330,7 +326,9 @@ impl Reader {
             },
             action::CLOSED => {
                 if let Some(w) = lock(&self.shared).closed_waiter.take() {
+                    // The answer to our CLOSE: the goodbye (`Link::close`) ends the link.
                     let _ = w.send(());
+                    return Flow::Continue;
                 }
                 return Flow::Close(CloseReason::fatal(
                     Some(80017),
@@ -406,9 +404,29 @@ impl Reader {
 
     /// A connection-level error: what the link's close reason is.
     fn on_error(&self, context: Context, error: &ErrorInfo) -> CloseReason {
+        let reason = self.close_reason(context, error);
+        // An AUTH in flight learns the real outcome (a fatal refusal stays fatal), not a
+        // retryable "link lost".
+        if let Some(w) = lock(&self.shared).auth_waiter.take() {
+            let outcome = match &reason.reconnect {
+                relayport_core::Reconnect::Never(e) => e.clone(),
+                _ => RealtimeError::Connection(reason.message.clone()),
+            };
+            let _ = w.send(Err(outcome));
+        }
+        reason
+    }
+
+    fn close_reason(&self, context: Context, error: &ErrorInfo) -> CloseReason {
         let code = Some(error.code());
         let message = format!("ably error {}: {}", error.code(), error.text());
-        match classify(context, error) {
+        let authorizing = lock(&self.shared).authorizing;
+        let action = if authorizing && refused_authorization(error) {
+            Action::Fatal
+        } else {
+            classify(context, error)
+        };
+        match action {
             Action::RenewToken => {
                 let mut s = lock(&self.shared);
                 if !self.cfg.credentials.renewable() {
@@ -651,8 +669,9 @@ impl Reader {
         let shared = self.shared.clone();
         let cfg = self.cfg.clone();
         let sink = self.sink.clone();
+        let link_config = self.link_config.clone();
         let task = tokio::spawn(async move {
-            match crate::auth::fetch_token(&cfg).await {
+            match crate::auth::fetch_token(&cfg, &link_config).await {
                 Ok(Some(token)) => {
                     let mut s = lock(&shared);
                     s.token = Some(token.clone());
@@ -672,17 +691,4 @@ impl Reader {
         });
         lock(&self.shared).aux_tasks.push(task);
     }
-}
-
-/// Writes frames from the channel to the socket until either side closes.
-pub(crate) async fn run_writer(
-    mut sink: futures_util::stream::SplitSink<Ws, WsMessage>,
-    mut rx: mpsc::UnboundedReceiver<WsMessage>,
-) {
-    while let Some(m) = rx.recv().await {
-        if sink.send(m).await.is_err() {
-            break;
-        }
-    }
-    let _ = sink.close().await;
 }

@@ -134,6 +134,17 @@ pub fn classify(context: Context, error: &ErrorInfo) -> Action {
         .map_or(Action::Reconnect, |r| r.action)
 }
 
+/// Whether an error answering an authorization (an in-band `AUTH`, a token fetch) refuses it
+/// for good, as ably-js's `actOnErrorFromAuthorize` decides: 403, 40171, and every other 401xx
+/// that is not a token error (40102 "incompatible credentials", 40160 capability, …). The
+/// connection then fails instead of reconnecting into the same refusal.
+pub fn refused_authorization(error: &ErrorInfo) -> bool {
+    let code = error.code();
+    error.status() == 403
+        || (40100..=40199).contains(&code) && !is_token_error(code)
+        || (40300..=40399).contains(&code)
+}
+
 /// Whether `code` is a token error (40140–40149) that a renewed token can fix.
 pub fn is_token_error(code: i64) -> bool {
     (40140..=40149).contains(&code)

@@ -40,5 +40,16 @@ pub const PROVIDER_NAME: &str = "ably";
 /// The default host for REST and realtime (`REC1`).
 pub const DEFAULT_HOST: &str = "main.realtime.ably.net";
 
-/// The agent this library announces (`agent=` / `Ably-Agent`).
-pub const AGENT: &str = concat!("realtime-rs-ably/", env!("CARGO_PKG_VERSION"));
+/// This library's part of the agent string (`relayport-ably/<version>`).
+pub const AGENT: &str = concat!("relayport-ably/", env!("CARGO_PKG_VERSION"));
+
+/// The agent this library announces (`agent=` / `Ably-Agent`), like ably-js's
+/// `ably-js/2.28.0 nodejs/20.20.2`: the library, the Rust compiler it was built with and the
+/// OS, e.g. `relayport-ably/0.1.0 rust/1.95.0 linux`.
+pub fn agent() -> String {
+    format!(
+        "{AGENT} rust/{} {}",
+        env!("RELAYPORT_ABLY_RUSTC"),
+        std::env::consts::OS
+    )
+}

@@ -7,17 +7,18 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use relayport_core::transport::LinkConfig;
 use relayport_core::{OutboundMessage, Publisher, RealtimeError, Result, async_trait};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use crate::DEFAULT_HOST;
 use crate::channels::ably_name;
 use crate::encoding::{Payload, check_size, message_size};
 use crate::errors::to_realtime_error;
 use crate::protocol::{ErrorInfo, PROTOCOL_VERSION};
 use crate::token::{ApiKey, TokenDetails, TokenParams, TokenRequest};
-use crate::{AGENT, DEFAULT_HOST};
 
 /// How REST requests authenticate.
 #[derive(Clone)]
@@ -102,7 +103,7 @@ impl RestRequest {
             headers.push(("content-type".into(), "application/json".into()));
         }
         headers.push(("x-ably-version".into(), PROTOCOL_VERSION.into()));
-        headers.push(("ably-agent".into(), AGENT.into()));
+        headers.push(("ably-agent".into(), crate::agent()));
         Self {
             method,
             path,
@@ -443,6 +444,9 @@ impl std::fmt::Debug for AblyRest {
     }
 }
 
+/// How long one REST request may take (ably-js `httpRequestTimeout`, 10 s).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A response: status, `Link` headers and the JSON body.
 #[derive(Debug, Clone)]
 pub struct RestResponse {
@@ -455,17 +459,25 @@ pub struct RestResponse {
 }
 
 impl AblyRest {
-    /// A client for `cfg`.
+    /// A client for `cfg` on the process-wide default link configuration
+    /// ([`LinkConfig::shared_default`]: rustls, the compiled-in webpki roots).
     pub fn new(cfg: RestConfig) -> Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| RealtimeError::Config(format!("HTTP client: {e}")))?;
-        Ok(Self {
+        Ok(Self::with_link_config(cfg, &LinkConfig::shared_default()?))
+    }
+
+    /// A client for `cfg` on `link`'s HTTP client (its TLS configuration, proxy and pool).
+    pub fn with_link_config(cfg: RestConfig, link: &LinkConfig) -> Self {
+        Self::with_http(cfg, link.http().clone())
+    }
+
+    /// A client for `cfg` on this HTTP client. Each request is bounded by
+    /// [`REQUEST_TIMEOUT`] (ably-js `httpRequestTimeout`).
+    pub fn with_http(cfg: RestConfig, http: reqwest::Client) -> Self {
+        Self {
             cfg: Arc::new(cfg),
             http,
             token: Arc::new(Mutex::new(None)),
-        })
+        }
     }
 
     /// The configuration.
@@ -521,7 +533,7 @@ impl AblyRest {
         } else {
             reqwest::Method::GET
         };
-        let mut builder = self.http.request(method, &url);
+        let mut builder = self.http.request(method, &url).timeout(REQUEST_TIMEOUT);
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }

@@ -291,10 +291,15 @@ pub fn random_nonce() -> String {
 /// Signs TokenRequests for subscriptions on the server side: the Ably [`ChannelAuthorizer`].
 ///
 /// The capability granted is the application's `base` capability (default: none beyond the
-/// channel) plus the requested channel: `subscribe`, `publish`, `history` and, for presence
-/// channels, `presence`. An Ably token's capability replaces the previous token's, so an
-/// application that gives a user several private channels should set a `capability` function
-/// returning all of them.
+/// channel) plus every channel granted to the same connection (`socket_id`) so far: an Ably
+/// token's capability *replaces* the connection's, so a token for one channel alone would make
+/// the server fail the others (40160). Each channel gets `subscribe`, `publish`, `history`
+/// and, for presence channels, `presence`. The grants of the last [`GRANTS_REMEMBERED`]
+/// connections are remembered. A `capability` function replaces the whole rule.
+///
+/// The token's clientId is the presence user's id, or the one set with
+/// [`AblyAuthorizer::client_id`]; a client whose connection has a clientId needs tokens
+/// bound to that same id for every channel kind (Ably refuses a change with 40102).
 ///
 /// ```
 /// use relayport_ably::token::{AblyAuthorizer, ApiKey, TokenRequest};
@@ -315,6 +320,40 @@ pub struct AblyAuthorizer {
     ttl: Option<u64>,
     base: serde_json::Map<String, Value>,
     capability: Option<CapabilityFn>,
+    client_id: Option<String>,
+    grants: std::sync::Mutex<Grants>,
+}
+
+/// How many connections' grants an [`AblyAuthorizer`] remembers (oldest forgotten first).
+pub const GRANTS_REMEMBERED: usize = 4096;
+
+/// The channels granted per connection, oldest connection first.
+#[derive(Default)]
+struct Grants {
+    order: std::collections::VecDeque<String>,
+    by_connection: std::collections::HashMap<String, serde_json::Map<String, Value>>,
+}
+
+impl Grants {
+    /// Adds `resource → ops` to the connection's grants; returns all of them.
+    fn add(
+        &mut self,
+        connection: &str,
+        resource: String,
+        ops: Value,
+    ) -> serde_json::Map<String, Value> {
+        if !self.by_connection.contains_key(connection) {
+            if self.order.len() >= GRANTS_REMEMBERED
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.by_connection.remove(&oldest);
+            }
+            self.order.push_back(connection.to_owned());
+        }
+        let grants = self.by_connection.entry(connection.to_owned()).or_default();
+        grants.insert(resource, ops);
+        grants.clone()
+    }
 }
 
 type CapabilityFn = Box<dyn Fn(&AuthRequest) -> Result<Value> + Send + Sync>;
@@ -327,7 +366,16 @@ impl AblyAuthorizer {
             ttl: Some(3_600_000),
             base: serde_json::Map::new(),
             capability: None,
+            client_id: None,
+            grants: std::sync::Mutex::new(Grants::default()),
         }
+    }
+
+    /// Binds every token to this clientId (the connection's), whatever the channel kind; by
+    /// default only presence tokens carry one (the presence user's id).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
     }
 
     /// Sets the token lifetime in ms (`None`: the server default).
@@ -356,19 +404,28 @@ impl AblyAuthorizer {
         let capability = match &self.capability {
             Some(f) => f(request)?,
             None => {
-                let mut cap = self.base.clone();
-                let mut ops = vec!["history", "publish", "subscribe"];
-                if request.channel.kind() == ChannelKind::Presence {
-                    ops.push("presence");
+                let mut ops = vec!["history", "presence", "publish", "subscribe"];
+                if request.channel.kind() != ChannelKind::Presence {
+                    ops.retain(|op| *op != "presence");
                 }
-                cap.insert(ably_name(&request.channel)?, Value::from(ops));
+                let granted = relayport_core::transport::lock(&self.grants).add(
+                    &request.socket_id,
+                    ably_name(&request.channel)?,
+                    Value::from(ops),
+                );
+                let mut cap = self.base.clone();
+                cap.extend(granted);
                 Value::Object(cap)
             }
         };
+        let client_id = self
+            .client_id
+            .clone()
+            .or_else(|| request.user.as_ref().map(|u| u.id.clone()));
         self.key.create_token_request(&TokenParams {
             ttl: self.ttl,
             capability: Some(capability),
-            client_id: request.user.as_ref().map(|u| u.id.clone()),
+            client_id,
             timestamp: None,
             nonce: None,
         })
@@ -430,6 +487,49 @@ mod tests {
             tampered.nonce.push('x');
             assert!(!key.verify(&tampered), "{name}");
         }
+    }
+
+    /// A second channel's token still covers the first (an Ably token replaces the
+    /// connection's capability); another connection's grants stay apart.
+    #[tokio::test]
+    async fn tokens_cover_every_channel_granted_to_the_connection() {
+        use relayport_core::Channel;
+        let key = ApiKey::parse("appId.keyId:keySecret").unwrap();
+        let auth = AblyAuthorizer::new(key).client_id("u1");
+        let req = |socket: &str, channel: Channel| AuthRequest {
+            socket_id: socket.into(),
+            channel,
+            user: None,
+        };
+        let first = auth
+            .token_request(&req("C1", Channel::private("a")))
+            .unwrap();
+        assert_eq!(
+            first.capability.as_deref(),
+            Some(r#"{"private:a":["history","publish","subscribe"]}"#)
+        );
+        let second = auth
+            .token_request(&req("C1", Channel::presence("room")))
+            .unwrap();
+        assert_eq!(
+            second.capability.as_deref(),
+            Some(
+                r#"{"presence:room":["history","presence","publish","subscribe"],"private:a":["history","publish","subscribe"]}"#
+            )
+        );
+        assert_eq!(
+            second.client_id.as_deref(),
+            Some("u1"),
+            "the connection's clientId, every kind"
+        );
+        assert_eq!(first.client_id.as_deref(), Some("u1"));
+        let other = auth
+            .token_request(&req("C2", Channel::private("b")))
+            .unwrap();
+        assert_eq!(
+            other.capability.as_deref(),
+            Some(r#"{"private:b":["history","publish","subscribe"]}"#)
+        );
     }
 
     #[test]

@@ -16,10 +16,12 @@ Examples:
   relayport --client-id alice presence presence:lobby --data '{\"name\":\"Alice\"}'
   relayport --config relayport.toml history news
   REALTIME_PROVIDER=selfhosted REALTIME_URL=http://127.0.0.1:8080 relayport listen news
+  relayport --user-id alice listen server-to-user     (Pusher: sign in, print the user's events)
 
 Provider settings come from --config FILE or from the environment (secrets marked *):
   pusher      PUSHER_APP_ID PUSHER_KEY PUSHER_CLUSTER PUSHER_HOST PUSHER_PORT PUSHER_TLS
-              PUSHER_SECRET* PUSHER_ENCRYPTION_MASTER_KEY_BASE64*
+              PUSHER_MAX_PAYLOAD PUSHER_CLIENT_EVENT_PREFIX PUSHER_USER_AUTH_ENDPOINT
+              PUSHER_USER_DATA PUSHER_SECRET* PUSHER_ENCRYPTION_MASTER_KEY_BASE64*
   ably        ABLY_CLIENT_KEY* ABLY_AUTH_URL ABLY_HOST ABLY_PORT ABLY_TLS ABLY_API_KEY*
   supabase    SUPABASE_URL SUPABASE_ANON_KEY SUPABASE_REALTIME_URL
               SUPABASE_SERVICE_ROLE_KEY* SUPABASE_JWT_SECRET*
@@ -45,6 +47,18 @@ pub(crate) struct Cli {
     /// The client id (presence user id).
     #[arg(long, global = true, value_name = "ID", env = "REALTIME_CLIENT_ID")]
     pub(crate) client_id: Option<String>,
+    /// Pusher: sign the connection in as this user (`pusher:signin`, signed with
+    /// PUSHER_SECRET), as PUSHER_USER_DATA's `id`; the user's events arrive on the channel
+    /// `server-to-user`.
+    #[arg(long, global = true, value_name = "ID")]
+    pub(crate) user_id: Option<String>,
+    /// Pusher: the signed-in user's `user_info`, as JSON (with --user-id).
+    #[arg(long, global = true, value_name = "JSON", value_parser = json, requires = "user_id")]
+    pub(crate) user_info: Option<Value>,
+    /// Pusher: add `client-` to client-event names on send and strip it on receive, as
+    /// Laravel Echo's whisper does (PUSHER_CLIENT_EVENT_PREFIX).
+    #[arg(long, global = true)]
+    pub(crate) client_event_prefix: bool,
     /// What to do.
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -139,12 +153,21 @@ pub(crate) enum Command {
         #[arg(long, value_name = "JSON", value_parser = json)]
         data: Option<Value>,
     },
-    /// Print the messages the provider retained on a channel.
-    #[command(after_help = "Example:\n  relayport history news | jq -c .data")]
+    /// Print the messages the provider retained on a channel, every page, oldest first.
+    #[command(
+        after_help = "Examples:\n  relayport history news | jq -c .data\n  relayport history news \
+                      --newest-first --limit 20"
+    )]
     History {
         /// The channel.
         #[arg(value_parser = channel)]
         channel: Channel,
+        /// Messages per page (the provider caps it: 100 self-hosted, 1000 Ably).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Newest first instead of oldest first.
+        #[arg(long)]
+        newest_first: bool,
     },
     /// Print the auth body the configured provider signs for a subscription.
     #[command(

@@ -26,7 +26,11 @@ pub(crate) async fn run(command: Command, cfg: &ProviderConfig) -> Result<()> {
             client,
         } => publish::run(cfg, channel, &event, data, client).await,
         Command::Presence { channel, data } => presence::run(cfg, channel, data).await,
-        Command::History { channel } => history::run(cfg, channel).await,
+        Command::History {
+            channel,
+            limit,
+            newest_first,
+        } => history::run(cfg, channel, limit, newest_first).await,
         Command::Auth {
             socket_id,
             channel,

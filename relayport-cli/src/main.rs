@@ -115,10 +115,39 @@ fn load_config(cli: &Cli, flags: Flags, env: &dyn EnvSource) -> Result<ProviderC
         (None, Some(p)) => ProviderConfig::from_env_for(p.as_str(), env)?,
         (None, None) => ProviderConfig::from_env(env)?,
     };
-    Ok(match (&cli.client_id, flags.client_id) {
+    let cfg = match (&cli.client_id, flags.client_id) {
         (Some(id), true) => cfg.with_client_id(id.clone()),
         _ => cfg,
-    })
+    };
+    pusher_flags(cli, cfg)
+}
+
+/// Applies the Pusher-only flags (`--user-id`, `--user-info`, `--client-event-prefix`); with
+/// another provider they are a `Config` error.
+fn pusher_flags(cli: &Cli, cfg: ProviderConfig) -> Result<ProviderConfig> {
+    if cli.user_id.is_none() && !cli.client_event_prefix {
+        return Ok(cfg);
+    }
+    match cfg {
+        ProviderConfig::Pusher(mut p) => {
+            if let Some(id) = &cli.user_id {
+                let mut user = serde_json::Map::new();
+                user.insert("id".into(), id.clone().into());
+                if let Some(info) = &cli.user_info {
+                    user.insert("user_info".into(), info.clone());
+                }
+                p.user_data = Some(user.into());
+            }
+            if cli.client_event_prefix {
+                p.client_event_prefix = Some(true);
+            }
+            Ok(ProviderConfig::Pusher(p))
+        }
+        other => Err(RealtimeError::Config(format!(
+            "--user-id, --user-info and --client-event-prefix are Pusher settings, and the provider is `{}`",
+            other.provider_name()
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +186,31 @@ mod tests {
         assert_eq!(cfg.client_id(), Some("bob"));
         let (_, flags) = cli(&["listen", "x", "--client-id", "bob"]);
         assert!(flags.client_id && !flags.provider);
+    }
+
+    #[test]
+    fn pusher_flags_set_the_user_and_the_prefix() {
+        let args = [
+            "--provider",
+            "pusher",
+            "--user-id",
+            "alice",
+            "--user-info",
+            r#"{"name":"Alice"}"#,
+            "--client-event-prefix",
+            "listen",
+            "server-to-user",
+        ];
+        let ProviderConfig::Pusher(p) = load(&args, &env()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            p.user_data,
+            Some(serde_json::json!({"id": "alice", "user_info": {"name": "Alice"}}))
+        );
+        assert_eq!(p.client_event_prefix, Some(true));
+        let err = load(&["--user-id", "alice", "listen", "x"], &env()).unwrap_err();
+        assert!(err.to_string().contains("Pusher settings"), "{err}");
     }
 
     #[test]

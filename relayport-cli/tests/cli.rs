@@ -453,3 +453,193 @@ async fn a_subscription_the_server_ends_exits_1_with_the_reason() {
     let last = rest.last().expect("a reason");
     assert!(last.contains("unauthorized"), "{last}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_newest_first_with_a_limit() {
+    let srv = server().await;
+    for n in 1..=5 {
+        let (code, _, err) = run(command(&srv, &["publish", "log2", "line", &n.to_string()])).await;
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let (code, out, err) = run(command(
+        &srv,
+        &["history", "log2", "--newest-first", "--limit", "2"],
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let data: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["data"].clone())
+        .collect();
+    assert_eq!(data, [json!(5), json!(4), json!(3), json!(2), json!(1)]);
+}
+
+// ---- Pusher (sockudo) -----------------------------------------------------------------------
+
+/// Base64 of 32 bytes: the master key the CLI holds, and another one.
+const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const OTHER_MASTER_KEY: &str = "enl4d3Z1dHNycXBvbm1sa2ppaGdmZWRjYmEwMTIzNDU=";
+
+fn pusher_command(server: &relayport_pusher::testing::Sockudo, args: &[&str]) -> Command {
+    use relayport_pusher::testing::{APP_ID, KEY, SECRET};
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("REALTIME_PROVIDER", "pusher")
+        .env("PUSHER_APP_ID", APP_ID)
+        .env("PUSHER_KEY", KEY)
+        .env("PUSHER_SECRET", SECRET)
+        .env("PUSHER_HOST", "127.0.0.1")
+        .env("PUSHER_PORT", server.port.to_string())
+        .env("PUSHER_TLS", "false")
+        .env("PUSHER_ENCRYPTION_MASTER_KEY_BASE64", MASTER_KEY)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn pusher_rest(
+    server: &relayport_pusher::testing::Sockudo,
+    master_key: &str,
+) -> relayport_pusher::PusherRest {
+    let creds = server
+        .credentials()
+        .with_encryption_master_key_base64(master_key)
+        .expect("a 32-byte key");
+    relayport_pusher::PusherRest::host(creds, "127.0.0.1", server.port, false)
+}
+
+/// Issue 16 defect 5: a message on an encrypted channel that does not decrypt (sent under
+/// another master key) is reported on stderr with the channel, never printed on stdout, and
+/// the listener keeps going: the next good message is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecryptable_message_is_reported_on_stderr() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["listen", "private:encrypted-vault"],
+    ));
+    listen
+        .stderr_until("subscribed to private:encrypted-vault")
+        .await;
+    let wire = ["private-encrypted-vault"];
+    let options = relayport_pusher::TriggerOptions::default();
+    pusher_rest(&server, OTHER_MASTER_KEY)
+        .trigger(&wire, "secret", &json!({"n": 1}), &options)
+        .await
+        .expect("sockudo accepts it");
+    let seen = listen
+        .stderr_until("error on private:encrypted-vault")
+        .await;
+    let line = seen.last().expect("the error line");
+    assert!(line.to_lowercase().contains("decrypt"), "{line}");
+    pusher_rest(&server, MASTER_KEY)
+        .trigger(&wire, "secret", &json!({"n": 2}), &options)
+        .await
+        .expect("sockudo accepts it");
+    let m = listen.json().await;
+    assert_eq!(
+        m["data"],
+        json!({"n": 2}),
+        "only the good message is printed"
+    );
+    listen.interrupt().await;
+}
+
+/// Issue 16 defect 1: `--user-id` signs the CLI in (the app enforces user authentication),
+/// and `listen server-to-user` prints what the backend sends to that user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_id_signs_in_and_listen_prints_the_users_events() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["--user-id", "cli-user", "listen", "server-to-user"],
+    ));
+    listen.stderr_until("subscribed to server-to-user").await;
+    pusher_rest(&server, MASTER_KEY)
+        .send_to_user("cli-user", "invoice-paid", &json!({"id": 9}))
+        .await
+        .expect("sockudo accepts it");
+    let m = listen.json().await;
+    assert_eq!(
+        (&m["channel"], &m["event"], &m["data"]),
+        (
+            &json!("server-to-user"),
+            &json!("invoice-paid"),
+            &json!({"id": 9})
+        )
+    );
+    listen.interrupt().await;
+}
+
+/// Issue 16 defect 4: `publish --client` with a plain name is refused with one clear
+/// sentence (exit 1), is prefixed with `--client-event-prefix` (the listener, also with the
+/// prefix, prints the plain name), and a public channel is refused as the capabilities say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_events_are_named_clearly_and_prefixed_on_request() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let room = "private:whispers";
+    let publish = |extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["publish", room, "typing", r#"{"on":true}"#, "--client"]);
+        pusher_command(&server, &args)
+    };
+    let (code, _, err) = run(publish(&[])).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("publish `client-typing` instead of `typing`"),
+        "{err}"
+    );
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["--client-event-prefix", "listen", room],
+    ));
+    listen.stderr_until("subscribed to private:whispers").await;
+    let (code, _, err) = run(publish(&["--client-event-prefix"])).await;
+    assert_eq!(code, Some(0), "{err}");
+    let m = listen.json().await;
+    assert_eq!(
+        (&m["event"], &m["data"]),
+        (&json!("typing"), &json!({"on": true}))
+    );
+    let args = ["publish", "news", "client-x", "1", "--client"];
+    let (code, _, err) = run(pusher_command(&server, &args)).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("does not relay client publishes on public channels"),
+        "{err}"
+    );
+    listen.interrupt().await;
+}
+
+/// Issue 16: a fatal close is printed with the server's reason and ends the command with
+/// status 1 (sockudo terminates the signed-in user's connections: 4009).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_user_sees_the_servers_reason_and_exits_1() {
+    let Some(server) = relayport_pusher::testing::Sockudo::start().await else {
+        return;
+    };
+    let mut listen = Running::spawn(pusher_command(
+        &server,
+        &["--user-id", "doomed", "listen", "server-to-user"],
+    ));
+    listen.stderr_until("subscribed to server-to-user").await;
+    pusher_rest(&server, MASTER_KEY)
+        .terminate_user_connections("doomed")
+        .await
+        .expect("sockudo accepts it");
+    let seen = listen.stderr_until("disconnected by the app").await;
+    assert!(
+        !seen.iter().any(|l| l.starts_with("state: reconnecting")),
+        "{seen:?}"
+    );
+    assert_eq!(listen.exit_code().await, Some(1));
+}

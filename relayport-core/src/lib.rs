@@ -20,6 +20,7 @@ pub mod auth;
 pub mod channel;
 pub mod client;
 pub mod error;
+pub mod history;
 pub mod message;
 pub mod policy;
 pub mod presence;
@@ -33,10 +34,11 @@ pub mod transport;
 pub use auth::{AuthRequest, ChannelAuth, ChannelAuthorizer, PresenceUser, Publisher};
 pub use channel::{Channel, ChannelKind, IntoChannel};
 pub use client::{
-    ClientBuilder, ClientConfig, DEFAULT_MAX_PAYLOAD, PresenceStream, RealtimeClient, Subscription,
-    TypedSubscription,
+    ClientBuilder, ClientConfig, ClientEvents, DEFAULT_MAX_PAYLOAD, PresenceStream, RealtimeClient,
+    StateStream, Subscription, TypedSubscription,
 };
 pub use error::{ErrorKind, RealtimeError, Result};
+pub use history::{History, HistoryDirection, HistoryQuery, MessagePage, page_log};
 pub use message::{EventType, Message, OutboundMessage, Position, Typed};
 pub use policy::backoff::Backoff;
 pub use policy::throttle::RateLimit;

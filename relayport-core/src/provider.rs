@@ -28,10 +28,17 @@ pub struct Capabilities {
     pub presence_update: bool,
     /// Replaying missed messages (through `subscribe` with `since`, or `history`).
     pub history: bool,
-    /// Publishing from a client connection.
+    /// Publishing from a client connection (on some channel kind; see
+    /// [`Capabilities::client_publish_on`]).
     pub client_publish: bool,
+    /// Whether client publishing includes public channels (Pusher relays client events only on
+    /// private and presence channels). Default `true`.
+    pub client_publish_public: bool,
     /// Wildcard subscriptions.
     pub wildcards: bool,
+    /// Reading history page by page ([`RealtimeProvider::history_page`],
+    /// [`RealtimeClient::history`](crate::RealtimeClient::history)).
+    pub history_pages: bool,
     /// The largest payload the provider accepts, in bytes.
     pub max_payload: usize,
 }
@@ -43,9 +50,27 @@ impl Default for Capabilities {
             presence_update: false,
             history: false,
             client_publish: true,
+            client_publish_public: true,
             wildcards: false,
+            history_pages: false,
             max_payload: crate::client::DEFAULT_MAX_PAYLOAD,
         }
+    }
+}
+
+impl Capabilities {
+    /// Whether a client connection may publish on a channel of this kind.
+    ///
+    /// ```
+    /// use relayport_core::{Capabilities, ChannelKind};
+    /// let mut caps = Capabilities::default();
+    /// caps.client_publish_public = false;
+    /// assert!(!caps.client_publish_on(ChannelKind::Public));
+    /// assert!(caps.client_publish_on(ChannelKind::Private));
+    /// ```
+    pub fn client_publish_on(&self, kind: crate::channel::ChannelKind) -> bool {
+        self.client_publish
+            && (kind != crate::channel::ChannelKind::Public || self.client_publish_public)
     }
 }
 
@@ -366,5 +391,19 @@ pub trait RealtimeProvider: Send + Sync + 'static {
     async fn history(&self, channel: &Channel, since: &Position) -> Result<HistoryPage> {
         let _ = (channel, since);
         Err(RealtimeError::Unsupported("history".into()))
+    }
+
+    /// One page of `channel`'s history as `query` asks (set `Capabilities::history_pages`
+    /// when implemented); the page's `next` is the query for the page after it.
+    async fn history_page(
+        &self,
+        channel: &Channel,
+        query: &crate::history::HistoryQuery,
+    ) -> Result<crate::history::MessagePage> {
+        let _ = (channel, query);
+        Err(RealtimeError::Unsupported(format!(
+            "{} keeps no history to read page by page",
+            self.name()
+        )))
     }
 }

@@ -103,6 +103,12 @@ pub enum ClientEvent {
         /// How many messages this subscriber has missed so far.
         missed: u64,
     },
+    /// This reader of [`ClientEvents`](crate::client::ClientEvents) fell behind: `missed`
+    /// events were not delivered to it (the others' readers are unaffected).
+    EventsLagged {
+        /// How many events this reader missed.
+        missed: u64,
+    },
     /// An error the provider reported outside any call (an undecryptable payload, say).
     Error {
         /// The channel concerned, if any.

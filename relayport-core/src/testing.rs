@@ -58,6 +58,8 @@ pub enum Call {
     Ping,
     /// `history`.
     History(Channel, Position),
+    /// `history_page`.
+    HistoryPage(Channel, crate::history::HistoryQuery),
 }
 
 /// How `ping` behaves.
@@ -148,7 +150,9 @@ impl ScriptedProvider {
                     presence_update: true,
                     history: true,
                     client_publish: true,
+                    client_publish_public: true,
                     wildcards: true,
+                    history_pages: true,
                     max_payload: crate::DEFAULT_MAX_PAYLOAD,
                 },
                 heartbeat_interval: None,
@@ -645,5 +649,24 @@ impl RealtimeProvider for ScriptedProvider {
                 complete: false,
             },
         })
+    }
+
+    /// Pages the channel's log (at most 100 a page) with the core's one paging rule.
+    async fn history_page(
+        &self,
+        channel: &Channel,
+        query: &crate::history::HistoryQuery,
+    ) -> Result<crate::history::MessagePage> {
+        let mut s = self.script.lock();
+        s.calls
+            .push(Call::HistoryPage(channel.clone(), query.clone()));
+        let log = s.logs.get(channel).map(Vec::as_slice).unwrap_or_default();
+        let (page, next) = crate::history::page_log(log, query, 100, None, |m| {
+            (m.position.as_ref().map_or(0, |p| p.sequence), m.timestamp)
+        })?;
+        Ok(crate::history::MessagePage::new(
+            page.into_iter().cloned().collect(),
+            next,
+        ))
     }
 }

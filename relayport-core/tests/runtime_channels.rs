@@ -674,3 +674,195 @@ async fn continuity_lost_on_a_live_channel_is_recovered_or_resynced() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn unsubscribe_is_confirmed_after_the_provider_unsubscribed() {
+    let (client, script) = client(|b| b);
+    let first = client.subscribe("news").await.unwrap();
+    let second = client.subscribe("news").await.unwrap();
+    // Another handle still listens: confirmed at once, nothing on the wire.
+    first.unsubscribe().await.expect("unsubscribe");
+    assert!(!script.calls().contains(&Call::Unsubscribe(ch("news"))));
+    // The last one: when it returns, the provider has been asked (no waiting needed).
+    second.unsubscribe().await.expect("unsubscribe");
+    assert!(script.calls().contains(&Call::Unsubscribe(ch("news"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn event_filters_yield_only_the_named_events_on_one_wire_subscription() {
+    let (client, script) = client(|b| b);
+    let mut chat = client.subscribe("room").await.unwrap().event("chat");
+    let mut both = client
+        .subscribe("room")
+        .await
+        .unwrap()
+        .events(["chat", "typing"]);
+    let mut all = client.subscribe("room").await.unwrap();
+    assert_eq!(
+        subscribe_calls(&script.calls()).len(),
+        1,
+        "one wire subscription"
+    );
+    for (event, n) in [
+        ("typing", 1),
+        ("join", 2),
+        ("chat", 3),
+        ("typing", 4),
+        ("chat", 5),
+    ] {
+        script.server_publish(&ch("room"), event, json!(n));
+    }
+    let data = |ms: Vec<Message>| ms.into_iter().map(|m| m.data).collect::<Vec<_>>();
+    assert_eq!(data(recv_n(&mut chat, 2).await), vec![json!(3), json!(5)]);
+    assert_eq!(
+        data(recv_n(&mut both, 4).await),
+        vec![json!(1), json!(3), json!(4), json!(5)]
+    );
+    assert_eq!(data(recv_n(&mut all, 5).await).len(), 5);
+    // The filter applies to the `Stream` impl too.
+    use futures::StreamExt;
+    script.server_publish(&ch("room"), "join", json!(6));
+    script.server_publish(&ch("room"), "chat", json!(7));
+    let next = tokio::time::timeout(BOUND, chat.next())
+        .await
+        .expect("bounded");
+    assert_eq!(next.map(|m| m.data), Some(json!(7)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn here_waits_for_the_full_member_list_and_again_after_a_reconnect() {
+    let (client, script) = client(|b| b);
+    let room = ch("presence:room");
+    let p = client.presence_events("presence:room").await.unwrap();
+    let bob = PresenceMember::new("bob", json!(1));
+    let carol = PresenceMember::new("carol", json!(2));
+    // A join alone does not make the list whole.
+    script.emit_presence(&room, PresenceChange::Joined(carol.clone()));
+    let early = tokio::time::timeout(std::time::Duration::from_secs(5), p.here()).await;
+    assert!(
+        early.is_err(),
+        "here() answered before the list was complete"
+    );
+    script.emit_presence(
+        &room,
+        PresenceChange::Snapshot(vec![bob.clone(), carol.clone()]),
+    );
+    let here = tokio::time::timeout(BOUND, p.here())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(here, vec![bob.clone(), carol.clone()]);
+
+    // After the link drops the list is stale until the re-sync arrives.
+    script.drop_link(CloseReason::retry(None, "gone"));
+    wait_state(&client, |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    let pending = tokio::spawn(async move { (p.here().await, p) });
+    wait_state(&client, ConnectionState::is_connected).await;
+    settle().await;
+    assert!(!pending.is_finished(), "here() answered from a stale list");
+    script.emit_presence(&room, PresenceChange::Snapshot(vec![bob.clone()]));
+    let (after, _p) = tokio::time::timeout(BOUND, pending).await.unwrap().unwrap();
+    assert_eq!(after.unwrap(), vec![bob]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn state_and_event_streams_yield_changes_and_say_when_a_reader_lagged() {
+    use futures::StreamExt;
+    let (client, script) = client(|b| b.lazy_connect(true));
+    let mut states = client.state_stream();
+    let first = tokio::time::timeout(BOUND, states.next()).await.unwrap();
+    assert_eq!(first, Some(ConnectionState::Initialized));
+    let mut events = client.event_stream();
+    client.connect().await.unwrap();
+    let next = tokio::time::timeout(BOUND, states.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            next,
+            ConnectionState::Connecting | ConnectionState::Connected
+        ),
+        "{next:?}"
+    );
+    // 300 errors into a 256-event buffer, unread: the reader learns how many it missed.
+    for i in 0..300 {
+        script.emit(relayport_core::ProviderEvent::Error {
+            channel: None,
+            error: RealtimeError::Protocol(format!("#{i}")),
+        });
+    }
+    settle().await;
+    let mut lagged = None;
+    while let Ok(Some(event)) =
+        tokio::time::timeout(std::time::Duration::from_millis(10), events.next()).await
+    {
+        if let ClientEvent::EventsLagged { missed } = event {
+            lagged = Some(missed);
+            break;
+        }
+    }
+    let missed = lagged.expect("no EventsLagged");
+    assert!(missed >= 44, "missed {missed}");
+    client.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_reads_page_by_page_and_is_unsupported_where_the_provider_keeps_none() {
+    use relayport_core::HistoryQuery;
+    let (client, script) = client(|b| b);
+    for n in 1..=5 {
+        script.server_publish(&ch("news"), "post", json!(n));
+    }
+    let mut page = client
+        .history("news", HistoryQuery::new().limit(2))
+        .await
+        .unwrap();
+    let mut pages = Vec::new();
+    loop {
+        pages.push(
+            page.messages()
+                .iter()
+                .map(|m| m.data.clone())
+                .collect::<Vec<_>>(),
+        );
+        match page.next().await.unwrap() {
+            Some(next) => page = next,
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        vec![
+            vec![json!(5), json!(4)],
+            vec![json!(3), json!(2)],
+            vec![json!(1)]
+        ]
+    );
+
+    let (client, script) = client_without_history_pages();
+    script.server_publish(&ch("news"), "post", json!(1));
+    let err = client
+        .history("news", HistoryQuery::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(
+        !script
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::HistoryPage(..))),
+        "the provider was asked anyway"
+    );
+}
+
+fn client_without_history_pages() -> (RealtimeClient, relayport_core::testing::Script) {
+    let (provider, script) = relayport_core::testing::ScriptedProvider::new();
+    let mut caps = Capabilities::default();
+    caps.presence = true;
+    script.set_capabilities(caps);
+    (RealtimeClient::builder(provider).build(), script)
+}

@@ -247,6 +247,116 @@ impl UserAuthenticator for SignedUser {
     }
 }
 
+/// Signs in through the application's user authentication endpoint, as pusher-js's
+/// `userAuthentication` does: `POST {endpoint}` with the form body `socket_id=…`
+/// (`application/x-www-form-urlencoded`); the endpoint answers `{"auth":…,"user_data":…}`
+/// (what [`PusherAuthorizer::authenticate_user`] returns on the server).
+///
+/// The endpoint decides who the user is (from its session cookie or the headers given
+/// here); the client never holds the secret. A refusal (401/403) is `Unauthorized`, an answer
+/// without `auth`/`user_data` a `Protocol` error.
+#[derive(Clone)]
+pub struct EndpointUserAuthenticator {
+    endpoint: String,
+    headers: Vec<(String, String)>,
+    http: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for EndpointUserAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values may be credentials: only their names are shown.
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("EndpointUserAuthenticator")
+            .field(
+                "endpoint",
+                &relayport_core::transport::redact_url(&self.endpoint),
+            )
+            .field("headers", &names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointUserAuthenticator {
+    /// Signs in through `endpoint` (an `http://` or `https://` URL).
+    pub fn new(endpoint: impl Into<String>) -> Result<Self> {
+        let endpoint = endpoint.into();
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(RealtimeError::Config(format!(
+                "the user authentication endpoint must be an http:// or https:// URL (got `{}`)",
+                relayport_core::transport::redact_url(&endpoint)
+            )));
+        }
+        Ok(Self {
+            endpoint,
+            headers: Vec::new(),
+            http: None,
+        })
+    }
+
+    /// Sends this header with every request (a session token, say).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The HTTP client (and TLS trust) to call the endpoint with; default:
+    /// [`relayport_core::transport::LinkConfig::shared_default`]'s.
+    pub fn with_link_config(mut self, config: &relayport_core::transport::LinkConfig) -> Self {
+        self.http = Some(config.http().clone());
+        self
+    }
+}
+
+#[async_trait]
+impl UserAuthenticator for EndpointUserAuthenticator {
+    async fn authenticate(&self, socket_id: &str) -> Result<ChannelAuth> {
+        validate_socket_id(socket_id)?;
+        let http = match &self.http {
+            Some(http) => http.clone(),
+            None => relayport_core::transport::LinkConfig::shared_default()?
+                .http()
+                .clone(),
+        };
+        let mut request = http
+            .post(&self.endpoint)
+            .timeout(crate::rest::REQUEST_TIMEOUT)
+            .header("content-type", "application/x-www-form-urlencoded")
+            // A socket id is digits and one dot: nothing to escape.
+            .body(format!("socket_id={socket_id}"));
+        for (k, v) in &self.headers {
+            request = request.header(k.as_str(), v.as_str());
+        }
+        let response = request.send().await.map_err(|e| {
+            RealtimeError::Connection(format!("user authentication endpoint: {}", e.without_url()))
+        })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| {
+            RealtimeError::Connection(format!(
+                "user authentication endpoint body: {}",
+                e.without_url()
+            ))
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(match status {
+                401 | 403 => RealtimeError::Unauthorized(format!(
+                    "the user authentication endpoint refused the sign-in (HTTP {status})"
+                )),
+                _ => crate::errors::http_error(status, &text),
+            });
+        }
+        let body: Value = serde_json::from_str(&text).map_err(|_| {
+            RealtimeError::Protocol("the user authentication endpoint did not answer JSON".into())
+        })?;
+        let body = ChannelAuth(body);
+        if body.str_field("auth").is_none() || body.str_field("user_data").is_none() {
+            return Err(RealtimeError::Protocol(
+                "the user authentication endpoint's answer lacks `auth` or `user_data`".into(),
+            ));
+        }
+        Ok(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

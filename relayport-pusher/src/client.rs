@@ -5,8 +5,28 @@
 //! answers `pusher:ping`, settles pending subscribes, reports messages, presence changes and
 //! errors through the [`EventSink`], and reports why the link closed (by close code, see
 //! [`crate::errors`]). `disconnect` says goodbye with a WebSocket close frame. The provider never
-//! reconnects by itself, and it leaves heartbeat timing to the core (a `pusher:ping` waits as
-//! long as the core's heartbeat timeout lets it).
+//! reconnects by itself, and it leaves timing to the core: the connect, each subscribe and each
+//! `pusher:ping` wait as long as the runtime's timeouts let them (only a direct
+//! [`PusherProvider::signin`] call has a bound of its own, [`PusherConfig::signin_timeout`]).
+//!
+//! # Why a link closed
+//!
+//! A close frame decides (see [`crate::errors::close_reason`]). When the link drops without one
+//! (a server that sends `pusher:error` and then closes the TCP connection, or a close frame
+//! that was never read), the last connection-level `pusher:error` (code 4000–4299) decides
+//! instead, provided no other frame arrived after it: 4000–4099 are fatal, 4100–4199 retry
+//! after a backoff, 4200–4299 reconnect at once, and the server's text is the reason the user
+//! sees (`pusher error 4009: Connection not authorized within timeout.`).
+//!
+//! # The signed-in user's events
+//!
+//! With a [`UserAuthenticator`](crate::UserAuthenticator) configured the connection signs in
+//! after every connect. The user's events then arrive on the reserved public channel
+//! [`USER_CHANNEL`] (`server-to-user`): subscribe to it like any other channel
+//! (`client.subscribe("server-to-user")`). Server-to-user events (`#server-to-user-{id}`)
+//! keep their event name; watchlist changes arrive as events `online` and `offline` with data
+//! `{"user_ids": [...]}`. [`PusherProvider::user_events`] has the same, plus the sign-in
+//! confirmation, for code that holds the provider.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,9 +44,11 @@ use relayport_core::{
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::{Instant, timeout};
+
+pub use crate::names::USER_CHANNEL;
 use tracing::debug;
 
-use crate::client_events::{ClientEventLimiter, check_client_event};
+use crate::client_events::{ClientEventLimiter, ClientEventNames, check_client_event};
 use crate::config::PusherConfig;
 use crate::encryption::{KEY_LEN, decrypt, parse_shared_secret};
 use crate::errors::{close_reason, error_for_code};
@@ -75,6 +97,9 @@ struct Shared {
     pings: VecDeque<oneshot::Sender<()>>,
     signin: Option<oneshot::Sender<Result<String>>>,
     user_id: Option<String>,
+    /// The last connection-level `pusher:error` (code 4000–4299) with nothing after it: what
+    /// decides the close reason when the link drops without a close frame.
+    last_error: Option<(i64, String)>,
     closing: bool,
     closed: bool,
 }
@@ -185,13 +210,20 @@ impl PusherProvider {
     /// user authentication endpoint; returns the user id once the server confirmed it. After
     /// the confirmation the client subscribes to the user's server-to-user channel, as
     /// pusher-js does.
+    ///
+    /// Waits at most [`PusherConfig::signin_timeout`] for the confirmation. (The sign-in a
+    /// configured [`UserAuthenticator`](crate::UserAuthenticator) makes while connecting is
+    /// bounded by the runtime's connect timeout instead.)
     pub async fn signin(&self, auth: &ChannelAuth) -> Result<String> {
         let mut conn = self.conn.lock().await;
-        self.signin_on(Self::live(&mut conn)?, auth).await
+        let limit = self.config.signin_timeout;
+        match timeout(limit, self.signin_on(Self::live(&mut conn)?, auth)).await {
+            Ok(result) => result,
+            Err(_) => Err(RealtimeError::timeout("pusher:signin_success", limit)),
+        }
     }
 
     async fn signin_on(&self, conn: &Conn, auth: &ChannelAuth) -> Result<String> {
-        let limit = self.config.subscribe_timeout;
         let token = auth
             .str_field("auth")
             .ok_or_else(|| RealtimeError::Protocol("sign-in body without `auth`".into()))?
@@ -203,12 +235,11 @@ impl PusherProvider {
         let (tx, rx) = oneshot::channel();
         lock(&conn.shared).signin = Some(tx);
         conn.send(protocol::signin(&token, &user_data))?;
-        match timeout(limit, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(RealtimeError::Connection(
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(RealtimeError::Connection(
                 "the connection closed during sign-in".into(),
             )),
-            Err(_) => Err(RealtimeError::timeout("pusher:signin_success", limit)),
         }
     }
 
@@ -218,8 +249,7 @@ impl PusherProvider {
             Some(config) => config.clone(),
             None => LinkConfig::shared_default()?,
         };
-        let limit = self.config.connect_timeout;
-        let (handshake, established) = timeout(limit, async {
+        let (handshake, established) = async {
             let mut handshake = transport::open(&url, &link_config).await?;
             loop {
                 match handshake.recv().await {
@@ -253,9 +283,8 @@ impl PusherProvider {
                     }
                 }
             }
-        })
-        .await
-        .map_err(|_| RealtimeError::timeout("pusher:connection_established", limit))??;
+        }
+        .await?;
         let socket_id = match established.get("socket_id") {
             Some(Value::String(s)) => s.clone(),
             _ => {
@@ -278,6 +307,7 @@ impl PusherProvider {
             shared: shared.clone(),
             sink,
             user_events: self.user_events.clone(),
+            names: ClientEventNames::from_flag(self.config.client_event_prefix),
         });
         let conn = slot.insert(Conn {
             link,
@@ -329,6 +359,7 @@ struct Reader {
     shared: Arc<Mutex<Shared>>,
     sink: EventSink,
     user_events: broadcast::Sender<UserEvent>,
+    names: ClientEventNames,
 }
 
 impl Dispatcher for Reader {
@@ -346,12 +377,25 @@ impl Dispatcher for Reader {
     }
 
     fn on_close(&mut self, close: PeerClose) {
-        let reason = if close.clean {
-            close_reason(close.code_i64(), &close.reason)
-        } else {
-            CloseReason::retry(None, close.to_string())
-        };
-        self.closed(reason);
+        let last_error = lock(&self.shared).last_error.take();
+        self.closed(reason_for_close(&close, last_error));
+    }
+}
+
+/// Why the link closed: the close frame's code, or (no close frame, or one without a code)
+/// the last connection-level `pusher:error`; the server's text fills an empty close reason.
+fn reason_for_close(close: &PeerClose, last_error: Option<(i64, String)>) -> CloseReason {
+    match (close.clean, close.code_i64(), last_error) {
+        (true, Some(code), last) => {
+            let text = match last {
+                Some((c, message)) if c == code && close.reason.is_empty() => message,
+                _ => close.reason.clone(),
+            };
+            close_reason(Some(code), &text)
+        }
+        (_, _, Some((code, message))) => close_reason(Some(code), &message),
+        (true, None, None) => close_reason(None, &close.reason),
+        (false, _, None) => CloseReason::retry(None, close.to_string()),
     }
 }
 
@@ -424,6 +468,10 @@ impl Reader {
                 return;
             }
         };
+        if frame.event != "pusher:error" {
+            // The server kept talking: an earlier error did not end the connection.
+            lock(&self.shared).last_error = None;
+        }
         match frame.event.as_str() {
             "pusher:ping" => {
                 let _ = link.send_text(protocol::pong());
@@ -484,7 +532,7 @@ impl Reader {
 
     fn watchlist(&self, e: &Value) {
         let name = e.get("name").and_then(Value::as_str).unwrap_or_default();
-        let user_ids = e
+        let user_ids: Vec<String> = e
             .get("user_ids")
             .and_then(Value::as_array)
             .map(|a| {
@@ -493,10 +541,17 @@ impl Reader {
                     .collect()
             })
             .unwrap_or_default();
+        self.user_message(name, serde_json::json!({ "user_ids": user_ids.clone() }));
         let _ = self.user_events.send(UserEvent::Watchlist {
             name: name.to_owned(),
             user_ids,
         });
+    }
+
+    /// Delivers an event for the signed-in user on [`USER_CHANNEL`].
+    fn user_message(&self, event: &str, data: Value) {
+        let channel = Channel::public(USER_CHANNEL);
+        self.sink.message(Message::new(channel, event, data));
     }
 
     fn on_succeeded(&self, frame: Frame) {
@@ -562,6 +617,7 @@ impl Reader {
     fn on_error(&self, frame: Frame) {
         let (code, message) = error_fields(&frame.data);
         let error = error_for_code(code, &message);
+        self.remember_error(&frame, code, &message);
         // Subscription refusals come without a channel (Pusher: code null; sockudo: 4009).
         let about_auth = matches!(code, None | Some(4009));
         if frame.channel.is_some() || about_auth {
@@ -578,6 +634,19 @@ impl Reader {
         }
         let channel = frame.channel.as_deref().and_then(|c| from_wire(c).ok());
         self.sink.error(channel, error);
+    }
+
+    /// Keeps a connection-level error (4000–4299, no channel, no pending subscription or
+    /// sign-in it answers) as the close reason should the link drop without a close frame.
+    fn remember_error(&self, frame: &Frame, code: Option<i64>, message: &str) {
+        let mut s = lock(&self.shared);
+        s.last_error = match code {
+            Some(c @ 4000..=4299) if frame.channel.is_none() => {
+                let answers_a_request = c == 4009 && (!s.pending.is_empty() || s.signin.is_some());
+                (!answers_a_request).then(|| (c, message.to_owned()))
+            }
+            _ => None,
+        };
     }
 
     fn on_member(&self, frame: Frame, added: bool) {
@@ -679,6 +748,11 @@ impl Reader {
             return;
         };
         if wire.starts_with(SERVER_TO_USER_PREFIX) {
+            if frame.event.starts_with("pusher_internal:") || frame.event.starts_with("pusher:") {
+                debug!(event = %frame.event, "protocol event on the user's channel");
+                return;
+            }
+            self.user_message(&frame.event, frame.data.clone());
             let _ = self.user_events.send(UserEvent::Event {
                 event: frame.event,
                 data: frame.data,
@@ -725,7 +799,8 @@ impl Reader {
             },
             None => frame.data,
         };
-        let mut message = Message::new(channel, frame.event, data);
+        let event = self.names.received_name(&frame.event).to_owned();
+        let mut message = Message::new(channel, event, data);
         message.sender = frame.user_id;
         self.sink.message(message);
     }
@@ -743,6 +818,8 @@ impl RealtimeProvider for PusherProvider {
         caps.presence_update = false;
         caps.history = false;
         caps.client_publish = true;
+        // Pusher relays client events on private and presence channels only.
+        caps.client_publish_public = false;
         caps.wildcards = false;
         caps.max_payload = self.config.max_payload;
         caps
@@ -766,9 +843,21 @@ impl RealtimeProvider for PusherProvider {
         Ok(())
     }
 
+    /// Subscribes; waits for the server's answer as long as the caller does (the runtime's
+    /// request timeout bounds it). [`USER_CHANNEL`] is answered here: it needs a signed-in
+    /// connection and sends nothing.
     async fn subscribe(&self, channel: &Channel, options: &SubscribeOptions) -> Result<Subscribed> {
+        if is_user_channel(channel) {
+            let mut slot = self.conn.lock().await;
+            let conn = Self::live(&mut slot)?;
+            return match lock(&conn.shared).user_id {
+                Some(_) => Ok(Subscribed::plain()),
+                None => Err(RealtimeError::Config(format!(
+                    "`{USER_CHANNEL}` carries the signed-in user's events, and this connection is not signed in (configure user sign-in: PUSHER_USER_DATA with PUSHER_SECRET, or PUSHER_USER_AUTH_ENDPOINT)"
+                ))),
+            };
+        }
         let wire = to_wire(channel)?;
-        let limit = self.config.subscribe_timeout;
         let (auth, channel_data, secret) = if channel.kind().requires_auth() {
             let body = options.auth.as_ref().ok_or_else(|| {
                 RealtimeError::Unauthorized(format!("`{channel}` needs an authorization"))
@@ -841,28 +930,26 @@ impl RealtimeProvider for PusherProvider {
             channel_data.as_deref(),
         ))?;
         drop(slot);
-        let outcome = timeout(limit, rx).await;
-        let result = match outcome {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(RealtimeError::Connection(
+        // Cleans up if this call fails or the caller stops waiting (its timeout).
+        let mut guard = PendingSubscribe {
+            shared,
+            wire,
+            armed: true,
+        };
+        let result = match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(RealtimeError::Connection(
                 "the connection closed while subscribing".into(),
             )),
-            Err(_) => Err(RealtimeError::timeout(
-                format!("subscription to `{wire}`"),
-                limit,
-            )),
         };
-        if result.is_err() {
-            let mut s = lock(&shared);
-            s.pending.retain(|p| p != &wire);
-            if s.subs.get(&wire).is_some_and(|sub| !sub.active) {
-                s.subs.remove(&wire);
-            }
-        }
+        guard.armed = result.is_err();
         result.map(|()| Subscribed::plain())
     }
 
     async fn unsubscribe(&self, channel: &Channel) -> Result<()> {
+        if is_user_channel(channel) {
+            return Ok(());
+        }
         let wire = to_wire(channel)?;
         let slot = self.conn.lock().await;
         let Some(conn) = slot.as_ref() else {
@@ -879,12 +966,14 @@ impl RealtimeProvider for PusherProvider {
         Ok(())
     }
 
-    /// Sends a client event. Pusher only relays events named `client-…`, on private and
+    /// Sends a client event. Pusher only relays events named `client-…` (with
+    /// [`PusherConfig::client_event_prefix`] the prefix is added here), on private and
     /// presence channels this connection has subscribed to, not encrypted, at most 10 per
     /// second and connection; these are checked here, before sending. The sender does not get
     /// its own event back.
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
-        let wire = check_client_event(message, self.config.max_payload)?;
+        let names = ClientEventNames::from_flag(self.config.client_event_prefix);
+        let (wire, event) = check_client_event(message, self.config.max_payload, names)?;
         let mut slot = self.conn.lock().await;
         let conn = Self::live(&mut slot)?;
         let subscribed = lock(&conn.shared).subs.get(&wire).is_some_and(|s| s.active);
@@ -895,7 +984,7 @@ impl RealtimeProvider for PusherProvider {
             )));
         }
         conn.limiter.try_acquire(Instant::now())?;
-        conn.send(protocol::client_event(&message.event, &wire, &message.data))?;
+        conn.send(protocol::client_event(&event, &wire, &message.data))?;
         Ok(())
     }
 
@@ -955,6 +1044,32 @@ impl RealtimeProvider for PusherProvider {
             Err(_) => Err(RealtimeError::Connection(
                 "the connection closed while waiting for pusher:pong".into(),
             )),
+        }
+    }
+}
+
+/// Whether `channel` is the reserved [`USER_CHANNEL`].
+fn is_user_channel(channel: &Channel) -> bool {
+    channel.kind() == ChannelKind::Public && channel.name() == USER_CHANNEL
+}
+
+/// A subscribe in flight: unless disarmed (the server confirmed), dropping it forgets the
+/// subscription, so a later channel-less refusal is not charged to it.
+struct PendingSubscribe {
+    shared: Arc<Mutex<Shared>>,
+    wire: String,
+    armed: bool,
+}
+
+impl Drop for PendingSubscribe {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut s = lock(&self.shared);
+        s.pending.retain(|p| p != &self.wire);
+        if s.subs.get(&self.wire).is_some_and(|sub| !sub.active) {
+            s.subs.remove(&self.wire);
         }
     }
 }

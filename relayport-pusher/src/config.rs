@@ -1,4 +1,9 @@
-//! Client configuration: where to connect and the protocol timers.
+//! Client configuration: where to connect, the protocol's limits and user sign-in.
+//!
+//! Connect, subscribe and heartbeat timeouts belong to the core's runtime
+//! ([`relayport_core::ClientConfig`]); the provider keeps only [`PusherConfig::signin_timeout`],
+//! the bound of a direct [`PusherProvider::signin`](crate::PusherProvider::signin) call made
+//! outside the runtime.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,15 +29,20 @@ pub struct PusherConfig {
     /// The client's activity timeout; the heartbeat interval is the smaller of this and the
     /// server's `activity_timeout` (default 120 s).
     pub activity_timeout: Duration,
-    /// How long a subscribe (or sign-in) waits for the server's answer (default 10 s).
-    pub subscribe_timeout: Duration,
-    /// How long the WebSocket handshake and `pusher:connection_established` may take
-    /// (default 15 s).
-    pub connect_timeout: Duration,
+    /// How long a direct [`PusherProvider::signin`](crate::PusherProvider::signin) call waits
+    /// for `pusher:signin_success` (default 10 s). The sign-in made while connecting is bounded
+    /// by the runtime's connect timeout instead.
+    pub signin_timeout: Duration,
     /// Client events allowed per second and connection (default 10, Pusher's limit).
     pub client_events_per_second: usize,
-    /// The payload limit for client events, in bytes (default 10 KB).
+    /// The payload limit for client events, in bytes (default 10 KB, pusher.com's limit;
+    /// self-hosted servers may allow more).
     pub max_payload: usize,
+    /// Client-event names as Laravel Echo's `whisper` writes them (default `false`): when
+    /// `true`, publishing `typing` sends `client-typing`, and a received `client-typing` is
+    /// delivered as `typing`. When `false`, names are sent and delivered verbatim and a name
+    /// without `client-` is refused.
+    pub client_event_prefix: bool,
     /// Signs the connection in as a user after every connect (`pusher:signin`), if set.
     pub user_authenticator: Option<Arc<dyn UserAuthenticator>>,
 }
@@ -45,7 +55,8 @@ impl std::fmt::Debug for PusherConfig {
             .field("port", &self.port)
             .field("tls", &self.tls)
             .field("activity_timeout", &self.activity_timeout)
-            .field("subscribe_timeout", &self.subscribe_timeout)
+            .field("max_payload", &self.max_payload)
+            .field("client_event_prefix", &self.client_event_prefix)
             .field("user_authenticator", &self.user_authenticator.is_some())
             .finish_non_exhaustive()
     }
@@ -72,10 +83,10 @@ impl PusherConfig {
             client_name: "rust".into(),
             client_version: env!("CARGO_PKG_VERSION").into(),
             activity_timeout: Duration::from_secs(120),
-            subscribe_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(15),
+            signin_timeout: Duration::from_secs(10),
             client_events_per_second: 10,
             max_payload: crate::rest::DEFAULT_MAX_PAYLOAD,
+            client_event_prefix: false,
             user_authenticator: None,
         }
     }
@@ -83,6 +94,19 @@ impl PusherConfig {
     /// Signs in as a user after every connect.
     pub fn with_user_authenticator(mut self, authenticator: Arc<dyn UserAuthenticator>) -> Self {
         self.user_authenticator = Some(authenticator);
+        self
+    }
+
+    /// Changes the client-event payload limit (builder style).
+    pub fn with_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Adds and strips the `client-` prefix of client events, as Laravel Echo's `whisper`
+    /// does (builder style); see [`PusherConfig::client_event_prefix`].
+    pub fn with_client_event_prefix(mut self, on: bool) -> Self {
+        self.client_event_prefix = on;
         self
     }
 

@@ -17,6 +17,10 @@
 //! | 4301 | client event rejected (rate limit) | `RateLimited` | fatal |
 //! | other ≥ 4300 | other errors | `Provider` (not retryable) | fatal |
 //! | 1000–3999, none | WebSocket-level closes | `Connection` | retry with backoff |
+//!
+//! A link that drops without a close frame is decided by the last connection-level
+//! `pusher:error` (4000–4299) when nothing followed it, by the same table, with the server's
+//! text as the reason (see [`crate::client`]).
 
 use relayport_core::{CloseReason, RealtimeError};
 

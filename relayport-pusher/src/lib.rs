@@ -8,6 +8,8 @@
 //!   also the core's [`relayport_core::Publisher`];
 //! - [`PusherAuthorizer`]: private, presence and encrypted channel authorization and user
 //!   sign-in (the core's [`relayport_core::ChannelAuthorizer`]);
+//! - [`EndpointUserAuthenticator`]: user sign-in through the application's endpoint, as
+//!   pusher-js's `userAuthentication`; the signed-in user's events arrive on [`USER_CHANNEL`];
 //! - [`webhooks::WebhookVerifier`]: webhook signature checks;
 //! - [`encryption`]: end-to-end encrypted channels (NaCl secretbox);
 //! - [`names`]: the channel-name mapping (`private:room:1` ↔ `private-room-1`);
@@ -29,8 +31,8 @@ pub mod signing;
 pub mod testing;
 pub mod webhooks;
 
-pub use auth::{Credentials, PusherAuthorizer, UserAuthenticator};
-pub use client::{PusherProvider, UserEvent};
+pub use auth::{Credentials, EndpointUserAuthenticator, PusherAuthorizer, UserAuthenticator};
+pub use client::{PusherProvider, USER_CHANNEL, UserEvent};
 pub use config::PusherConfig;
 pub use rest::{BatchEvent, PusherRest, RestRequest, TriggerOptions};
 pub use webhooks::{Webhook, WebhookEvent, WebhookVerifier};

@@ -37,6 +37,11 @@ pub const MAX_EVENT_NAME_LEN: usize = 200;
 pub const ENCRYPTED_PREFIX: &str = "private-encrypted-";
 /// The prefix of the reserved channel that carries server-to-user events.
 pub const SERVER_TO_USER_PREFIX: &str = "#server-to-user-";
+/// The neutral (public) channel on which a signed-in connection delivers its user's events:
+/// server-to-user events under their own names, watchlist changes as `online` / `offline`
+/// with `{"user_ids": [...]}`. Reserved: the client never subscribes a Pusher channel of this
+/// name.
+pub const USER_CHANNEL: &str = "server-to-user";
 
 fn allowed(c: char) -> bool {
     c.is_ascii_alphanumeric() || "_-=@,.;".contains(c)

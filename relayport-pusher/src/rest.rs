@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use relayport_core::transport::LinkConfig;
 use relayport_core::{OutboundMessage, Publisher, RealtimeError, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -22,8 +23,11 @@ use crate::names::{
 };
 use crate::signing::{SignedQuery, sign};
 
-/// Pusher's payload limit for one event's `data`, in bytes.
+/// Pusher's payload limit for one event's `data`, in bytes (the hosted cluster's; a
+/// self-hosted server's may be larger: [`PusherRest::with_max_payload`]).
 pub const DEFAULT_MAX_PAYLOAD: usize = 10 * 1024;
+/// How long one HTTP API call may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most channels one trigger may name.
 pub const MAX_TRIGGER_CHANNELS: usize = 100;
 /// The most events one batch may hold.
@@ -104,7 +108,8 @@ struct BatchBody<'a> {
 pub struct PusherRest {
     credentials: Arc<Credentials>,
     base: String,
-    http: reqwest::Client,
+    /// `None`: [`LinkConfig::shared_default`]'s client, taken at the first call.
+    http: Option<reqwest::Client>,
     max_payload: usize,
     fixed_timestamp: Option<u64>,
     fixed_nonce: Option<[u8; NONCE_LEN]>,
@@ -174,14 +179,10 @@ impl PusherRest {
     }
 
     fn with_base(credentials: Credentials, base: String) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
         Self {
             credentials: Arc::new(credentials),
             base,
-            http,
+            http: None,
             max_payload: DEFAULT_MAX_PAYLOAD,
             fixed_timestamp: None,
             fixed_nonce: None,
@@ -191,6 +192,20 @@ impl PusherRest {
     /// Changes the payload limit (self-hosted servers often allow 100 KB).
     pub fn with_max_payload(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
+        self
+    }
+
+    /// The payload limit, in bytes.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// The HTTP client (and so the TLS trust) to call the API with; default: the one of
+    /// [`LinkConfig::shared_default`] (rustls, the compiled-in webpki roots). Inject one to
+    /// trust a private CA, use the system store or a proxy. Each call is bounded by
+    /// [`REQUEST_TIMEOUT`] either way.
+    pub fn with_link_config(mut self, config: &LinkConfig) -> Self {
+        self.http = Some(config.http().clone());
         self
     }
 
@@ -424,10 +439,15 @@ impl PusherRest {
 
     /// Sends a request; returns the parsed JSON body (`Null` when empty).
     pub async fn execute(&self, request: &RestRequest) -> Result<Value> {
-        let mut builder = match request.method {
-            "GET" => self.http.get(&request.url),
-            _ => self.http.post(&request.url),
+        let http = match &self.http {
+            Some(http) => http.clone(),
+            None => LinkConfig::shared_default()?.http().clone(),
         };
+        let mut builder = match request.method {
+            "GET" => http.get(&request.url),
+            _ => http.post(&request.url),
+        }
+        .timeout(REQUEST_TIMEOUT);
         for (k, v) in &request.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
@@ -436,7 +456,7 @@ impl PusherRest {
         }
         let response = builder.send().await.map_err(|e| {
             if e.is_timeout() {
-                RealtimeError::timeout("pusher HTTP API", Duration::from_secs(30))
+                RealtimeError::timeout("pusher HTTP API", REQUEST_TIMEOUT)
             } else {
                 RealtimeError::Connection(format!("pusher HTTP API: {e}"))
             }

@@ -23,6 +23,11 @@ pub const APP_ID: &str = "1234567";
 pub const KEY: &str = "e2e-key";
 /// The app's secret.
 pub const SECRET: &str = "e2e-secret-0123456789";
+/// How long the server lets a connection stay without signing in (`pusher:signin`) or
+/// subscribing to a private or presence channel before it closes it with 4009, in seconds:
+/// pusher.com's and soketi's 30 s (sockudo's own default is an hour), so every test that runs
+/// that long meets the window.
+pub const USER_AUTHENTICATION_TIMEOUT_SECS: u64 = 30;
 
 /// A running sockudo process; killed (and its config removed) on drop.
 #[derive(Debug)]
@@ -58,13 +63,14 @@ fn free_port() -> u16 {
 }
 
 /// The config sockudo runs with: loopback only, in-memory everything, one app with client
-/// events and user authentication enabled.
+/// events and user authentication enabled, and the 30 s sign-in window.
 pub fn config(port: u16) -> String {
     format!(
         r#"debug = false
 host = "127.0.0.1"
 port = {port}
 activity_timeout = 120
+user_authentication_timeout = {USER_AUTHENTICATION_TIMEOUT_SECS}
 [adapter]
 driver = "local"
 [app_manager]

@@ -462,3 +462,65 @@ async fn encrypted_channel_round_trip() {
     assert_eq!((m.event.as_str(), m.data), ("secret-event", data));
     c.close().await;
 }
+
+/// Issue 16, in real time (bounded, ~36 s): sockudo with user authentication enabled closes a
+/// connection that has not signed in within 30 s (4009). The unsigned client fails once,
+/// with the server's text, and never reconnects; the signed-in client stays connected past
+/// the window and receives an event sent to its user on `server-to-user`.
+#[tokio::test]
+async fn signed_in_client_outlives_the_30s_window_and_unsigned_fails_with_the_reason() {
+    let Some(server) = Sockudo::start().await else {
+        return;
+    };
+    let auth = PusherAuthorizer::new(server.credentials());
+    let config = PusherConfig::host(KEY, "127.0.0.1", server.port, false)
+        .with_user_authenticator(auth.user_authenticator(json!({"id": "user-w"})));
+    let signed = RealtimeClient::new(PusherProvider::new(config));
+    let unsigned = RealtimeClient::new(provider(&server));
+    let mut signed_events = signed.events();
+    let mut unsigned_events = unsigned.events();
+    signed.connect().await.unwrap();
+    unsigned.connect().await.unwrap();
+    let mut user = signed
+        .subscribe(relayport_pusher::USER_CHANNEL)
+        .await
+        .unwrap();
+    let failed = tokio::time::timeout(Duration::from_secs(45), async {
+        loop {
+            match unsigned_events.recv().await {
+                Ok(ClientEvent::StateChanged(ConnectionState::Failed(e))) => return e,
+                Ok(ClientEvent::StateChanged(s @ ConnectionState::Reconnecting { .. })) => {
+                    panic!("the unsigned client reconnects after 4009: {s:?}")
+                }
+                Ok(_) => continue,
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the unsigned connection is closed within 45 s");
+    assert_eq!(failed.kind(), ErrorKind::Unauthorized, "{failed}");
+    assert!(
+        failed.to_string().contains("not authorized within timeout"),
+        "the server's text reaches the user: {failed}"
+    );
+    // The window has passed for the signed-in client too: still connected, never lost.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(signed.state(), ConnectionState::Connected);
+    while let Ok(e) = signed_events.try_recv() {
+        assert!(!matches!(e, ClientEvent::LinkLost { .. }), "{e:?}");
+    }
+    rest(&server)
+        .send_to_user("user-w", "after-window", &json!({"ok": true}))
+        .await
+        .unwrap();
+    let m = loop {
+        let m = recv(&mut user).await;
+        if m.event == "after-window" {
+            break m;
+        }
+    };
+    assert_eq!(m.data, json!({"ok": true}));
+    signed.close().await;
+    unsigned.close().await;
+}

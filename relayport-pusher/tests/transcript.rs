@@ -235,9 +235,7 @@ async fn the_peer_rejects_a_frame_that_differs() {
         Step::Expect(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"other"}}"#.into()),
     ])
     .await;
-    let mut c = config(peer.port);
-    c.subscribe_timeout = Duration::from_millis(500);
-    let provider = PusherProvider::new(c);
+    let provider = PusherProvider::new(config(peer.port));
     let (sink, _rx) = EventSink::channel();
     provider.connect(sink).await.unwrap();
     let _ = provider

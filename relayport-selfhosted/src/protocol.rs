@@ -171,7 +171,47 @@ pub enum ClientFrame {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// Read one page of a channel's retained history; answered with `history`. Public
+    /// channels: anyone; private and presence channels: connections subscribed to them.
+    History {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel (not a pattern).
+        channel: String,
+        /// At most this many messages (capped at 100).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+        /// `backwards` (newest first, the default) or `forwards`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        direction: Option<HistoryDirection>,
+        /// Only messages after this position (ignored when its epoch is not the channel's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Position>,
+        /// Only messages with `ts` at or after this (ms since the Unix epoch).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<u64>,
+        /// Only messages with `ts` at or before this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<u64>,
+        /// The `cursor` of the previous page's answer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
+    },
 }
+
+/// The order of a `history` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryDirection {
+    /// Newest first.
+    Backwards,
+    /// Oldest first.
+    Forwards,
+}
+
+/// The most messages one `history` answer carries.
+pub const MAX_HISTORY_PAGE: usize = 100;
 
 /// A message as the server sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -307,6 +347,19 @@ pub enum ServerFrame {
         /// The ping's `ref`.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+    },
+    /// The answer to `history`: one page.
+    History {
+        /// The request's `ref`.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// The channel.
+        channel: String,
+        /// The messages, in the requested direction.
+        messages: Vec<MessageFrame>,
+        /// Where the next page starts (send it as `cursor`); absent on the last page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cursor: Option<String>,
     },
 }
 

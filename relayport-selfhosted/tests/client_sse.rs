@@ -450,6 +450,48 @@ async fn malformed_sse_events_are_protocol_errors_and_close_codes_map() {
     }
 }
 
+/// A hostile server sending an endless line (no line end, past the parser's 1 MiB bound) gets
+/// the stream dropped with the reason, not a client buffering it forever.
+#[tokio::test]
+async fn an_endless_sse_line_from_the_server_drops_the_stream_with_the_reason() {
+    let body: &'static str = Box::leak(
+        format!(
+            "{}{}",
+            concat!(
+                "event: connected\ndata: {\"type\":\"connected\",\"socket_id\":\"x\",\"protocol\":1,",
+                "\"heartbeat_ms\":1000,\"limits\":{\"max_payload\":65536,\"max_subscriptions\":50,",
+                "\"publishes_per_minute\":100,\"send_queue\":1000}}\n\n",
+                "event: subscribed\ndata: {\"type\":\"subscribed\",\"channel\":\"news\"}\n\n",
+                "data: ",
+            ),
+            "a".repeat((1 << 20) + 1)
+        )
+        .into_boxed_str(),
+    );
+    let url = scripted(body).await;
+    let provider = SelfHostedProvider::new(&url).expect("provider");
+    let (sink, mut events) = client_support::sink();
+    within("connect", provider.connect(sink))
+        .await
+        .expect("connect");
+    within(
+        "subscribe",
+        provider.subscribe(&Channel::public("news"), &SubscribeOptions::default()),
+    )
+    .await
+    .expect("subscribe");
+    match within("the close", events.next()).await {
+        ProviderEvent::Closed(reason) => {
+            assert!(
+                reason.message.contains("longer than 1048576 bytes"),
+                "{reason:?}"
+            );
+            assert_eq!(reason.reconnect, Reconnect::Backoff);
+        }
+        other => panic!("expected the stream to close, got {other:?}"),
+    }
+}
+
 #[test]
 fn the_sse_parser_follows_the_line_rules_across_chunk_boundaries() {
     let stream = b"id: 1\nevent: a\ndata: x\ndata:y\n\n: comment\n\nretry: 5\ndata: z\r\n\r\nevent: b\rdata: w\r\r\n";
@@ -473,8 +515,8 @@ fn the_sse_parser_follows_the_line_rules_across_chunk_boundaries() {
     // Whole, and cut at every position.
     for cut in 0..stream.len() {
         let mut parser = SseParser::default();
-        let mut got = parser.feed(&stream[..cut]);
-        got.extend(parser.feed(&stream[cut..]));
+        let mut got = parser.feed(&stream[..cut]).expect("valid");
+        got.extend(parser.feed(&stream[cut..]).expect("valid"));
         assert_eq!(got, expected, "cut at {cut}");
     }
     let p = Position {

@@ -729,6 +729,27 @@ async fn connection_refused_is_a_retryable_connection_error() {
     assert!(err.is_retryable());
 }
 
+/// The provider keeps no timer of its own under the runtime's: without `with_connect_timeout`
+/// a silent server is waited for as long as the caller (the core runtime's `connect_timeout`)
+/// decides, here an hour of paused time.
+#[tokio::test(start_paused = true)]
+async fn the_provider_sets_no_connect_timer_of_its_own_by_default() {
+    let server = PeerServer::bind().await;
+    let provider = SelfHostedProvider::new(&server.url).expect("provider");
+    let peer = tokio::spawn(async move {
+        let peer = server.accept().await;
+        std::future::pending::<()>().await;
+        drop(peer);
+    });
+    let (sink, _events) = client_support::sink();
+    let waited = tokio::time::timeout(Duration::from_secs(3600), provider.connect(sink)).await;
+    assert!(
+        waited.is_err(),
+        "the provider gave up by itself: {waited:?}"
+    );
+    peer.abort();
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_server_that_never_says_connected_times_out_on_the_paused_clock() {
     let server = PeerServer::bind().await;

@@ -113,3 +113,69 @@ async fn presence_through_the_client() {
     a.close().await;
     server.shutdown().await;
 }
+
+/// `RealtimeClient::history` over the native WebSocket: pages newest first with a cursor,
+/// forwards on request; a private channel's history is read only once subscribed (signed).
+#[tokio::test]
+async fn history_is_read_page_by_page_and_private_history_needs_a_subscription() {
+    use relayport_core::{ErrorKind, HistoryQuery};
+    let server = start().await;
+    let broker = server.broker();
+    for n in 1..=5 {
+        broker.publish(publication("news", n));
+        broker.publish(publication("private:vault", n * 10));
+    }
+    let c = client(server.local_addr(), TransportPreference::WebSocketOnly);
+    // Not connected yet: history connects first.
+    let mut page = within("history", c.history("news", HistoryQuery::new().limit(2)))
+        .await
+        .unwrap();
+    let mut pages = Vec::new();
+    loop {
+        pages.push(
+            page.messages()
+                .iter()
+                .map(|m| m.data.clone())
+                .collect::<Vec<_>>(),
+        );
+        match within("next page", page.next()).await.unwrap() {
+            Some(next) => page = next,
+            None => break,
+        }
+    }
+    assert_eq!(
+        pages,
+        vec![
+            vec![json!(5), json!(4)],
+            vec![json!(3), json!(2)],
+            vec![json!(1)]
+        ]
+    );
+    let forwards = within("history", c.history("news", HistoryQuery::new().forwards()))
+        .await
+        .unwrap();
+    let seqs: Vec<u64> = forwards
+        .messages()
+        .iter()
+        .map(|m| m.position.as_ref().unwrap().sequence)
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+
+    let refused = within("history", c.history("private:vault", HistoryQuery::new()))
+        .await
+        .unwrap_err();
+    assert_ne!(refused.kind(), ErrorKind::Unsupported, "{refused:?}");
+    let _vault = within("subscribe", c.subscribe("private:vault"))
+        .await
+        .unwrap();
+    let vault = within(
+        "history",
+        c.history("private:vault", HistoryQuery::new().limit(1)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(vault.messages()[0].data, json!(50));
+    assert!(vault.has_next());
+    c.close().await;
+    server.shutdown().await;
+}

@@ -46,6 +46,7 @@ fn client_examples_cover_every_client_frame() {
         "presence_update",
         "presence_leave",
         "ping",
+        "history",
     ]
     .into_iter()
     .map(String::from)
@@ -65,6 +66,7 @@ fn server_examples_cover_every_server_frame() {
         "presence",
         "error",
         "pong",
+        "history",
     ]
     .into_iter()
     .map(String::from)

@@ -104,6 +104,28 @@ fn flag(env: &dyn EnvSource, name: &str) -> Result<Option<bool>> {
         .transpose()
 }
 
+fn bytes(env: &dyn EnvSource, name: &str) -> Result<Option<usize>> {
+    optional(env, name)
+        .map(|v| match v.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(RealtimeError::Config(format!(
+                "{name} must be a positive number of bytes (got `{v}`)"
+            ))),
+        })
+        .transpose()
+}
+
+fn json_object(env: &dyn EnvSource, name: &str) -> Result<Option<serde_json::Value>> {
+    optional(env, name)
+        .map(|v| match serde_json::from_str::<serde_json::Value>(&v) {
+            Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+            _ => Err(RealtimeError::Config(format!(
+                "{name} must be a JSON object such as {{\"id\":\"alice\"}}"
+            ))),
+        })
+        .transpose()
+}
+
 fn url(name: &str, value: Option<String>) -> Result<Option<String>> {
     match value {
         Some(v) if !(v.contains("://") && v.split("://").nth(1).is_some_and(|r| !r.is_empty())) => {
@@ -132,6 +154,13 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
                 port: port(env, "PUSHER_PORT")?,
                 tls: flag(env, "PUSHER_TLS")?,
                 encryption_master_key_base64: secret(env, "PUSHER_ENCRYPTION_MASTER_KEY_BASE64"),
+                max_payload: bytes(env, "PUSHER_MAX_PAYLOAD")?,
+                client_event_prefix: flag(env, "PUSHER_CLIENT_EVENT_PREFIX")?,
+                user_auth_endpoint: url(
+                    "PUSHER_USER_AUTH_ENDPOINT",
+                    optional(env, "PUSHER_USER_AUTH_ENDPOINT"),
+                )?,
+                user_data: json_object(env, "PUSHER_USER_DATA")?,
                 auth_endpoint,
                 client_id,
             };

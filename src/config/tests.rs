@@ -221,3 +221,64 @@ fn client_side_drops_every_server_secret() {
         Some("app.client:restricted")
     );
 }
+
+/// Issue 16: the Pusher sign-in, payload-limit and client-event settings, from the
+/// environment and from a file, and their malformed values naming the variable.
+#[test]
+fn pusher_signin_limit_and_prefix_settings() {
+    let base = [
+        ("REALTIME_PROVIDER", "pusher"),
+        ("PUSHER_KEY", "k"),
+        ("PUSHER_HOST", "127.0.0.1"),
+    ];
+    let mut pairs = base.to_vec();
+    pairs.extend([
+        ("PUSHER_MAX_PAYLOAD", "102400"),
+        ("PUSHER_CLIENT_EVENT_PREFIX", "true"),
+        (
+            "PUSHER_USER_AUTH_ENDPOINT",
+            "https://app.example/pusher/user-auth",
+        ),
+        (
+            "PUSHER_USER_DATA",
+            r#"{"id":"alice","user_info":{"name":"Alice"}}"#,
+        ),
+    ]);
+    let cfg = ProviderConfig::from_env(&env(&pairs)).unwrap();
+    let ProviderConfig::Pusher(p) = &cfg else {
+        panic!("{cfg:?}")
+    };
+    assert_eq!(p.max_payload, Some(102_400));
+    assert_eq!(p.client_event_prefix, Some(true));
+    assert_eq!(
+        p.user_auth_endpoint.as_deref(),
+        Some("https://app.example/pusher/user-auth")
+    );
+    assert_eq!(
+        p.user_data,
+        Some(serde_json::json!({"id": "alice", "user_info": {"name": "Alice"}}))
+    );
+    // Public settings: a client keeps them.
+    assert_eq!(cfg.client_side(), cfg);
+    let file = ProviderConfig::from_toml_str(
+        "provider = \"pusher\"\nkey = \"k\"\nhost = \"127.0.0.1\"\nmax_payload = 102400\n\
+         client_event_prefix = true\n\
+         user_auth_endpoint = \"https://app.example/pusher/user-auth\"\n\
+         [user_data]\nid = \"alice\"\nuser_info = { name = \"Alice\" }\n",
+    )
+    .unwrap();
+    assert_eq!(file, cfg);
+    for (var, value) in [
+        ("PUSHER_MAX_PAYLOAD", "0"),
+        ("PUSHER_MAX_PAYLOAD", "10kb"),
+        ("PUSHER_CLIENT_EVENT_PREFIX", "maybe"),
+        ("PUSHER_USER_AUTH_ENDPOINT", "/pusher/user-auth"),
+        ("PUSHER_USER_DATA", "alice"),
+        ("PUSHER_USER_DATA", "[1]"),
+    ] {
+        let mut pairs = base.to_vec();
+        pairs.push((var, value));
+        let m = config_error(ProviderConfig::from_env(&env(&pairs)));
+        assert!(m.contains(var), "{var}={value}: {m}");
+    }
+}

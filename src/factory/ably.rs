@@ -1,6 +1,5 @@
 //! Ably: `AblyRealtime`, `AblyRest`, `AblyAuthorizer` from [`AblySettings`].
 
-use relayport_ably::token::{AuthResponse, TokenParams};
 use relayport_ably::{AblyAuthorizer, AblyConfig, AblyRest, ApiKey, Credentials, RestConfig};
 use relayport_core::{RealtimeError, Result};
 
@@ -15,19 +14,17 @@ fn parse_key(value: &str, var: &str) -> Result<ApiKey> {
     })
 }
 
-/// The client configuration. Credentials: `ABLY_CLIENT_KEY`, else `ABLY_AUTH_URL`, else (only
-/// for a trusted caller passing `server_key`) token requests signed in this process.
+/// The client configuration. Credentials: for a trusted caller passing `server_key`, token
+/// requests signed in this process with the server key (its full capability: no per-channel
+/// tokens); otherwise `ABLY_CLIENT_KEY` (its capability decides what the client reaches), else
+/// `ABLY_AUTH_URL` (the app's token endpoint, whose tokens name the user's channels).
 pub(crate) fn client_config(a: &AblySettings, server_key: Option<&Secret>) -> Result<AblyConfig> {
-    let credentials = if let Some(k) = &a.client_key {
+    let credentials = if let Some(k) = server_key {
+        Credentials::TokenFromKey(parse_key(k.expose(), "ABLY_API_KEY")?)
+    } else if let Some(k) = &a.client_key {
         Credentials::Key(parse_key(k.expose(), "ABLY_CLIENT_KEY")?)
     } else if let Some(url) = &a.auth_url {
         Credentials::AuthUrl(url.clone())
-    } else if let Some(k) = server_key {
-        let key = parse_key(k.expose(), "ABLY_API_KEY")?;
-        Credentials::callback(move |params: TokenParams| {
-            let signed = key.create_token_request(&params);
-            async move { signed.map(AuthResponse::Request) }
-        })
     } else {
         return Err(RealtimeError::Config(
             "ABLY_CLIENT_KEY or ABLY_AUTH_URL is not set (a client never uses ABLY_API_KEY, the server key)".into(),

@@ -29,9 +29,15 @@ pub(crate) fn build_provider(
     let _ = trusted;
     match public {
         #[cfg(feature = "pusher")]
-        ProviderConfig::Pusher(p) => Ok(Box::new(relayport_pusher::PusherProvider::new(
-            pusher::client_config(p)?,
-        ))),
+        ProviderConfig::Pusher(p) => {
+            let full = match trusted {
+                Some(ProviderConfig::Pusher(full)) => Some(full),
+                _ => None,
+            };
+            Ok(Box::new(relayport_pusher::PusherProvider::new(
+                pusher::client_config(p, full)?,
+            )))
+        }
         #[cfg(feature = "ably")]
         ProviderConfig::Ably(a) => {
             let key = match trusted {

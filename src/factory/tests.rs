@@ -54,7 +54,7 @@ fn clients_are_built_from_public_settings_only() {
     let ProviderConfig::Pusher(p) = c.client_side() else {
         panic!()
     };
-    let pc = pusher::client_config(&p).unwrap();
+    let pc = pusher::client_config(&p, None).unwrap();
     assert_eq!(
         pc.url(),
         format!("ws://127.0.0.1:6001{}", pc.path_and_query())

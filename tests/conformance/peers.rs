@@ -94,6 +94,9 @@ impl Sockudo {
             ("PUSHER_HOST", "127.0.0.1"),
             ("PUSHER_PORT", port.as_str()),
             ("PUSHER_TLS", "false"),
+            // The app enforces user authentication (a connection that neither signs in nor
+            // joins a private channel is closed after 30 s): trusted clients sign in.
+            ("PUSHER_USER_DATA", r#"{"id":"conformance"}"#),
         ]))
         .expect("config")
     }
@@ -115,6 +118,88 @@ impl Peer for Sockudo {
 
     async fn restart(&mut self) {
         self.0.restart().await;
+    }
+}
+
+// ---- Ably: the behavioural peer (relayport-peer-ably) -----------------------------------
+
+/// The server key: everything on every channel.
+const ABLY_SERVER_KEY: &str = "confapp.server:conformance-ably-secret";
+/// The client key an app would ship: public and presence channels, never `private:*` (those
+/// need a token from the authorizer, signed with the server key).
+const ABLY_CLIENT_KEY: &str = "confapp.client:conformance-client-secret";
+
+/// relayport-peer-ably in this process: an Ably-protocol server that enforces Ably's rules
+/// (capabilities, client ids, presence, resume); `restart` drops every connection and forgets
+/// all state, like a server restart.
+pub struct Ably {
+    peer: Option<relayport_peer_ably::AblyPeer>,
+    port: u16,
+}
+
+impl Ably {
+    fn peer_config(port: u16) -> relayport_peer_ably::PeerConfig {
+        use relayport_peer_ably::{Capability, KeyConfig, PeerConfig};
+        PeerConfig {
+            port,
+            keys: vec![
+                KeyConfig::new(ABLY_SERVER_KEY, Capability::all()),
+                KeyConfig::new(
+                    ABLY_CLIENT_KEY,
+                    Capability::from_pairs([("conf-*", &["*"][..]), ("presence:*", &["*"][..])]),
+                ),
+            ],
+            ..PeerConfig::default()
+        }
+    }
+
+    pub async fn start() -> Self {
+        let peer = relayport_peer_ably::AblyPeer::start(Self::peer_config(0))
+            .await
+            .expect("the Ably peer binds");
+        let port = peer.port();
+        Self {
+            peer: Some(peer),
+            port,
+        }
+    }
+
+    fn config_with(&self, server_key: &str) -> ProviderConfig {
+        let port = self.port.to_string();
+        ProviderConfig::from_env(&MapEnv::from([
+            ("REALTIME_PROVIDER", "ably"),
+            ("ABLY_API_KEY", server_key),
+            ("ABLY_CLIENT_KEY", ABLY_CLIENT_KEY),
+            ("ABLY_HOST", "127.0.0.1"),
+            ("ABLY_PORT", port.as_str()),
+            ("ABLY_TLS", "false"),
+        ]))
+        .expect("config")
+    }
+}
+
+#[relayport::async_trait]
+impl Peer for Ably {
+    fn name(&self) -> &'static str {
+        "ably"
+    }
+
+    fn config(&self) -> ProviderConfig {
+        self.config_with(ABLY_SERVER_KEY)
+    }
+
+    fn config_with_wrong_secret(&self) -> ProviderConfig {
+        self.config_with("confapp.server:not-the-secret")
+    }
+
+    async fn restart(&mut self) {
+        if let Some(peer) = self.peer.take() {
+            peer.shutdown().await;
+        }
+        let peer = relayport_peer_ably::AblyPeer::start(Self::peer_config(self.port))
+            .await
+            .expect("the Ably peer binds its port again");
+        self.peer = Some(peer);
     }
 }
 

@@ -189,10 +189,10 @@ async fn private_needs_auth(peer: &mut dyn Peer) -> Outcome {
         .subscribe(PRIVATE)
         .await
         .map_err(e("signed subscribe"))?;
-    publish(&*publisher(peer)?, PRIVATE, "secret", json!({"v": 42})).await?;
+    publish(&*publisher(peer)?, PRIVATE, "secret", json!({"n": 42})).await?;
     let m = next("the private message", &mut sub).await?;
     client.close().await;
-    if m.data != json!({"v": 42}) {
+    if m.data != json!({"n": 42}) {
         return Err(format!("received {m:?}"));
     }
     Ok(Verdict::Passed)
@@ -345,7 +345,7 @@ async fn offline_queue_flushes(peer: &mut dyn Peer) -> Outcome {
     }
     for n in 1..=3 {
         writer
-            .publish_nowait(QUEUE, "client-note", json!(n))
+            .publish_nowait(QUEUE, "client-note", json!({"n": n}))
             .map_err(e("queue a publish"))?;
     }
     writer.connect().await.map_err(e("reconnect"))?;
@@ -355,7 +355,7 @@ async fn offline_queue_flushes(peer: &mut dyn Peer) -> Outcome {
     }
     writer.close().await;
     reader.close().await;
-    if got != [json!(1), json!(2), json!(3)] {
+    if got != [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})] {
         return Err(format!("flushed {got:?}"));
     }
     Ok(Verdict::Passed)

@@ -71,6 +71,12 @@ pub fn check_url(ours: &str, recorded: &Value) -> Result<(), String> {
     }
     let mut want = want;
     want.remove("agent");
+    // The one deliberate difference: ably-js on node asks for WebSocket pings
+    // (`heartbeats=false`); the shared link layer answers pings itself, so this client asks for
+    // HEARTBEAT frames instead (what browsers' ably-js sends, `RTN23b`).
+    if want.get("heartbeats").map(String::as_str) == Some("false") {
+        want.insert("heartbeats".into(), "true".into());
+    }
     if got != want {
         return Err(format!("query {got:?}\n  != recorded {want:?}"));
     }
@@ -114,6 +120,9 @@ pub fn normalize_c2s(mut v: Value, recorded: bool) -> Result<Value, String> {
     Ok(v)
 }
 
+/// A server-side script entry `"#sleep <ms>"`: the peer pauses before its next frame.
+pub const SLEEP: &str = "#sleep ";
+
 /// What a scripted connection does after its last recorded frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tail {
@@ -124,6 +133,9 @@ pub enum Tail {
     /// Keep the socket open and silent until the client goes away (a goodbye's CLOSE is
     /// answered with CLOSED).
     Hold,
+    /// A server that never answers: the client's CLOSE is expected and left unanswered; the
+    /// connection ends when the client closes it.
+    Unanswered,
     /// The client must say goodbye: a CLOSE (`{"action":7}`), answered with CLOSED, then the
     /// close frame. EOF or a close frame without a CLOSE first fails the script.
     ExpectGoodbye,
@@ -278,6 +290,11 @@ async fn serve(tcp: TcpStream, script: &Script) -> Result<(), String> {
     // echoes ours in its place.
     let mut ping_ids: Option<(String, String)> = None;
     for (s2c, raw) in &script.frames {
+        if *s2c && let Some(ms) = raw.strip_prefix(SLEEP) {
+            // A pause in the server's frames (on tokio's clock: paused in timing tests).
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+            continue;
+        }
         if *s2c {
             let mut raw = raw.clone();
             if let Some((recorded, ours)) = &ping_ids {
@@ -333,6 +350,23 @@ async fn serve(tcp: TcpStream, script: &Script) -> Result<(), String> {
                 }
             }
             Ok(())
+        }
+        Tail::Unanswered => {
+            let mut saw_close = false;
+            while let Some(Ok(m)) = ws.next().await {
+                if let WsMessage::Text(t) = m {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v != json!({"action": 7}) {
+                        return Err(format!("unexpected frame after the script: {t}"));
+                    }
+                    saw_close = true;
+                }
+            }
+            if saw_close {
+                Ok(())
+            } else {
+                Err("no CLOSE before the client left".into())
+            }
         }
         Tail::ExpectGoodbye => {
             let close = loop {

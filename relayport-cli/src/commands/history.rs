@@ -1,88 +1,45 @@
-//! `relayport history <channel>`: the provider's history, or (for providers that replay
-//! through a resubscribe, like the self-hosted server) what a resubscribe from the start of
-//! the channel's current stream replays.
+//! `relayport history <channel>`: the channel's retained messages through
+//! `RealtimeClient::history`, every page, oldest first unless `--newest-first`.
 
 use relayport::config::ProviderConfig;
-use relayport::{
-    AuthRequest, Channel, ChannelAuth, ChannelKind, EventSink, Position, PresenceUser,
-    ProviderEvent, RealtimeError, Recovery, Result, SubscribeOptions,
-};
+use relayport::{Channel, HistoryQuery, Result};
 
-use crate::output::{json_line, note};
+use super::client;
+use crate::output::json_line;
 
-pub(super) async fn run(cfg: &ProviderConfig, ch: Channel) -> Result<()> {
-    let provider = relayport::trusted_provider(cfg)?;
-    let (sink, mut events) = EventSink::channel();
-    let session = provider.connect(sink).await?;
+pub(super) async fn run(
+    cfg: &ProviderConfig,
+    ch: Channel,
+    limit: Option<usize>,
+    newest_first: bool,
+) -> Result<()> {
+    let client = client(cfg)?;
     let outcome = async {
-        match provider.history(&ch, &Position::new(0)).await {
-            Ok(page) => {
-                for m in &page.messages {
-                    json_line(m)?;
-                }
-                if !page.complete {
-                    note("older messages are no longer retained");
-                }
-                return Ok(());
-            }
-            Err(RealtimeError::Unsupported(_)) if provider.capabilities().history => {}
-            Err(e) => return Err(e),
+        // A private or presence channel's history is read by a signed subscriber (the
+        // self-hosted server's rule; harmless elsewhere).
+        let _subscription = match ch.kind().requires_auth() {
+            true => Some(client.subscribe(ch.clone()).await?),
+            false => None,
+        };
+        let mut query = HistoryQuery::new();
+        if !newest_first {
+            query = query.forwards();
         }
-        let auth = if ch.kind().requires_auth() {
-            Some(sign(cfg, &session.connection_id, &ch).await?)
-        } else {
-            None
-        };
-        let first = SubscribeOptions {
-            auth: auth.clone(),
-            ..Default::default()
-        };
-        let baseline = provider.subscribe(&ch, &first).await?.position;
-        let Some(baseline) = baseline else {
-            return Err(RealtimeError::Unsupported(format!(
-                "history of {ch} (the provider reports no position)"
-            )));
-        };
-        provider.unsubscribe(&ch).await?;
-        while events.try_recv().is_ok() {}
-        let replay = SubscribeOptions {
-            auth,
-            since: Some(Position {
-                epoch: baseline.epoch.clone(),
-                sequence: 0,
-            }),
-            ..Default::default()
-        };
-        let recovery = provider.subscribe(&ch, &replay).await?.recovery;
-        while let Ok((_, event)) = events.try_recv() {
-            if let ProviderEvent::Message(m) = event {
-                json_line(&m)?;
-            }
+        if let Some(limit) = limit {
+            query = query.limit(limit);
         }
-        match recovery {
-            Recovery::Recovered => Ok(()),
-            Recovery::Gap if baseline.sequence == 0 => Ok(()),
-            Recovery::Gap => Err(RealtimeError::Unsupported(format!(
-                "the full history of {ch} (older messages are no longer retained)"
-            ))),
-            Recovery::NotAttempted => Err(RealtimeError::Unsupported(format!("history of {ch}"))),
+        let mut page = client.history(ch.clone(), query).await?;
+        loop {
+            for m in page.messages() {
+                json_line(m)?;
+            }
+            match page.next().await? {
+                Some(next) => page = next,
+                None => return Ok(()),
+            }
         }
     }
     .await;
-    let _ = provider.disconnect().await;
+    client.close().await;
     outcome
-}
-
-async fn sign(cfg: &ProviderConfig, socket_id: &str, ch: &Channel) -> Result<ChannelAuth> {
-    let user = (ch.kind() == ChannelKind::Presence).then(|| PresenceUser {
-        id: cfg.client_id().unwrap_or("relayport-cli").to_owned(),
-        info: serde_json::Value::Null,
-    });
-    relayport::authorizer(cfg)?
-        .authorize(&AuthRequest {
-            socket_id: socket_id.to_owned(),
-            channel: ch.clone(),
-            user,
-        })
-        .await
 }

@@ -1,7 +1,7 @@
 //! `relayport publish <channel> <event> <json> [--client]`
 
 use relayport::config::ProviderConfig;
-use relayport::{Channel, OutboundMessage, Result};
+use relayport::{Channel, OutboundMessage, RealtimeError, Result};
 use serde_json::Value;
 
 use super::{client, supervise};
@@ -16,6 +16,14 @@ pub(super) async fn run(
 ) -> Result<()> {
     if through_client {
         let client = client(cfg)?;
+        if !client.capabilities().client_publish_on(ch.kind()) {
+            return Err(RealtimeError::Unsupported(format!(
+                "{} does not relay client publishes on {} channels such as {ch}: publish without \
+                 --client (the backend publisher), or on a private or presence channel",
+                client.provider_name(),
+                ch.kind().prefix()
+            )));
+        }
         let work = async {
             // Private and presence channels take client publishes only from subscribers.
             let _held = match ch.kind().requires_auth() {

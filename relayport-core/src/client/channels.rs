@@ -37,6 +37,13 @@ pub(super) struct ChannelEntry {
     pub(super) ever_established: bool,
     pub(super) roster: Roster,
     pub(super) waiters: Vec<Reply>,
+    /// The roster holds a full member list from the provider, received on the current link.
+    pub(super) synced: bool,
+    /// `PresenceStream::here()` calls waiting for the member list to be complete.
+    pub(super) here: Vec<Reply<Vec<crate::PresenceMember>>>,
+    /// The provider reported lost continuity while the channel was being brought up (a
+    /// resumed link whose re-attach could not resume the channel): recover once it is up.
+    pub(super) continuity_lost: bool,
 }
 
 impl ChannelEntry {
@@ -88,8 +95,35 @@ impl Actor {
                 ever_established: false,
                 roster: Roster::default(),
                 waiters: Vec::new(),
+                synced: false,
+                here: Vec::new(),
+                continuity_lost: false,
             }
         })
+    }
+
+    /// Answers with the member list once it is complete: at once when the provider's full list
+    /// has arrived on the current link, otherwise when it does.
+    pub(super) fn on_presence_here(
+        &mut self,
+        channel: Channel,
+        reply: Reply<Vec<crate::PresenceMember>>,
+    ) {
+        if let Err(e) = self.check_channel(&channel, true) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        match self.channels.get_mut(&channel) {
+            Some(entry) if entry.synced => {
+                let _ = reply.send(Ok(entry.roster.members()));
+            }
+            Some(entry) => entry.here.push(reply),
+            None => {
+                let _ = reply.send(Err(crate::RealtimeError::Closed(format!(
+                    "`{channel}` is no longer subscribed"
+                ))));
+            }
+        }
     }
 
     /// The last member list known for `channel`.
@@ -174,6 +208,7 @@ impl Actor {
             return false;
         }
         entry.establishing = true;
+        entry.continuity_lost = false;
         let presence = entry.presence.clone();
         let since = if entry.ever_established && !resumed {
             self.positions.get(channel).cloned()
@@ -332,10 +367,11 @@ impl Actor {
         };
         let Some(entry) = self.channels.get_mut(&channel) else {
             // Nobody wants it any more: leave it again.
-            self.start_unsubscribe(&channel);
+            self.start_unsubscribe(&channel, None);
             return;
         };
         let again = entry.ever_established;
+        let lost = std::mem::take(&mut entry.continuity_lost);
         entry.established = true;
         entry.ever_established = true;
         for w in entry.waiters.drain(..) {
@@ -356,13 +392,20 @@ impl Actor {
             self.start_presence_call(&channel, data, None, false);
         }
         if self.channels.get(&channel).is_some_and(|e| e.unused()) {
-            self.release_if_unused(&channel);
+            self.release_if_unused(&channel, None);
             return;
         }
         if !again {
             return;
         }
         match settled.since {
+            // Resumed, but the channel itself could not resume: recover it like any gap.
+            None if lost => match self.positions.get(&channel).cloned() {
+                Some(since) if self.caps.history => {
+                    self.start_history(&channel, since, subscribed.position, true)
+                }
+                _ => self.finish_resubscribe(&channel, false, subscribed.position),
+            },
             None => self.finish_resubscribe(&channel, resumed, subscribed.position),
             Some(since) => match subscribed.recovery {
                 Recovery::Recovered => self.finish_resubscribe(&channel, true, None),
@@ -463,6 +506,15 @@ impl Actor {
     /// A live channel lost messages: recover them from the last position seen, or tell the
     /// application to resynchronize.
     pub(super) fn on_continuity_lost(&mut self, channel: &Channel, reason: RealtimeError) {
+        if self.session.is_some()
+            && let Some(entry) = self.channels.get_mut(channel)
+            && !entry.established
+        {
+            // Reported by the re-attach itself: applied when the resubscribe settles.
+            warn!(%channel, %reason, "continuity lost while resubscribing");
+            entry.continuity_lost = true;
+            return;
+        }
         let live = self.channels.get(channel).is_some_and(|e| e.established);
         if !live || self.session.is_none() || self.recovering.contains_key(channel) {
             return;
@@ -484,6 +536,9 @@ impl Actor {
             for w in entry.waiters.drain(..) {
                 let _ = w.send(Err(error.clone()));
             }
+            for w in entry.here.drain(..) {
+                let _ = w.send(Err(error.clone()));
+            }
         }
         self.forget_resubscribe(channel);
         self.positions.remove(channel);
@@ -503,36 +558,46 @@ impl Actor {
     }
 
     /// Forgets a channel nobody wants any more, leaving it on the link if it was up.
-    pub(super) fn release_if_unused(&mut self, channel: &Channel) {
-        let Some(entry) = self.channels.get(channel) else {
-            return;
-        };
-        if !entry.unused() {
+    /// Forgets `channel` if nothing uses it any more, unsubscribing it from the provider if it
+    /// was live; `reply` (a confirmed unsubscribe) answers when that is done, or at once.
+    pub(super) fn release_if_unused(&mut self, channel: &Channel, reply: Option<Reply>) {
+        let unused = self.channels.get(channel).map(ChannelEntry::unused);
+        if unused != Some(true) {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
             return;
         }
-        let was_established = entry.established;
+        let was_established = self.channels.get(channel).is_some_and(|e| e.established);
         self.channels.remove(channel);
         self.positions.remove(channel);
         self.recovering.remove(channel);
         self.throttle.forget(channel);
-        if was_established {
-            self.start_unsubscribe(channel);
+        if was_established && self.session.is_some() {
+            self.start_unsubscribe(channel, reply);
+        } else if let Some(reply) = reply {
+            let _ = reply.send(Ok(()));
         }
     }
 
-    fn start_unsubscribe(&mut self, channel: &Channel) {
-        if self.session.is_none() {
-            return;
-        }
+    fn start_unsubscribe(&mut self, channel: &Channel, reply: Option<Reply>) {
         let provider = self.provider.clone();
         let limit = self.cfg.request_timeout;
         let c = channel.clone();
-        self.spawn_call(Pending::Unsubscribe(channel.clone()), async move {
+        self.spawn_call(Pending::Unsubscribe(channel.clone(), reply), async move {
             Done::Unsubscribe(timed("unsubscribe", limit, provider.unsubscribe(&c)).await)
         });
     }
 
-    pub(super) fn on_unsubscribe_done(&mut self, channel: Channel, result: Result<()>) {
+    pub(super) fn on_unsubscribe_done(
+        &mut self,
+        channel: Channel,
+        reply: Option<Reply>,
+        result: Result<()>,
+    ) {
+        if let Some(reply) = reply {
+            let _ = reply.send(result.clone());
+        }
         match result {
             Ok(()) => {}
             Err(e) if breaks_link(&e) => {

@@ -45,6 +45,9 @@ pub(crate) enum Command {
     Unlisten {
         channel: Channel,
         id: u64,
+        /// Answered once the listener is gone (and the provider unsubscribed, if it was the
+        /// channel's last use); `None` for a dropped handle.
+        reply: Option<Reply>,
     },
     UnsubscribeAll(oneshot::Sender<()>),
     Publish(PendingPublish),
@@ -63,6 +66,10 @@ pub(crate) enum Command {
         reply: Reply,
     },
     PresenceMembers {
+        channel: Channel,
+        reply: Reply<Vec<PresenceMember>>,
+    },
+    PresenceHere {
         channel: Channel,
         reply: Reply<Vec<PresenceMember>>,
     },

@@ -189,6 +189,7 @@ impl Actor {
         self.typing.clear();
         for entry in self.channels.values_mut() {
             entry.established = false;
+            entry.synced = false;
         }
         self.failed = 0;
         self.retry = 0;
@@ -248,6 +249,7 @@ impl Actor {
         self.generation += 1;
         for entry in self.channels.values_mut() {
             entry.established = false;
+            entry.synced = false;
         }
     }
 

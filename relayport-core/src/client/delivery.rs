@@ -106,6 +106,7 @@ impl Actor {
             return;
         };
         let mut lagged = Vec::new();
+        let complete = matches!(change, PresenceChange::Snapshot(_));
         for (action, member) in entry.roster.apply(change) {
             let event = PresenceEvent {
                 channel: channel.clone(),
@@ -119,6 +120,13 @@ impl Actor {
                     l.missed += 1;
                     lagged.push(l.missed);
                 }
+            }
+        }
+        if complete {
+            entry.synced = true;
+            let members = entry.roster.members();
+            for w in entry.here.drain(..) {
+                let _ = w.send(Ok(members.clone()));
             }
         }
         for missed in lagged {

@@ -299,8 +299,8 @@ impl Actor {
             (Pending::Members { channel, reply }, Done::Members(result)) => {
                 self.on_members_done(channel, reply, result)
             }
-            (Pending::Unsubscribe(channel), Done::Unsubscribe(result)) => {
-                self.on_unsubscribe_done(channel, result)
+            (Pending::Unsubscribe(channel, reply), Done::Unsubscribe(result)) => {
+                self.on_unsubscribe_done(channel, reply, result)
             }
             (Pending::Goodbye(reply), Done::Goodbye(errors)) => self.on_goodbye_done(reply, errors),
             (pending, done) => {
@@ -344,7 +344,7 @@ impl Actor {
                     let _ = reply.send(terminal.map_or(Ok(()), |e| Err(e.clone())));
                 }
                 if let Some(channel) = release {
-                    self.release_if_unused(&channel);
+                    self.release_if_unused(&channel, None);
                 }
             }
             Pending::Members { channel, reply } => {
@@ -373,7 +373,13 @@ impl Actor {
             Pending::Ping => self.pinging = false,
             Pending::Connect => self.connecting = false,
             Pending::Teardown => self.tearing_down = false,
-            Pending::Typing(_) | Pending::Unsubscribe(_) => {}
+            // The link the unsubscribe ran on is gone, and the channel with it.
+            Pending::Unsubscribe(_, reply) => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Pending::Typing(_) => {}
         }
     }
 
@@ -475,11 +481,11 @@ impl Actor {
                 sink,
                 reply,
             } => self.on_listen(channel, id, sink, reply),
-            Command::Unlisten { channel, id } => {
+            Command::Unlisten { channel, id, reply } => {
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.listeners.retain(|l| l.id != id);
                 }
-                self.release_if_unused(&channel);
+                self.release_if_unused(&channel, reply);
             }
             Command::UnsubscribeAll(reply) => self.on_unsubscribe_all(reply),
             Command::Publish(publish) => self.on_publish(publish),
@@ -495,6 +501,7 @@ impl Actor {
             } => self.on_presence_update(channel, data, reply),
             Command::PresenceLeave { channel, reply } => self.on_presence_leave(channel, reply),
             Command::PresenceMembers { channel, reply } => self.on_members(channel, reply),
+            Command::PresenceHere { channel, reply } => self.on_presence_here(channel, reply),
             Command::StartTyping(channel) => {
                 if self.session.is_some()
                     && self

@@ -12,6 +12,7 @@ mod heartbeat;
 mod ops;
 mod presence;
 mod publish;
+mod streams;
 mod subscription;
 
 use std::sync::Arc;
@@ -22,11 +23,13 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 pub use config::{ClientConfig, DEFAULT_MAX_PAYLOAD};
+pub use streams::{ClientEvents, StateStream};
 pub use subscription::{PresenceStream, Subscription, TypedSubscription};
 
 use crate::auth::ChannelAuthorizer;
 use crate::channel::{ChannelKind, IntoChannel};
 use crate::error::{RealtimeError, Result};
+use crate::history::{History, HistoryQuery};
 use crate::message::{EventType, OutboundMessage};
 use crate::policy::backoff::Backoff;
 use crate::policy::throttle::RateLimit;
@@ -134,6 +137,7 @@ impl ClientBuilder {
         let (state_tx, state_rx) = watch::channel(ConnectionState::Initialized);
         let (latency_tx, latency_rx) = watch::channel(None);
         let (events_tx, _) = broadcast::channel(256);
+        let history_provider = self.provider.clone();
         let actor = driver::Actor::new(driver::Parts {
             provider: self.provider,
             capabilities: capabilities.clone(),
@@ -155,8 +159,10 @@ impl ClientBuilder {
                 next_listener: AtomicU64::new(1),
                 max_payload,
                 subscriber_buffer: self.config.subscriber_buffer.max(1),
+                request_timeout: self.config.request_timeout,
                 capabilities,
                 provider_name,
+                provider: history_provider,
             }),
         }
     }
@@ -171,8 +177,11 @@ struct Shared {
     next_listener: AtomicU64,
     max_payload: Arc<AtomicUsize>,
     subscriber_buffer: usize,
+    request_timeout: Duration,
     capabilities: Capabilities,
     provider_name: &'static str,
+    /// For calls that need no runtime policy (history).
+    provider: Arc<dyn RealtimeProvider>,
 }
 
 /// A realtime client over any provider: cheap to clone, all clones share one connection.
@@ -292,6 +301,18 @@ impl RealtimeClient {
         self.shared.state.clone()
     }
 
+    /// The connection state as a [`Stream`](futures_core::Stream): the current state, then the
+    /// latest after each change (coalesced when they come faster than they are read).
+    pub fn state_stream(&self) -> StateStream {
+        StateStream::new(self.state_changes())
+    }
+
+    /// The client's events as a [`Stream`](futures_core::Stream), from now on; a reader that
+    /// falls behind gets [`ClientEvent::EventsLagged`] instead of an error.
+    pub fn event_stream(&self) -> ClientEvents {
+        ClientEvents::new(self.events())
+    }
+
     /// The last heartbeat round trip, if one was measured.
     pub fn latency(&self) -> Option<Duration> {
         *self.shared.latency.borrow()
@@ -313,6 +334,7 @@ impl RealtimeClient {
             commands: self.shared.commands.clone(),
             channel: channel.clone(),
             id,
+            released: false,
         };
         (id, guard)
     }
@@ -335,7 +357,7 @@ impl RealtimeClient {
             reply,
         })
         .await?;
-        Ok(Subscription { rx, guard })
+        Ok(Subscription::new(rx, guard))
     }
 
     /// Subscribes and yields only the messages of event type `T`, decoded.
@@ -359,6 +381,50 @@ impl RealtimeClient {
         })
         .await?;
         Ok(PresenceStream { rx, guard })
+    }
+
+    /// One page of `channel`'s history (ably-js's `channel.history(params)`); the page's
+    /// [`History::next`] reads the one after it.
+    ///
+    /// Where the provider reads history over its realtime connection (self-hosted), a client
+    /// that never connected connects first. Bounded by the request timeout. Providers without
+    /// history answer `Unsupported` (`capabilities().history_pages` says which).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: relayport_core::RealtimeClient) -> relayport_core::Result<()> {
+    /// use relayport_core::HistoryQuery;
+    /// let mut page = client.history("news", HistoryQuery::new().limit(20)).await?;
+    /// loop {
+    ///     for m in page.messages() {
+    ///         println!("{} {}", m.event, m.data);
+    ///     }
+    ///     match page.next().await? {
+    ///         Some(next) => page = next,
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn history(&self, channel: impl IntoChannel, query: HistoryQuery) -> Result<History> {
+        let channel = channel.into_channel()?;
+        if !self.shared.capabilities.history_pages {
+            return Err(RealtimeError::Unsupported(format!(
+                "{} keeps no history to read page by page",
+                self.shared.provider_name
+            )));
+        }
+        if matches!(
+            self.state(),
+            ConnectionState::Initialized | ConnectionState::Disconnected
+        ) {
+            self.connect().await?;
+        }
+        let limit = self.shared.request_timeout;
+        let fetch = History::fetch(self.shared.provider.clone(), channel, &query);
+        match tokio::time::timeout(limit, fetch).await {
+            Ok(result) => result,
+            Err(_) => Err(RealtimeError::timeout("history", limit)),
+        }
     }
 
     /// Leaves every channel and presence membership; every stream ends.

@@ -124,6 +124,7 @@ pub(super) enum Pending {
         channel: Channel,
         reply: Reply<Vec<PresenceMember>>,
     },
-    Unsubscribe(Channel),
+    /// An unsubscribe, and who waits for it (a confirmed `Subscription::unsubscribe`).
+    Unsubscribe(Channel, Option<Reply>),
     Goodbye(oneshot::Sender<()>),
 }

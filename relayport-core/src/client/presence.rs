@@ -89,7 +89,7 @@ impl Actor {
         }
         if !entry.established || self.session.is_none() {
             let _ = reply.send(Ok(()));
-            self.release_if_unused(&channel);
+            self.release_if_unused(&channel, None);
             return;
         }
         let provider = self.provider.clone();
@@ -125,7 +125,7 @@ impl Actor {
             }
         }
         if let Some(channel) = release {
-            self.release_if_unused(&channel);
+            self.release_if_unused(&channel, None);
         }
     }
 

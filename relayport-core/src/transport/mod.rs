@@ -12,6 +12,7 @@
 //!   [`Link::close`] with a grace period for the goodbye.
 //! - [`Pending`]: request/reply correlation whose [`Waiter`] removes itself when dropped.
 //! - [`lock`]: the one poison-tolerant lock helper.
+//! - [`sse`]: the bounded, linear-time `text/event-stream` parser for SSE transports.
 //!
 //! No timeout lives here beyond the close grace: the core's runtime owns connect, request and
 //! heartbeat timeouts.
@@ -21,6 +22,7 @@ mod config;
 mod link;
 mod lock;
 mod pending;
+pub mod sse;
 pub mod tls;
 
 #[cfg(test)]

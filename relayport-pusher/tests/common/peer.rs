@@ -24,6 +24,15 @@ pub enum Step {
     Close(u16, String),
     /// Wait until the client closes (or the socket drops).
     AwaitClose,
+    /// Drop the TCP connection at once, without a close frame.
+    Drop,
+    /// The client must send nothing but heartbeats for this long (paused clock: no real
+    /// wait): `pusher:ping` is answered with `pusher:pong`, any other text frame fails.
+    Quiet(Duration),
+    /// As `Quiet`, until the client says goodbye (close code 1000); bounded by an hour, a
+    /// span no other timer of a test reaches (on the paused clock, every wait for I/O
+    /// advances the clock to the next timer).
+    Serve,
     /// The client must say goodbye with a close frame carrying this code (a dropped socket
     /// or a data frame fails the script).
     AwaitGoodbye(u16),
@@ -86,6 +95,32 @@ pub fn established(socket_id: &str, activity_timeout: u64) -> String {
     let data = serde_json::json!({"socket_id": socket_id, "activity_timeout": activity_timeout})
         .to_string();
     serde_json::json!({"event": "pusher:connection_established", "data": data}).to_string()
+}
+
+/// Answers heartbeats until `until` (`false`) or the client's goodbye (`true`).
+async fn quiet(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    until: tokio::time::Instant,
+    step: usize,
+) -> Result<bool, String> {
+    let ping = r#"{"event":"pusher:ping","data":{}}"#;
+    loop {
+        match tokio::time::timeout_at(until, ws.next()).await {
+            Err(_) => return Ok(false),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(Message::Text(t)))) if t.as_str() == ping => {
+                let pong = r#"{"event":"pusher:pong","data":{}}"#;
+                ws.send(Message::text(pong))
+                    .await
+                    .map_err(|e| format!("step {step}: pong: {e}"))?;
+            }
+            Ok(Some(Ok(Message::Close(Some(frame))))) if u16::from(frame.code) == 1000 => {
+                let _ = ws.next().await;
+                return Ok(true);
+            }
+            Ok(other) => return Err(format!("step {step}: expected quiet, got {other:?}")),
+        }
+    }
 }
 
 async fn serve(listener: &TcpListener, script: Vec<Step>) -> Result<PeerReport, String> {
@@ -151,6 +186,24 @@ async fn serve(listener: &TcpListener, script: Vec<Step>) -> Result<PeerReport, 
                     }
                 }
             },
+            Step::Drop => {
+                drop(ws);
+                return Ok(PeerReport {
+                    path_and_query: path,
+                });
+            }
+            Step::Quiet(span) => {
+                let until = tokio::time::Instant::now() + span;
+                if quiet(&mut ws, until, i).await? {
+                    return Err(format!("step {i}: the client closed while quiet"));
+                }
+            }
+            Step::Serve => {
+                let until = tokio::time::Instant::now() + Duration::from_secs(3600);
+                if !quiet(&mut ws, until, i).await? {
+                    return Err(format!("step {i}: the client did not say goodbye"));
+                }
+            }
             Step::AwaitClose => loop {
                 match tokio::time::timeout(FRAME_WAIT, ws.next()).await {
                     Err(_) => return Err(format!("step {i}: client did not close")),

@@ -12,6 +12,11 @@ pub mod publisher;
 pub mod sse;
 mod ws;
 
+use std::future::Future;
+use std::time::Duration;
+
+use relayport_core::{RealtimeError, Result};
+
 pub use http_auth::{AuthBody, HttpAuthorizer};
 pub use provider::SelfHostedProvider;
 pub use publisher::SelfHostedPublisher;
@@ -25,6 +30,22 @@ pub enum Transport {
     /// to publish. Public channels only, no presence, publishing only with a publish token;
     /// missed messages are recovered through `Last-Event-ID`.
     Sse,
+}
+
+/// Runs `fut`, bounded by `limit` when one is set. Inside a `RealtimeClient` the runtime bounds
+/// every provider call (its `connect_timeout`, `request_timeout` and heartbeat timeout), so the
+/// provider sets none of its own unless one is asked for (a provider used directly).
+pub(crate) async fn bounded<T>(
+    what: &str,
+    limit: Option<Duration>,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match limit {
+        None => fut.await,
+        Some(limit) => tokio::time::timeout(limit, fut)
+            .await
+            .unwrap_or_else(|_| Err(RealtimeError::timeout(what, limit))),
+    }
 }
 
 /// Which transports a [`SelfHostedProvider`] may use.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use relayport_core::transport::LinkConfig;
 use relayport_core::{
-    Capabilities, Channel, ChannelKind, EventSink, OutboundMessage, RealtimeError,
-    RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
+    Capabilities, Channel, ChannelKind, EventSink, HistoryQuery, MessagePage, OutboundMessage,
+    RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -19,12 +19,7 @@ use crate::client::errors::CodeContext;
 use crate::client::sse::SseLink;
 use crate::client::ws::{Opened, WsLink, open};
 use crate::client::{Transport, TransportPreference};
-use crate::protocol::{ClientFrame, Limits, PROTOCOL_VERSION, ServerFrame};
-
-/// The default time a request (subscribe, publish, presence, ping) waits for its answer.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default time a connection attempt waits for the server's `connected` frame.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::protocol::{ClientFrame, HistoryDirection, Limits, PROTOCOL_VERSION, ServerFrame};
 
 enum Link {
     Ws(Arc<WsLink>),
@@ -56,8 +51,8 @@ enum Link {
 pub struct SelfHostedProvider {
     base: Url,
     preference: TransportPreference,
-    request_timeout: Duration,
-    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
     publish_token: Option<String>,
     link_config: LinkConfig,
     /// The current link. WebSocket calls clone their `Arc<WsLink>` and release it before
@@ -122,8 +117,8 @@ impl SelfHostedProvider {
         Ok(Self {
             base: parse_base(url)?,
             preference: TransportPreference::Auto,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: None,
+            connect_timeout: None,
             publish_token: None,
             link_config: LinkConfig::shared_default()?,
             link: tokio::sync::Mutex::new(None),
@@ -137,15 +132,19 @@ impl SelfHostedProvider {
         self
     }
 
-    /// How long a request waits for the server's answer (default 10 s).
+    /// Bounds how long a request (subscribe, publish, presence, ping) waits for the server's
+    /// answer. Unbounded by default: inside a `RealtimeClient` the runtime bounds every call
+    /// (`ClientConfig::request_timeout`); set this only when using the provider directly.
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
+        self.request_timeout = Some(timeout);
         self
     }
 
-    /// How long a connection attempt waits for the `connected` frame (default 10 s).
+    /// Bounds how long a connection attempt waits for the `connected` frame. Unbounded by
+    /// default: inside a `RealtimeClient` the runtime bounds it (`ClientConfig::connect_timeout`);
+    /// set this only when using the provider directly.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = Some(timeout);
         self
     }
 
@@ -282,6 +281,7 @@ impl RealtimeProvider for SelfHostedProvider {
         caps.presence = true;
         caps.presence_update = true;
         caps.history = true;
+        caps.history_pages = true;
         caps.client_publish = true;
         caps.wildcards = true;
         caps.max_payload = Limits::default().max_payload;
@@ -456,6 +456,56 @@ impl RealtimeProvider for SelfHostedProvider {
             }
         })
         .await
+    }
+
+    async fn history_page(&self, channel: &Channel, query: &HistoryQuery) -> Result<MessagePage> {
+        let name = channel.to_string();
+        let ctx = CodeContext {
+            channel: Some(&name),
+            ..CodeContext::default()
+        };
+        let frame = self
+            .ws()
+            .await?
+            .request("history", self.request_timeout, ctx, |reference| {
+                ClientFrame::History {
+                    reference,
+                    channel: name.clone(),
+                    limit: query.limit,
+                    direction: Some(match query.direction {
+                        relayport_core::HistoryDirection::Backwards => HistoryDirection::Backwards,
+                        relayport_core::HistoryDirection::Forwards => HistoryDirection::Forwards,
+                    }),
+                    since: query.since.clone(),
+                    start: query.start,
+                    end: query.end,
+                    cursor: query.cursor.clone(),
+                }
+            })
+            .await?;
+        let ServerFrame::History {
+            messages, cursor, ..
+        } = frame
+        else {
+            return Err(unexpected("history", &frame));
+        };
+        let messages = messages
+            .iter()
+            .map(|m| {
+                m.to_message().ok_or_else(|| {
+                    RealtimeError::Protocol(format!(
+                        "history on an invalid channel `{}`",
+                        m.channel
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let next = cursor.map(|cursor| {
+            let mut next = query.clone();
+            next.cursor = Some(cursor);
+            next
+        });
+        Ok(MessagePage::new(messages, next))
     }
 
     async fn ping(&self) -> Result<Duration> {

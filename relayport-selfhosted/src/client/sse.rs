@@ -20,90 +20,16 @@ use relayport_core::{
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
 use tracing::debug;
 use url::Url;
 
+use crate::client::bounded;
 use crate::client::errors::{CodeContext, close_reason, error_for_code};
 use crate::client::provider::endpoint;
 use crate::client::publisher::check_response;
 use crate::protocol::{MessageFrame, ServerFrame};
 
-/// One event of a `text/event-stream`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SseEvent {
-    /// The `event:` field (`message` when absent).
-    pub event: String,
-    /// The `data:` lines, joined with `\n`.
-    pub data: String,
-    /// The `id:` field, if the event had one.
-    pub id: Option<String>,
-}
-
-/// An incremental `text/event-stream` parser (the WHATWG rules: `field: value` lines, `:`
-/// comments, a blank line ends an event, CR, LF and CRLF line ends).
-#[derive(Debug, Default)]
-pub struct SseParser {
-    buf: Vec<u8>,
-    event: Option<String>,
-    data: Vec<String>,
-    id: Option<String>,
-    has_data: bool,
-}
-
-impl SseParser {
-    /// Feeds bytes; returns the events they completed.
-    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        self.buf.extend_from_slice(bytes);
-        let mut out = Vec::new();
-        while let Some(end) = self.buf.iter().position(|b| *b == b'\n' || *b == b'\r') {
-            // A CR at the very end of the buffer may be half of a CRLF: wait for more.
-            if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
-                break;
-            }
-            let skip = if self.buf[end] == b'\r' && self.buf.get(end + 1) == Some(&b'\n') {
-                2
-            } else {
-                1
-            };
-            let line: Vec<u8> = self.buf.drain(..end + skip).take(end).collect();
-            let line = String::from_utf8_lossy(&line).into_owned();
-            if let Some(event) = self.line(&line) {
-                out.push(event);
-            }
-        }
-        out
-    }
-
-    fn line(&mut self, line: &str) -> Option<SseEvent> {
-        if line.is_empty() {
-            let event = SseEvent {
-                event: self.event.take().unwrap_or_else(|| "message".into()),
-                data: std::mem::take(&mut self.data).join("\n"),
-                id: self.id.clone(),
-            };
-            let had = std::mem::take(&mut self.has_data);
-            return had.then_some(event);
-        }
-        if line.starts_with(':') {
-            return None;
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => {
-                self.data.push(value.to_owned());
-                self.has_data = true;
-            }
-            "id" if !value.contains('\0') => self.id = Some(value.to_owned()),
-            _ => {}
-        }
-        None
-    }
-}
+pub use relayport_core::transport::sse::{SseError, SseEvent, SseParser};
 
 /// The `Last-Event-ID` that resumes `channel` after `position`: the server's cursor format,
 /// `channel~epoch~seq`. `None` when the position has no epoch (nothing to resume from).
@@ -129,7 +55,7 @@ impl SseLink {
         base: Url,
         token: Option<String>,
         sink: EventSink,
-        wait: Duration,
+        wait: Option<Duration>,
     ) -> Result<Self> {
         let link = Self {
             http,
@@ -149,13 +75,14 @@ impl SseLink {
     }
 
     /// One round trip to `GET /health`; any HTTP answer counts as alive.
-    pub(crate) async fn ping(&self, wait: Duration) -> Result<()> {
+    pub(crate) async fn ping(&self, wait: Option<Duration>) -> Result<()> {
         let url = endpoint(&self.base, "health")?;
-        match timeout(wait, self.http.get(url).send()).await {
-            Err(_) => Err(RealtimeError::timeout("health check", wait)),
-            Ok(Err(e)) => Err(RealtimeError::Connection(e.to_string())),
-            Ok(Ok(_)) => Ok(()),
-        }
+        let send = self.http.get(url).send();
+        bounded("health check", wait, async {
+            send.await.map_err(connection)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Opens the channel's stream and waits for the server to accept it. With `since`, the
@@ -164,7 +91,7 @@ impl SseLink {
         &mut self,
         channel: &Channel,
         options: &SubscribeOptions,
-        wait: Duration,
+        wait: Option<Duration>,
     ) -> Result<Subscribed> {
         if channel.kind() != ChannelKind::Public {
             return Err(RealtimeError::Unsupported(format!(
@@ -185,11 +112,11 @@ impl SseLink {
         if let Some(id) = resume {
             request = request.header("last-event-id", id);
         }
-        let response = match timeout(wait, request.send()).await {
-            Err(_) => return Err(RealtimeError::timeout("SSE subscribe", wait)),
-            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
-            Ok(Ok(r)) => r,
-        };
+        let send = request.send();
+        let response = bounded("SSE subscribe", wait, async {
+            send.await.map_err(connection)
+        })
+        .await?;
         let ctx = CodeContext {
             channel: Some(&name),
             ..CodeContext::default()
@@ -206,13 +133,14 @@ impl SseLink {
         if let Some(old) = self.streams.insert(channel.clone(), task) {
             old.abort();
         }
-        let answer = match timeout(wait, ready_rx).await {
-            Err(_) => Err(RealtimeError::timeout("SSE `subscribed` event", wait)),
-            Ok(Err(_)) => Err(RealtimeError::Connection(
-                "the SSE stream ended before `subscribed`".into(),
-            )),
-            Ok(Ok(result)) => result,
-        };
+        let answer = bounded("SSE `subscribed` event", wait, async {
+            ready_rx.await.unwrap_or_else(|_| {
+                Err(RealtimeError::Connection(
+                    "the SSE stream ended before `subscribed`".into(),
+                ))
+            })
+        })
+        .await;
         // A `since` without an epoch could not be resumed: the application must resync.
         match answer {
             Ok(mut subscribed) if options.since.is_some() && !asked => {
@@ -231,7 +159,11 @@ impl SseLink {
     }
 
     /// Publishes over `POST /publish` with the configured token.
-    pub(crate) async fn publish(&self, message: &OutboundMessage, wait: Duration) -> Result<()> {
+    pub(crate) async fn publish(
+        &self,
+        message: &OutboundMessage,
+        wait: Option<Duration>,
+    ) -> Result<()> {
         let Some(token) = &self.token else {
             return Err(RealtimeError::Unsupported(
                 "publishing over the SSE fallback without a publish token".into(),
@@ -241,11 +173,7 @@ impl SseLink {
         let name = message.channel.to_string();
         let body = json!({"channel": name, "event": message.event, "data": message.data});
         let send = self.http.post(url).bearer_auth(token).json(&body).send();
-        let response = match timeout(wait, send).await {
-            Err(_) => return Err(RealtimeError::timeout("publish", wait)),
-            Ok(Err(e)) => return Err(RealtimeError::Connection(e.to_string())),
-            Ok(Ok(r)) => r,
-        };
+        let response = bounded("publish", wait, async { send.await.map_err(connection) }).await?;
         let ctx = CodeContext {
             channel: Some(&name),
             payload_size: Some(message.payload_size()),
@@ -305,7 +233,13 @@ async fn read_stream(
             Some(Err(e)) => break CloseReason::retry(None, format!("SSE stream: {e}")),
             Some(Ok(chunk)) => chunk,
         };
-        for event in parser.feed(&chunk) {
+        let events = match parser.feed(&chunk) {
+            Ok(events) => events,
+            // A server that sends an endless line or event is broken or hostile: drop the
+            // stream and let the runtime reconnect (with backoff) rather than buffer it.
+            Err(e) => break CloseReason::retry(None, format!("SSE stream of `{channel}`: {e}")),
+        };
+        for event in events {
             match reader.on_event(event) {
                 Step::Continue => {}
                 Step::Stop => return,
@@ -449,4 +383,9 @@ impl StreamReader {
         }
         alive
     }
+}
+
+/// A request that failed before any answer: the link is down.
+fn connection(e: reqwest::Error) -> RealtimeError {
+    RealtimeError::Connection(e.to_string())
 }

@@ -12,9 +12,9 @@ use relayport_core::transport::{
 };
 use relayport_core::{Channel, EventSink, PresenceChange, RealtimeError, Reconnect, Result};
 use serde_json::Value;
-use tokio::time::timeout;
 use tracing::{debug, warn};
 
+use crate::client::bounded;
 use crate::client::errors::{CodeContext, close_reason, error_for_code};
 use crate::protocol::{
     ClientFrame, Limits, MessageFrame, PROTOCOL_VERSION, PresenceAction, ServerFrame,
@@ -60,12 +60,12 @@ impl std::fmt::Debug for WsLink {
     }
 }
 
-/// Opens the WebSocket at `url` and waits (at most `wait`) for the `connected` frame.
+/// Opens the WebSocket at `url` and waits (at most `wait`, if set) for the `connected` frame.
 pub(crate) async fn open(
     url: &str,
     config: &LinkConfig,
     sink: EventSink,
-    wait: Duration,
+    wait: Option<Duration>,
 ) -> Result<Opened> {
     let attempt = async {
         let mut handshake = match transport::open(url, config).await {
@@ -78,11 +78,9 @@ pub(crate) async fn open(
         let hello = read_hello(&mut handshake).await?;
         Ok(Ok((handshake, hello)))
     };
-    let (handshake, hello) = match timeout(wait, attempt).await {
-        Err(_) => return Err(RealtimeError::timeout("the `connected` frame", wait)),
-        Ok(Err(e)) => return Err(e),
-        Ok(Ok(Err(status))) => return Ok(Opened::Refused(status)),
-        Ok(Ok(Ok(parts))) => parts,
+    let (handshake, hello) = match bounded("the `connected` frame", wait, attempt).await? {
+        Err(status) => return Ok(Opened::Refused(status)),
+        Ok(parts) => parts,
     };
     let pending = Pending::new();
     let link = handshake.start(NativeDispatcher {
@@ -160,12 +158,12 @@ async fn read_hello(handshake: &mut Handshake) -> Result<Hello> {
 }
 
 impl WsLink {
-    /// Sends `frame` with a fresh `ref` and waits (at most `wait`) for its answer. An `error`
+    /// Sends `frame` with a fresh `ref` and waits (at most `wait`, if set) for its answer. An `error`
     /// answer becomes the mapped [`RealtimeError`] (with `ctx`).
     pub(crate) async fn request(
         &self,
         what: &str,
-        wait: Duration,
+        wait: Option<Duration>,
         ctx: CodeContext<'_>,
         build: impl FnOnce(Option<String>) -> ClientFrame,
     ) -> Result<ServerFrame> {
@@ -177,7 +175,14 @@ impl WsLink {
         let text = serde_json::to_string(&frame)
             .map_err(|e| RealtimeError::Protocol(format!("{what} does not serialize: {e}")))?;
         self.link.send_text(text)?;
-        match waiter.answer(what, wait).await? {
+        let answer = bounded(what, wait, async {
+            waiter.await.map_err(|_| {
+                RealtimeError::Connection(format!(
+                    "the connection closed before the answer to {what}"
+                ))
+            })
+        });
+        match answer.await? {
             Err(e) => Err(e),
             Ok(ServerFrame::Error {
                 code,
@@ -307,7 +312,10 @@ fn on_text(sink: &EventSink, pending: &Pending<String, Answer>, text: &str) -> b
         }
         ServerFrame::Unsubscribed { ref reference, .. }
         | ServerFrame::Ack { ref reference }
-        | ServerFrame::Pong { ref reference } => answer(sink, pending, reference.clone(), frame),
+        | ServerFrame::Pong { ref reference }
+        | ServerFrame::History { ref reference, .. } => {
+            answer(sink, pending, reference.clone(), frame)
+        }
         ServerFrame::Error {
             ref reference,
             ref code,

@@ -1221,6 +1221,23 @@ impl Broker {
         }
     }
 
+    /// One page of `channel`'s retained history (empty for a channel the broker does not
+    /// know), with the query of the next page. The work is bounded by the history size.
+    pub fn history_page(
+        &self,
+        channel: &Channel,
+        query: &relayport_core::HistoryQuery,
+        max_limit: usize,
+    ) -> relayport_core::Result<(Vec<MessageFrame>, Option<relayport_core::HistoryQuery>)> {
+        let key = channel.to_string();
+        let now = self.now();
+        let mut state = self.lock();
+        match state.channels.get_mut(&key) {
+            Some(ch) => ch.stream.page(now, query, max_limit),
+            None => Ok((Vec::new(), None)),
+        }
+    }
+
     /// Forgets channels with no subscriber, no member, no snapshot and no live history.
     /// Returns how many were removed.
     pub fn sweep(&self) -> usize {

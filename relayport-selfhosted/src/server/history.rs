@@ -215,6 +215,24 @@ impl Stream {
             .collect()
     }
 
+    /// One page of the retained messages (pruned at `now`) as `query` asks, with the query of
+    /// the next page; see [`relayport_core::page_log`].
+    pub fn page(
+        &mut self,
+        now: Duration,
+        query: &relayport_core::HistoryQuery,
+        max_limit: usize,
+    ) -> relayport_core::Result<(Vec<MessageFrame>, Option<relayport_core::HistoryQuery>)> {
+        self.prune(now);
+        let epoch = self.epoch.clone();
+        let entries = self.entries.make_contiguous();
+        let (page, next) =
+            relayport_core::page_log(entries, query, max_limit, Some(&epoch), |(_, m)| {
+                (m.seq, Some(m.ts))
+            })?;
+        Ok((page.into_iter().map(|(_, m)| (**m).clone()).collect(), next))
+    }
+
     /// How many messages are retained.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -22,7 +22,9 @@ use super::broker::{Publication, Refusal, SubscribeOptions};
 use super::connection::{Encoded, Kick, Outbound};
 use super::presence::ConnId;
 use super::ratelimit::RateLimiter;
-use crate::protocol::{ClientFrame, PROTOCOL_VERSION, ServerFrame, close, code};
+use crate::protocol::{
+    ClientFrame, HistoryDirection, MAX_HISTORY_PAGE, PROTOCOL_VERSION, ServerFrame, close, code,
+};
 
 /// The normal close code (RFC 6455 1000): the client went away or asked to close.
 const NORMAL: u16 = 1000;
@@ -38,6 +40,7 @@ const KNOWN_TYPES: &[&str] = &[
     "presence_update",
     "presence_leave",
     "ping",
+    "history",
 ];
 
 /// The `GET /ws` handler: negotiates the version (`v`, default 1) and upgrades.
@@ -397,6 +400,67 @@ impl Session {
                 };
                 if let Err(r) = self.app.broker.subscribe(self.conn, &channel, &name, opts) {
                     self.refuse(reference, r, &name);
+                }
+            }
+            ClientFrame::History {
+                reference,
+                channel: name,
+                limit,
+                direction,
+                since,
+                start,
+                end,
+                cursor,
+            } => {
+                let Some(channel) = self.parse_channel(&reference, &name) else {
+                    return;
+                };
+                if channel.is_wildcard() {
+                    let msg = "history is read from one channel, not a pattern";
+                    return self.error(reference, code::INVALID_CHANNEL, msg, Some(&name));
+                }
+                // Reads cost like subscribes (a replay of up to a page): one budget for both.
+                if !self.subscribes.try_acquire() {
+                    let per = self.app.config.subscribes_per_minute;
+                    let msg = format!(
+                        "limit subscribes_per_minute: at most {per} subscribe and history \
+                         requests per minute"
+                    );
+                    return self.error(reference, code::RATE_LIMITED, &msg, Some(&name));
+                }
+                if channel.kind() != ChannelKind::Public
+                    && !self.app.broker.is_subscribed(self.conn, &channel)
+                {
+                    let msg = "the history of a private or presence channel is read by \
+                               connections subscribed to it";
+                    return self.error(reference, code::NOT_SUBSCRIBED, msg, Some(&name));
+                }
+                let mut query = relayport_core::HistoryQuery::new();
+                query.limit = limit;
+                if direction == Some(HistoryDirection::Forwards) {
+                    query = query.forwards();
+                }
+                query.since = since;
+                query.start = start;
+                query.end = end;
+                query.cursor = cursor;
+                match self
+                    .app
+                    .broker
+                    .history_page(&channel, &query, MAX_HISTORY_PAGE)
+                {
+                    Ok((messages, next)) => {
+                        self.app.broker.send(
+                            self.conn,
+                            ServerFrame::History {
+                                reference,
+                                channel: name,
+                                messages,
+                                cursor: next.and_then(|q| q.cursor),
+                            },
+                        );
+                    }
+                    Err(e) => self.error(reference, code::MALFORMED, &e.to_string(), Some(&name)),
                 }
             }
             ClientFrame::Unsubscribe {

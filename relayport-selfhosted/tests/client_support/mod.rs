@@ -178,6 +178,7 @@ pub fn reference(frame: &ClientFrame) -> Option<String> {
         | ClientFrame::PresenceEnter { reference, .. }
         | ClientFrame::PresenceUpdate { reference, .. }
         | ClientFrame::PresenceLeave { reference, .. }
+        | ClientFrame::History { reference, .. }
         | ClientFrame::Ping { reference } => reference.clone(),
     }
 }
