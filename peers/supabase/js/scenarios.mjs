@@ -296,6 +296,40 @@ async function phxErrorRejoins(vsn) {
   }
 }
 
+/** vsn 2.0.0 binary broadcasts: an ArrayBuffer payload goes out as kind 3, reaches another
+ * vsn 2 client as kind 4 (an ArrayBuffer again), and never reaches a vsn 1 client. */
+async function binaryBroadcast() {
+  const a = client('2.0.0')
+  const b = client('2.0.0')
+  const old = client('1.0.0')
+  try {
+    const room = 'binary-room'
+    const got = deferred('the binary broadcast at b')
+    const marker = deferred('the marker at the vsn 1 client')
+    let oldGotBinary = false
+    const ca = a.channel(room, { config: { broadcast: { ack: true } } })
+    const cb = b.channel(room).on('broadcast', { event: 'bin' }, (m) => got.resolve(m))
+    const co = old.channel(room)
+      .on('broadcast', { event: 'bin' }, () => { oldGotBinary = true })
+      .on('broadcast', { event: 'marker' }, (m) => marker.resolve(m))
+    await subscribed(ca)
+    await subscribed(cb)
+    await subscribed(co)
+    const bytes = new Uint8Array([1, 2, 255]).buffer
+    assert((await ca.send({ type: 'broadcast', event: 'bin', payload: bytes })) === 'ok', 'binary ack')
+    const m = await got.p
+    const received = new Uint8Array(m.payload)
+    assert(m.payload instanceof ArrayBuffer && received.join(',') === '1,2,255', `binary payload ${received}`)
+    assert((await ca.send({ type: 'broadcast', event: 'marker', payload: { after: 'bin' } })) === 'ok', 'marker ack')
+    await marker.p
+    assert(!oldGotBinary, 'a binary payload reached a vsn 1.0.0 client')
+  } finally {
+    a.disconnect()
+    b.disconnect()
+    old.disconnect()
+  }
+}
+
 // ---- runner --------------------------------------------------------------------------------
 
 const scenarios = []
@@ -307,6 +341,7 @@ for (const vsn of ['1.0.0', '2.0.0']) {
   scenarios.push([`rest_broadcast vsn ${vsn}`, () => restBroadcast(vsn)])
   scenarios.push([`phx_error_rejoins vsn ${vsn}`, () => phxErrorRejoins(vsn)])
 }
+scenarios.push(['binary_broadcast vsn 2.0.0 (and not to vsn 1.0.0)', binaryBroadcast])
 scenarios.push(['set_auth_refreshes_before_expiry vsn 2.0.0', () => setAuthRefreshesBeforeExpiry('2.0.0')])
 scenarios.push(['token_expiry_closes_the_channel vsn 1.0.0', () => tokenExpiryClosesTheChannel('1.0.0')])
 
