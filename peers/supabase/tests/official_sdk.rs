@@ -5,6 +5,7 @@
 //! broadcasts (kind 3 in, kind 4 out, never to vsn 1), phx_error rejoin). Skipped with a
 //! message when node or node_modules is missing, except under `CI=true`, where that is a
 //! failure.
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
