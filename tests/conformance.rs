@@ -7,9 +7,9 @@
 //!   installed; under `CI=true` that is a failure);
 //! - `ably`: relayport-peer-ably in this process, a behavioural Ably server that enforces
 //!   Ably's rules (its official-SDK proof is in `peers/ably/tests/official_sdk.rs`);
-//! - `supabase`: skipped, with the reason printed: no server of theirs runs offline, and its
-//!   crate's scripted loopback peers live in its own `tests/` (they replay one recorded
-//!   conversation each, not a server these scenarios could drive).
+//! - `supabase`: relayport-peer-supabase in this process, a behavioural Supabase Realtime
+//!   server (JWT verification and expiry, an RLS-style policy for private channels, presence,
+//!   REST; its official-SDK proof is in `peers/supabase/tests/official_sdk.rs`).
 //!
 //! Scenarios a provider cannot run by its `capabilities()` are skipped by name, printing why.
 //! Every wait is bounded; nothing sleeps to wait for an event.
@@ -19,7 +19,7 @@ mod peers;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
-use peers::{Ably, Peer, SelfHosted, Sockudo};
+use peers::{Ably, Peer, SelfHosted, Sockudo, Supabase};
 
 async fn conform(peer: &mut dyn Peer) {
     let report = scenarios::run_all(peer).await;
@@ -48,25 +48,8 @@ async fn ably_conforms_against_the_behavioural_peer() {
     conform(&mut peer).await;
 }
 
-/// Supabase is wired into the facade (a configuration builds its client, and its
-/// capabilities are what the suite would consult) but has no peer to run against.
-#[tokio::test]
-async fn supabase_is_wired_but_skipped_with_the_reason() {
-    use relayport::config::MapEnv;
-    let env = MapEnv::from([
-        ("SUPABASE_URL", "http://127.0.0.1:9"),
-        ("SUPABASE_ANON_KEY", "anon"),
-    ]);
-    let name = "supabase";
-    let cfg = relayport::ProviderConfig::from_env_for(name, &env).expect("config");
-    let provider = relayport::provider(&cfg).expect("provider");
-    assert_eq!(provider.name(), name);
-    println!(
-        "SKIP {name}: every scenario (its capabilities: {:?}) — no {name} server runs \
-         offline, and provider-{name} offers no loopback peer outside its own tests (its \
-         scripted peers replay recorded SDK conversations frame by frame); its client, \
-         publisher and authorizer are covered by provider-{name}'s tests and, through the \
-         facade, by tests/auth_endpoint.rs",
-        provider.capabilities()
-    );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supabase_conforms_against_the_behavioural_peer() {
+    let mut peer = Supabase::start().await;
+    conform(&mut peer).await;
 }

@@ -202,3 +202,68 @@ impl Peer for Ably {
         self.peer = Some(peer);
     }
 }
+
+// ---- Supabase ------------------------------------------------------------------------------
+
+/// The behavioural Supabase Realtime peer (`peers/supabase`), in this process: JWTs, the
+/// `authenticated` channel policy for private channels, presence, REST broadcast.
+pub struct Supabase {
+    peer: relayport_peer_supabase::PeerHandle,
+}
+
+impl Supabase {
+    pub async fn start() -> Self {
+        let peer = relayport_peer_supabase::SupabasePeer::builder()
+            // The real server waits 5 s before a join error; the refusals here need not.
+            .join_error_backoff(std::time::Duration::from_millis(200))
+            .connect_error_backoff(std::time::Duration::from_millis(200))
+            .bind("127.0.0.1:0")
+            .await
+            .expect("the Supabase peer binds");
+        Self { peer }
+    }
+
+    fn config_with(&self, jwt_secret: &str, service_role_key: &str) -> ProviderConfig {
+        let url = self.peer.project_url();
+        let anon = self.peer.anon_key();
+        ProviderConfig::from_env(&MapEnv::from([
+            ("REALTIME_PROVIDER", "supabase"),
+            ("SUPABASE_URL", url.as_str()),
+            ("SUPABASE_ANON_KEY", anon.as_str()),
+            ("SUPABASE_SERVICE_ROLE_KEY", service_role_key),
+            ("SUPABASE_JWT_SECRET", jwt_secret),
+        ]))
+        .expect("config")
+    }
+}
+
+#[relayport::async_trait]
+impl Peer for Supabase {
+    fn name(&self) -> &'static str {
+        "supabase"
+    }
+
+    fn config(&self) -> ProviderConfig {
+        let secret = String::from_utf8_lossy(self.peer.secret()).into_owned();
+        self.config_with(&secret, &self.peer.service_role_key())
+    }
+
+    fn config_with_wrong_secret(&self) -> ProviderConfig {
+        // Both server-side credentials are wrong: the JWT secret the authorizer signs with,
+        // and a service-role key signed with that wrong secret.
+        let wrong = "not-the-project-jwt-secret-not-the-secret";
+        let forged = relayport_peer_supabase::jwt::sign(
+            &serde_json::Map::from_iter([
+                ("role".to_owned(), serde_json::json!("service_role")),
+                ("exp".to_owned(), serde_json::json!(self.peer.now() + 3600)),
+            ]),
+            wrong.as_bytes(),
+        );
+        self.config_with(wrong, &forged)
+    }
+
+    async fn restart(&mut self) {
+        // Every socket drops (the clients see 1006); the server stays on its address.
+        self.peer.drop_sockets();
+    }
+}

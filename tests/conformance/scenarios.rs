@@ -1,4 +1,5 @@
 //! The scenarios, written once against the facade's `client`/`publisher`/`authorizer`.
+//! Published payloads are JSON objects: Supabase's REST broadcast accepts nothing else.
 
 use std::fmt;
 use std::future::Future;
@@ -304,12 +305,12 @@ async fn reconnect_resubscribes(peer: &mut dyn Peer) -> Outcome {
         &*publisher(peer)?,
         "conf-reconnect",
         "after",
-        json!("restart"),
+        json!({"after": "restart"}),
     )
     .await?;
     let m = next("the message after the restart", &mut sub).await?;
     client.close().await;
-    if m.data != json!("restart") {
+    if m.data != json!({"after": "restart"}) {
         return Err(format!("received {m:?}"));
     }
     Ok(Verdict::Passed)
@@ -392,14 +393,14 @@ async fn unsubscribe_stops_delivery(peer: &mut dyn Peer) -> Outcome {
         })
         .await?
     };
-    publish(&*p, "conf-unsub", "x", json!("before")).await?;
-    wait_for(&gone, json!("before")).await?;
+    publish(&*p, "conf-unsub", "x", json!({"at": "before"})).await?;
+    wait_for(&gone, json!({"at": "before"})).await?;
     within("unsubscribe", provider.unsubscribe(&gone))
         .await?
         .map_err(e("unsubscribe"))?;
-    publish(&*p, "conf-unsub", "x", json!("after")).await?;
-    publish(&*p, "conf-unsub-marker", "x", json!("marker")).await?;
-    let leaked = wait_for(&kept, json!("marker")).await?;
+    publish(&*p, "conf-unsub", "x", json!({"at": "after"})).await?;
+    publish(&*p, "conf-unsub-marker", "x", json!({"at": "marker"})).await?;
+    let leaked = wait_for(&kept, json!({"at": "marker"})).await?;
     let _ = provider.disconnect().await;
     if let Some(m) = leaked.iter().find(|m| m.channel == gone) {
         return Err(format!("delivered after unsubscribing: {m:?}"));
