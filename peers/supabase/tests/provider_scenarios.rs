@@ -1,6 +1,6 @@
 //! relayport's Supabase provider, through the core client, against the behavioural peer:
-//! the mixed scenarios of issue 15. A scenario that fails only because of a known provider
-//! defect being fixed on branch supafix is `#[ignore]`d with the issue item.
+//! the mixed scenarios of issue 15 (items 1, 3 and 4 each have one that failed before their
+//! fix).
 //!
 //! Channel tokens come from the facade's `SupabaseAuthorizer` or from [`PeerAuthorizer`]; the
 //! peer times a token's life on tokio's clock from when it arrives, so lifetimes pass on the
@@ -100,7 +100,6 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
 /// One channel's `phx_error` must not cost its siblings anything: no reconnect, and a
 /// broadcast on a sibling right after the error arrives; the failed channel rejoins alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 15 item 4 (fixed on branch supafix)"]
 async fn one_failing_channel_leaves_its_siblings_flowing() {
     let peer = peer().await;
     let (client, _) = client(&peer, "multi", None);
@@ -154,7 +153,6 @@ fn facade_config(peer: &PeerHandle, client_id: &str) -> relayport::ProviderConfi
 /// time, a message every 100 s, and the peer never has to close the channel for an expired
 /// token (the provider refreshes it with `access_token` first).
 #[tokio::test(start_paused = true)]
-#[ignore = "issue 15 item 1 (fixed on branch supafix)"]
 async fn a_private_listener_survives_three_token_lifetimes() {
     let peer = peer().await;
     let client = relayport::trusted_client_builder(&facade_config(&peer, "listener"))
@@ -238,7 +236,6 @@ async fn private_presence_and_public_share_one_socket() {
 /// policy that lets no user token into any private channel, a `presence:` channel still works,
 /// as a public channel with presence on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 15 item 3 (fixed on branch supafix)"]
 async fn presence_does_not_need_a_private_channel() {
     let peer = Arc::new(
         SupabasePeer::builder()
