@@ -8,6 +8,7 @@
 //   "push"  (event, ...args) the server emits `event` with `args` to this socket
 //   "whoami" (ack)           acks { nsp, id, auth } (auth without pid/offset)
 //   "drop"                   the server closes this socket's transport (recoverable)
+//   "watch-heartbeats"       the server emits "heartbeat" (a count) on each pong it receives
 // Namespace "/guarded" admits only handshakes with auth { token: "letmein" }.
 
 import http from "node:http";
@@ -44,6 +45,11 @@ function rawEvents(nsp) {
       if (typeof ack === "function") ack({ nsp: nsp.name, id: socket.id, auth, recovered: socket.recovered });
     });
     socket.on("drop", () => socket.conn.close());
+    // Every pong the engine receives from this client, reported back as a "heartbeat" event.
+    socket.on("watch-heartbeats", () => {
+      let n = 0;
+      socket.conn.on("heartbeat", () => socket.emit("heartbeat", ++n));
+    });
   });
 }
 

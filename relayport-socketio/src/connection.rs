@@ -154,7 +154,7 @@ pub(crate) async fn open(
         .is_some_and(|o| !o.is_empty())
         .then_some(auth);
     outbox.send(&Packet::connect(&config.namespace, auth))?;
-    let (sid, pid) = read_connect(&mut handshake, &outbox, &config.namespace).await?;
+    let (sid, pid, early) = read_connect(&mut handshake, &outbox, &config.namespace).await?;
     let resumed = previous.offset.is_some() && previous.pid.is_some() && pid == previous.pid;
     {
         let mut recovery = lock(&shared.recovery);
@@ -165,7 +165,7 @@ pub(crate) async fn open(
     }
     let pending = Pending::new();
     let last_seen = Arc::new(Mutex::new(Instant::now()));
-    let dispatcher = SioDispatcher {
+    let mut dispatcher = SioDispatcher {
         sink: sink.clone(),
         pending: pending.clone(),
         namespace: config.namespace.clone(),
@@ -175,6 +175,13 @@ pub(crate) async fn open(
         last_seen: last_seen.clone(),
         outbox: outbox.clone(),
     };
+    // What came before the CONNECT (a recovered session's missed packets) goes first.
+    let sender = handshake.sender().clone();
+    for packet in early {
+        if dispatcher.on_packet(packet, &sender) == Flow::Stop {
+            break;
+        }
+    }
     let link = handshake.start(dispatcher);
     Ok(Conn {
         link,
@@ -215,16 +222,28 @@ async fn read_open(handshake: &mut Handshake) -> Result<OpenPacket> {
     }
 }
 
-/// Waits for the namespace's CONNECT (or CONNECT_ERROR); answers pings meanwhile.
+/// Waits for the namespace's CONNECT (or CONNECT_ERROR); answers pings meanwhile. Returns
+/// the sid, the pid, and the packets of this namespace that came first: a server resuming a
+/// session sends the missed packets before its CONNECT (socket.io-client buffers them too).
 async fn read_connect(
     handshake: &mut Handshake,
     outbox: &Outbox,
     namespace: &str,
-) -> Result<(String, Option<String>)> {
+) -> Result<(String, Option<String>, Vec<Packet>)> {
+    let mut early = Vec::new();
+    let mut assembler = Assembler::new();
     loop {
         let text = match handshake.recv().await {
             Ok(Received::Text(text)) => text,
-            Ok(Received::Binary(_)) => continue,
+            Ok(Received::Binary(bytes)) => {
+                if let Some(p) = assembler
+                    .binary(&bytes)
+                    .map_err(|e| RealtimeError::Protocol(e.to_string()))?
+                {
+                    early.push(p);
+                }
+                continue;
+            }
             Err(close) => return Err(closed_early(&close, "the namespace CONNECT")),
         };
         let engine =
@@ -242,9 +261,9 @@ async fn read_connect(
             EnginePacket::Message(body) => body,
             _ => continue,
         };
-        let packet = match Packet::decode(body) {
-            Ok(crate::packet::Decoded::Complete(p)) => p,
-            Ok(crate::packet::Decoded::NeedsAttachments(..)) => continue,
+        let packet = match assembler.text(body) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
             Err(e) => return Err(RealtimeError::Protocol(e.to_string())),
         };
         if packet.namespace != namespace {
@@ -259,10 +278,10 @@ async fn read_connect(
                     .filter(|s| !s.is_empty())
                     .ok_or_else(|| RealtimeError::Protocol("a CONNECT without a sid".into()))?;
                 let pid = data.get("pid").and_then(Value::as_str).map(str::to_owned);
-                return Ok((sid.to_owned(), pid));
+                return Ok((sid.to_owned(), pid, early));
             }
             PacketType::ConnectError => return Err(connect_error(namespace, packet.data)),
-            other => debug!(?other, "a packet before the namespace CONNECT, ignored"),
+            _ => early.push(packet),
         }
     }
 }
@@ -445,18 +464,17 @@ impl SioDispatcher {
     }
 
     fn on_event(&mut self, name: String, mut args: Vec<Arg>, id: Option<u64>) -> Flow {
-        // Connection state recovery appends the packet's offset as a last string argument,
-        // which socket.io-client remembers the same way.
-        let offset = match args.last() {
-            Some(Arg::Json(Value::String(s))) => Some(s.clone()),
-            _ => None,
-        };
+        // With connection state recovery on, the server appends the packet's offset to every
+        // event that wants no ack, as a last string argument: remembered (as socket.io-client
+        // does) and taken off, so listeners see the arguments the server's code emitted.
         {
             let mut recovery = lock(&self.shared.recovery);
             if recovery.pid.is_some()
-                && let Some(offset) = &offset
+                && id.is_none()
+                && let Some(Arg::Json(Value::String(_))) = args.last()
+                && let Some(Arg::Json(Value::String(offset))) = args.pop()
             {
-                recovery.offset = Some(offset.clone());
+                recovery.offset = Some(offset);
             }
         }
         if name == self.events.message || name == self.events.presence {
