@@ -5,6 +5,8 @@
 //! - `selfhosted`: the server in this process;
 //! - `pusher`: a real sockudo on 127.0.0.1 (skipped with a message when sockudo is not
 //!   installed; under `CI=true` that is a failure);
+//! - `socketio`: a real socket.io 4.x server from npm with the relayport adapter, run by node
+//!   on 127.0.0.1 (skipped the same way when node or its npm packages are missing);
 //! - `ably`, `supabase`: skipped, with the reason printed: no server of theirs runs offline,
 //!   and their crates' scripted loopback peers live in their own `tests/` (they replay one
 //!   recorded conversation each, not a server these scenarios could drive).
@@ -17,7 +19,7 @@ mod peers;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
-use peers::{Peer, SelfHosted, Sockudo};
+use peers::{Peer, SelfHosted, SocketIo, Sockudo};
 
 async fn conform(peer: &mut dyn Peer) {
     let report = scenarios::run_all(peer).await;
@@ -35,6 +37,14 @@ async fn selfhosted_conforms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pusher_conforms_against_sockudo() {
     let Some(mut peer) = Sockudo::start().await else {
+        return;
+    };
+    conform(&mut peer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_conforms_against_socket_io_with_the_adapter() {
+    let Some(mut peer) = SocketIo::start().await else {
         return;
     };
     conform(&mut peer).await;
