@@ -14,6 +14,8 @@
 //!   `rust_socketio`).
 //!
 //! [`RealtimeProvider`]: relayport_core::RealtimeProvider
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
 mod config;

@@ -5,7 +5,8 @@
 //! `/chat`, connection state recovery on, a few raw test events) on a free 127.0.0.1 port and
 //! kills it on drop. When node or the adapter's `node_modules` are missing, `start` prints
 //! `SKIP` and returns `None`; under `CI=true` it panics instead, since CI installs them
-//! (`.ci/setup.d/socketio.sh`).
+//! (`.ci/setup.d/socketio.sh`). It runs from a source checkout (the adapter is not part of the
+//! published crate), which is where the tests that use it run.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
