@@ -483,3 +483,34 @@ async fn answers_the_servers_pings() {
     assert!(p.ping().await.is_ok());
     p.goodbye().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_signals_reach_the_other_client() {
+    let Some(server) = NodeServer::start("typing").await else {
+        return;
+    };
+    const ROOM: &str = "presence:typing-room";
+    let alice = client(&server, "alice");
+    let mut room = within("subscribe", alice.subscribe(ROOM)).await.unwrap();
+    let bob = client(&server, "bob");
+    bob.presence_enter(ROOM, json!({})).await.unwrap();
+    bob.start_typing(ROOM).unwrap();
+    let m = within("bob's typing signal", async {
+        loop {
+            let m = next(&mut room).await;
+            if m.event == "typing" {
+                return m;
+            }
+        }
+    })
+    .await;
+    assert_eq!(m.data, json!({"typing": true, "client_id": "bob"}));
+    bob.stop_typing(ROOM).unwrap();
+    let m = next(&mut room).await;
+    assert_eq!(
+        (m.event.as_str(), &m.data),
+        ("typing", &json!({"typing": false, "client_id": "bob"}))
+    );
+    bob.close().await;
+    alice.close().await;
+}
