@@ -2,6 +2,7 @@
 // adapter on "/" and "/chat", connection state recovery on, and a few raw test events.
 //
 //   PORT=0 SECRET=s3cret node test-server.mjs      # prints "listening <port>" when ready
+//   env: RECOVERY=0, PING_INTERVAL / PING_TIMEOUT (ms), TRANSPORTS=polling
 //
 // Raw events (outside the convention, for the raw emit/on tests):
 //   "echo"  (...args, ack)  acks with the same arguments (binary included)
@@ -18,6 +19,8 @@ import { attachRealtime } from "./index.mjs";
 const port = Number(process.env.PORT ?? 0);
 const secret = process.env.SECRET ?? "s3cret";
 const recovery = process.env.RECOVERY !== "0";
+// TRANSPORTS=polling refuses the WebSocket upgrade (HTTP 400), as a proxy without WebSockets.
+const transports = (process.env.TRANSPORTS ?? "polling,websocket").split(",");
 
 const adapters = [];
 const httpServer = http.createServer((req, res) => {
@@ -26,6 +29,7 @@ const httpServer = http.createServer((req, res) => {
   res.end();
 });
 const io = new Server(httpServer, {
+  transports,
   pingInterval: Number(process.env.PING_INTERVAL ?? 25000),
   pingTimeout: Number(process.env.PING_TIMEOUT ?? 20000),
   connectionStateRecovery: recovery

@@ -13,6 +13,20 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default Engine.IO path, as socket.io servers and clients use.
 pub const DEFAULT_PATH: &str = "/socket.io/";
 
+/// Which Engine.IO transports a connection may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transports {
+    /// WebSocket; HTTP long-polling when the upgrade is refused with an HTTP status (as
+    /// socket.io-client falls back).
+    #[default]
+    Auto,
+    /// WebSocket only: a refused upgrade is a connection error.
+    WebSocketOnly,
+    /// HTTP long-polling only (networks known to block WebSockets).
+    PollingOnly,
+}
+
 /// How to reach a Socket.IO server. Built with [`SocketIoConfig::new`] and the `with_*` methods.
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
@@ -30,6 +44,8 @@ pub struct SocketIoConfig {
     pub events: EventNames,
     /// How long an ack is waited for.
     pub request_timeout: Duration,
+    /// The transports to use (default: WebSocket, polling when the upgrade is refused).
+    pub transports: Transports,
 }
 
 impl std::fmt::Debug for SocketIoConfig {
@@ -41,6 +57,7 @@ impl std::fmt::Debug for SocketIoConfig {
             .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
             .field("events", &self.events)
             .field("request_timeout", &self.request_timeout)
+            .field("transports", &self.transports)
             .finish()
     }
 }
@@ -76,6 +93,7 @@ impl SocketIoConfig {
             auth: None,
             events: EventNames::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            transports: Transports::Auto,
         })
     }
 
@@ -122,6 +140,12 @@ impl SocketIoConfig {
     /// The convention's event names.
     pub fn with_events(mut self, events: EventNames) -> Self {
         self.events = events;
+        self
+    }
+
+    /// Which transports to use (default [`Transports::Auto`]).
+    pub fn with_transports(mut self, transports: Transports) -> Self {
+        self.transports = transports;
         self
     }
 

@@ -15,11 +15,12 @@ use relayport_core::{CloseReason, EventSink, RealtimeError, Reconnect, Result};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::config::SocketIoConfig;
+use crate::config::{SocketIoConfig, Transports};
 use crate::convention::{EventNames, MessageWire, PresenceWire};
 use crate::packet::{Arg, Assembler, ENGINE_PONG, EnginePacket, OpenPacket, Packet, PacketType};
+use crate::polling::{self, Inbound, PollingLink};
 
 /// The close code of a goodbye (RFC 6455 normal closure).
 const GOODBYE_CODE: u16 = 1000;
@@ -73,28 +74,104 @@ pub(crate) struct Recovery {
 /// Sends packets: a text frame and its attachments go out together, never interleaved with
 /// another packet's.
 #[derive(Debug, Clone)]
-struct Outbox {
-    sender: LinkSender,
-    order: Arc<Mutex<()>>,
+enum Outbox {
+    /// The WebSocket's writer.
+    Ws {
+        sender: LinkSender,
+        order: Arc<Mutex<()>>,
+    },
+    /// The polling writer's queue (one queue: its order is the wire's).
+    Polling(mpsc::UnboundedSender<Received>),
+}
+
+fn gone() -> RealtimeError {
+    RealtimeError::Connection("the connection is closed".into())
 }
 
 impl Outbox {
     fn send(&self, packet: &Packet) -> Result<()> {
         let (text, binaries) = packet.encode();
-        let _guard = lock(&self.order);
-        self.sender.send_text(text)?;
-        for b in binaries {
-            self.sender.send_binary(b)?;
+        match self {
+            Self::Ws { sender, order } => {
+                let _guard = lock(order);
+                sender.send_text(text)?;
+                for b in binaries {
+                    sender.send_binary(b)?;
+                }
+            }
+            Self::Polling(tx) => {
+                tx.send(Received::Text(text)).map_err(|_| gone())?;
+                for b in binaries {
+                    tx.send(Received::Binary(b)).map_err(|_| gone())?;
+                }
+            }
         }
         Ok(())
     }
+
+    fn pong(&self) -> Result<()> {
+        match self {
+            Self::Ws { sender, .. } => sender.send_text(ENGINE_PONG),
+            Self::Polling(tx) => tx
+                .send(Received::Text(ENGINE_PONG.into()))
+                .map_err(|_| gone()),
+        }
+    }
+
+    /// Ends the transport from the reader's side (after the server's DISCONNECT).
+    fn end(&self, reason: &str) {
+        match self {
+            Self::Ws { sender, .. } => {
+                let _ = sender.send_close(GOODBYE_CODE, reason);
+            }
+            Self::Polling(tx) => {
+                let _ = tx.send(Received::Text("1".into()));
+            }
+        }
+    }
+}
+
+/// The transport under a connection.
+enum Wire {
+    Ws(transport::Link),
+    Polling(PollingLink),
+}
+
+/// The handshake's frame source: the WebSocket, or the polling reader's channel.
+enum Greeting {
+    Ws(Handshake),
+    Polling(mpsc::UnboundedReceiver<Inbound>),
+}
+
+impl Greeting {
+    async fn recv(&mut self) -> Result<Received, PeerClose> {
+        match self {
+            Self::Ws(h) => h.recv().await,
+            Self::Polling(rx) => match rx.recv().await {
+                Some(Inbound::Frame(f)) => Ok(f),
+                Some(Inbound::Closed(c)) => Err(c),
+                None => Err(PeerClose::lost("the polling reader stopped")),
+            },
+        }
+    }
+}
+
+/// Which transport a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Engine.IO over one WebSocket.
+    WebSocket,
+    /// Engine.IO HTTP long-polling: the fallback when the WebSocket upgrade is refused.
+    Polling,
 }
 
 /// One open connection, joined to its namespace.
 pub(crate) struct Conn {
-    link: transport::Link,
+    wire: Wire,
     outbox: Outbox,
     namespace: String,
+    /// The transport in use.
+    pub(crate) transport: Transport,
     pending: Pending<u64, AckResult>,
     next_id: AtomicU64,
     last_seen: Arc<Mutex<Instant>>,
@@ -125,21 +202,41 @@ pub(crate) async fn open(
     sink: EventSink,
 ) -> Result<Conn> {
     let url = config.websocket_url();
-    let mut handshake = match transport::open(&url, link_config).await {
-        Ok(h) => h,
-        Err(OpenError::Refused { status, .. }) => {
-            return Err(RealtimeError::Connection(format!(
-                "the WebSocket upgrade was refused with HTTP {status} (this client has no \
-                 HTTP long-polling fallback)"
-            )));
+    let ws = if config.transports == Transports::PollingOnly {
+        None
+    } else {
+        match transport::open(&url, link_config).await {
+            Ok(h) => Some(h),
+            Err(OpenError::Refused { status, .. }) if config.transports == Transports::Auto => {
+                info!(
+                    status,
+                    "the WebSocket upgrade was refused; falling back to HTTP long-polling"
+                );
+                None
+            }
+            Err(OpenError::Refused { status, .. }) => {
+                return Err(RealtimeError::Connection(format!(
+                    "the WebSocket upgrade was refused with HTTP {status}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
-    let open = read_open(&mut handshake).await?;
-    let order = Arc::new(Mutex::new(()));
-    let outbox = Outbox {
-        sender: handshake.sender().clone(),
-        order,
+    let (mut greeting, open, outbox, polling) = match ws {
+        Some(handshake) => {
+            let outbox = Outbox::Ws {
+                sender: handshake.sender().clone(),
+                order: Arc::new(Mutex::new(())),
+            };
+            let mut greeting = Greeting::Ws(handshake);
+            let open = read_open(&mut greeting).await?;
+            (greeting, open, outbox, None)
+        }
+        None => {
+            let (link, open, rx) = polling::open(link_config.http().clone(), &url).await?;
+            let outbox = Outbox::Polling(link.tx.clone());
+            (Greeting::Polling(rx), open, outbox, Some(link))
+        }
     };
     let previous = lock(&shared.recovery).clone();
     let mut auth = config.auth.clone().unwrap_or(Value::Object(Map::new()));
@@ -154,7 +251,7 @@ pub(crate) async fn open(
         .is_some_and(|o| !o.is_empty())
         .then_some(auth);
     outbox.send(&Packet::connect(&config.namespace, auth))?;
-    let (sid, pid, early) = read_connect(&mut handshake, &outbox, &config.namespace).await?;
+    let (sid, pid, early) = read_connect(&mut greeting, &outbox, &config.namespace).await?;
     let resumed = previous.offset.is_some() && previous.pid.is_some() && pid == previous.pid;
     {
         let mut recovery = lock(&shared.recovery);
@@ -176,15 +273,39 @@ pub(crate) async fn open(
         outbox: outbox.clone(),
     };
     // What came before the CONNECT (a recovered session's missed packets) goes first.
-    let sender = handshake.sender().clone();
     for packet in early {
-        if dispatcher.on_packet(packet, &sender) == Flow::Stop {
+        if dispatcher.on_packet(packet) == Flow::Stop {
             break;
         }
     }
-    let link = handshake.start(dispatcher);
+    let (wire, transport) = match (greeting, polling) {
+        (Greeting::Ws(handshake), _) => {
+            (Wire::Ws(handshake.start(dispatcher)), Transport::WebSocket)
+        }
+        (Greeting::Polling(mut rx), Some(link)) => {
+            tokio::spawn(async move {
+                while let Some(inbound) = rx.recv().await {
+                    match inbound {
+                        Inbound::Frame(frame) => {
+                            if dispatcher.handle(frame.as_frame()) == Flow::Stop {
+                                return;
+                            }
+                        }
+                        Inbound::Closed(close) => return dispatcher.on_close(close),
+                    }
+                }
+            });
+            (Wire::Polling(link), Transport::Polling)
+        }
+        (Greeting::Polling(_), None) => {
+            return Err(RealtimeError::Protocol(
+                "a polling greeting without its link".into(),
+            ));
+        }
+    };
     Ok(Conn {
-        link,
+        wire,
+        transport,
         outbox,
         namespace: config.namespace.clone(),
         pending,
@@ -204,7 +325,7 @@ fn closed_early(close: &PeerClose, what: &str) -> RealtimeError {
 }
 
 /// The Engine.IO `0` packet.
-async fn read_open(handshake: &mut Handshake) -> Result<OpenPacket> {
+async fn read_open(handshake: &mut Greeting) -> Result<OpenPacket> {
     match handshake.recv().await {
         Ok(Received::Text(text)) => match EnginePacket::decode(&text) {
             Ok(EnginePacket::Open(json)) => {
@@ -226,7 +347,7 @@ async fn read_open(handshake: &mut Handshake) -> Result<OpenPacket> {
 /// the sid, the pid, and the packets of this namespace that came first: a server resuming a
 /// session sends the missed packets before its CONNECT (socket.io-client buffers them too).
 async fn read_connect(
-    handshake: &mut Handshake,
+    handshake: &mut Greeting,
     outbox: &Outbox,
     namespace: &str,
 ) -> Result<(String, Option<String>, Vec<Packet>)> {
@@ -250,7 +371,7 @@ async fn read_connect(
             EnginePacket::decode(&text).map_err(|e| RealtimeError::Protocol(e.to_string()))?;
         let body = match engine {
             EnginePacket::Ping => {
-                outbox.sender.send_text(ENGINE_PONG)?;
+                outbox.pong()?;
                 continue;
             }
             EnginePacket::Close => {
@@ -345,16 +466,29 @@ impl Conn {
     /// recovered). Waiting acks fail at once.
     pub(crate) async fn close(&self, leave: bool) {
         self.pending.clear();
-        if leave {
-            let _ = self.outbox.send(&Packet::disconnect(&self.namespace));
+        match &self.wire {
+            Wire::Ws(link) => {
+                if leave {
+                    let _ = self.outbox.send(&Packet::disconnect(&self.namespace));
+                }
+                link.close(
+                    GOODBYE_CODE,
+                    "client disconnect",
+                    transport::DEFAULT_CLOSE_GRACE,
+                )
+                .await;
+            }
+            Wire::Polling(link) => {
+                let last = if leave {
+                    vec![Received::Text(
+                        Packet::disconnect(&self.namespace).encode().0,
+                    )]
+                } else {
+                    Vec::new()
+                };
+                link.close(last, transport::DEFAULT_CLOSE_GRACE).await;
+            }
         }
-        self.link
-            .close(
-                GOODBYE_CODE,
-                "client disconnect",
-                transport::DEFAULT_CLOSE_GRACE,
-            )
-            .await;
     }
 }
 
@@ -371,15 +505,27 @@ struct SioDispatcher {
 }
 
 impl Dispatcher for SioDispatcher {
-    fn on_frame(&mut self, frame: Frame<'_>, link: &LinkSender) -> Flow {
+    fn on_frame(&mut self, frame: Frame<'_>, _link: &LinkSender) -> Flow {
+        self.handle(frame)
+    }
+
+    fn on_close(&mut self, close: PeerClose) {
+        self.pending.clear();
+        debug!(%close, "the Socket.IO link closed");
+        self.sink
+            .closed(CloseReason::retry(close.code_i64(), close.to_string()));
+    }
+}
+
+impl SioDispatcher {
+    /// One Engine.IO packet from either transport.
+    fn handle(&mut self, frame: Frame<'_>) -> Flow {
         *lock(&self.last_seen) = Instant::now();
         let assembled = match frame {
             Frame::Binary(bytes) => self.assembler.binary(bytes),
             Frame::Text(text) => match EnginePacket::decode(text) {
                 Ok(EnginePacket::Ping) => {
-                    return Flow::from(
-                        link.send_text(ENGINE_PONG).is_ok() && !self.sink.is_closed(),
-                    );
+                    return Flow::from(self.outbox.pong().is_ok() && !self.sink.is_closed());
                 }
                 Ok(EnginePacket::Message(body)) => self.assembler.text(body),
                 Ok(EnginePacket::Close) => {
@@ -398,27 +544,18 @@ impl Dispatcher for SioDispatcher {
             },
         };
         match assembled {
-            Ok(Some(packet)) => self.on_packet(packet, link),
+            Ok(Some(packet)) => self.on_packet(packet),
             Ok(None) => Flow::Continue,
             Err(e) => self.protocol_error(e.to_string()),
         }
     }
 
-    fn on_close(&mut self, close: PeerClose) {
-        self.pending.clear();
-        debug!(%close, "the Socket.IO link closed");
-        self.sink
-            .closed(CloseReason::retry(close.code_i64(), close.to_string()));
-    }
-}
-
-impl SioDispatcher {
     fn protocol_error(&self, what: String) -> Flow {
         warn!(error = %what, "a malformed frame from the Socket.IO server");
         Flow::from(self.sink.error(None, RealtimeError::Protocol(what)))
     }
 
-    fn on_packet(&mut self, packet: Packet, link: &LinkSender) -> Flow {
+    fn on_packet(&mut self, packet: Packet) -> Flow {
         if packet.namespace != self.namespace {
             debug!(namespace = %packet.namespace, "a packet for another namespace, ignored");
             return Flow::Continue;
@@ -445,7 +582,7 @@ impl SioDispatcher {
                 // after it either, so neither does the core.
                 self.pending.clear();
                 *lock(&self.shared.recovery) = Default::default();
-                let _ = link.send_close(GOODBYE_CODE, "the server disconnected this client");
+                self.outbox.end("the server disconnected this client");
                 self.sink.closed(CloseReason {
                     code: None,
                     message: "the server disconnected this client (io server disconnect)".into(),

@@ -2,7 +2,8 @@
 //! Socket.IO v5 packets, so that a Rust client reaches the Node backend most apps already run
 //! and gets every policy of the core (reconnect, resubscribe, offline queue, heartbeat).
 //!
-//! - [`SocketIoProvider`]: the client. Channels follow a convention of events with acks
+//! - [`SocketIoProvider`]: the client (WebSocket; HTTP long-polling when the upgrade is
+//!   refused). Channels follow a convention of events with acks
 //!   ([`convention`]), implemented on the server by the Node adapter shipped in this crate's
 //!   repository (`adapter/`, `attachRealtime(io, { secret })`). Raw
 //!   [`SocketIoProvider::emit`], [`SocketIoProvider::emit_with_ack`] and
@@ -22,14 +23,15 @@ mod config;
 mod connection;
 pub mod convention;
 pub mod packet;
+mod polling;
 mod provider;
 mod publisher;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use auth::SocketIoAuthorizer;
-pub use config::{DEFAULT_PATH, DEFAULT_REQUEST_TIMEOUT, SocketIoConfig};
-pub use connection::{AckResponder, IncomingEvent};
+pub use config::{DEFAULT_PATH, DEFAULT_REQUEST_TIMEOUT, SocketIoConfig, Transports};
+pub use connection::{AckResponder, IncomingEvent, Transport};
 pub use convention::EventNames;
 pub use packet::Arg;
 pub use provider::SocketIoProvider;

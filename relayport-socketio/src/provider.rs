@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::PROVIDER_NAME;
 use crate::config::SocketIoConfig;
-use crate::connection::{Conn, IncomingEvent, Shared, open};
+use crate::connection::{Conn, IncomingEvent, Shared, Transport, open};
 use crate::convention::AckWire;
 use crate::packet::Arg;
 
@@ -107,6 +107,11 @@ impl SocketIoProvider {
 
     fn conn(&self) -> Result<Arc<Conn>> {
         self.current().ok_or_else(not_connected)
+    }
+
+    /// The transport of the current connection (`None` when not connected).
+    pub fn transport(&self) -> Option<Transport> {
+        self.current().map(|c| c.transport)
     }
 
     /// The namespace socket's id (`socket.id` on the server) while connected.
@@ -236,7 +241,7 @@ impl RealtimeProvider for SocketIoProvider {
             )
             .await?,
         );
-        info!(sid = %conn.sid, namespace = %self.inner.config.namespace, resumed = conn.resumed, "connected");
+        info!(sid = %conn.sid, namespace = %self.inner.config.namespace, transport = ?conn.transport, resumed = conn.resumed, "connected");
         let session = Session::new(conn.sid.clone())
             .with_heartbeat_interval(Some(conn.ping_interval))
             .with_max_payload(conn.max_payload.map(|m| m.min(MAX_PAYLOAD)))

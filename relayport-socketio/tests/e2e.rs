@@ -514,3 +514,75 @@ async fn typing_signals_reach_the_other_client() {
     bob.close().await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn falls_back_to_long_polling_when_the_websocket_is_refused() {
+    // The server refuses the WebSocket upgrade (HTTP 400) and pings every 300 ms.
+    let Some(server) = NodeServer::start_with(
+        "polling",
+        &[
+            ("TRANSPORTS", "polling"),
+            ("PING_INTERVAL", "300"),
+            ("PING_TIMEOUT", "300"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let p = provider(&server, "/");
+    let alice = RealtimeClient::builder(p.clone())
+        .client_id("alice")
+        .authorizer(Arc::new(SocketIoAuthorizer::new(SECRET)))
+        .build();
+    let mut vault = within("subscribe", alice.subscribe("private:vault"))
+        .await
+        .unwrap();
+    assert_eq!(p.transport(), Some(relayport_socketio::Transport::Polling));
+    publisher(&server)
+        .publish(&OutboundMessage::new(ch("private:vault"), "e", json!(1)))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut vault).await.data, json!(1));
+    alice.publish("private:vault", "e", json!(2)).await.unwrap();
+    assert_eq!(next(&mut vault).await.data, json!(2));
+    // Binary both ways over base64 payloads.
+    let back = within(
+        "echo",
+        p.emit_with_ack("echo", vec![Arg::Binary(vec![0, 1, 254, 255])]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(back, vec![Arg::Binary(vec![0, 1, 254, 255])]);
+    let mut pushed = p.on("pushed");
+    p.emit(
+        "push",
+        vec![Arg::Json(json!("pushed")), Arg::Binary(vec![9, 8])],
+    )
+    .unwrap();
+    let event = within("the pushed event", pushed.recv()).await.unwrap();
+    assert_eq!(event.args, vec![Arg::Binary(vec![9, 8])]);
+    // Pongs go out over POSTs: the server sees them and keeps the session.
+    let mut beats = p.on("heartbeat");
+    p.emit("watch-heartbeats", vec![]).unwrap();
+    for n in 1..=3 {
+        let beat = within("a pong reaching the server", beats.recv())
+            .await
+            .unwrap();
+        assert_eq!(beat.args, vec![Arg::Json(json!(n))]);
+    }
+    // WebSocket only: the refused upgrade is a connection error.
+    let ws_only = SocketIoProvider::new(
+        SocketIoConfig::new(&server.url())
+            .unwrap()
+            .with_transports(relayport_socketio::Transports::WebSocketOnly),
+    )
+    .unwrap();
+    let (sink, _rx) = EventSink::channel();
+    let err = ws_only.connect(sink).await.unwrap_err();
+    assert!(
+        matches!(err, RealtimeError::Connection(ref m) if m.contains("400")),
+        "{err}"
+    );
+    alice.close().await;
+}
