@@ -1,6 +1,7 @@
-//! The heartbeat against a scripted Engine.IO peer on loopback, on tokio's paused clock: the
+//! Against a scripted Engine.IO peer on loopback. The heartbeat, on tokio's paused clock: the
 //! client answers the server's ping at once, and `ping()` fails once nothing has come from the
-//! server for longer than `pingInterval + pingTimeout` (what socket.io-client waits too).
+//! server for longer than `pingInterval + pingTimeout` (what socket.io-client waits too). And
+//! garbage from the server: every bad frame is a protocol error event, none stops the link.
 
 use std::time::Duration;
 
@@ -81,5 +82,76 @@ async fn pongs_at_once_and_bounds_silence_by_ping_interval_plus_timeout() {
     ping.send(()).unwrap();
     assert_eq!(seen.recv().await.as_deref(), Some("3"));
     assert!(provider.ping().await.is_ok());
+    provider.disconnect().await.unwrap();
+}
+
+/// A peer that does the handshake, then sends `frames` and stays open.
+async fn peer_sending(mut frames: Vec<Message>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        ws.send(Message::text(
+            r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#,
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(frame)) = ws.next().await {
+            if frame.to_text().is_ok_and(|t| t == "40") {
+                ws.send(Message::text(r#"40{"sid":"s"}"#)).await.unwrap();
+                for f in frames.drain(..) {
+                    ws.send(f).await.unwrap();
+                }
+            }
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn garbage_from_the_server_is_reported_never_dropped_or_fatal() {
+    use relayport_core::ProviderEvent;
+    let frames = vec![
+        Message::text("9nonsense"),
+        Message::text(r#"42["rp:message",{"channel":"private:","event":"e"}]"#),
+        Message::text(
+            r#"42["rp:presence",{"channel":"presence:x","action":"wave","member":{"id":"a"}}]"#,
+        ),
+        Message::binary(vec![1, 2, 3]),
+        Message::text(r#"42["nobody-listens",1]"#),
+        Message::text(r#"451-["e",{"_placeholder":true,"num":0}]"#),
+        Message::text(r#"42["e"]"#),
+        Message::text(r#"42["rp:message",{"channel":"news","event":"ok","data":1}]"#),
+    ];
+    let url = peer_sending(frames).await;
+    let provider = SocketIoProvider::new(SocketIoConfig::new(&url).unwrap()).unwrap();
+    let (sink, mut events) = EventSink::channel();
+    provider.connect(sink).await.unwrap();
+    let mut errors = 0;
+    loop {
+        let (_, event) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("an event")
+            .expect("the sink is open");
+        match event {
+            ProviderEvent::Error { error, .. } => {
+                assert!(matches!(error, RealtimeError::Protocol(_)), "{error}");
+                errors += 1;
+            }
+            ProviderEvent::Message(m) => {
+                assert_eq!(
+                    (m.event.as_str(), m.data.clone()),
+                    ("ok", serde_json::json!(1))
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Six bad frames, six errors: the invalid channel, the unknown presence action, the stray
+    // binary frame, the unheard event, the text frame cutting an attachment short, the
+    // unknown Engine.IO type.
+    assert_eq!(errors, 6);
     provider.disconnect().await.unwrap();
 }
