@@ -9,6 +9,8 @@
 //   "push"  (event, ...args) the server emits `event` with `args` to this socket
 //   "whoami" (ack)           acks { nsp, id, auth } (auth without pid/offset)
 //   "drop"                   the server closes this socket's transport (recoverable)
+//   "ask" (q, ack)           the server emits "question" q with an ack to this client and
+//                            acks the caller with { answer } (the client's ack arguments)
 //   "watch-heartbeats"       the server emits "heartbeat" (a count) on each pong it receives
 // Namespace "/guarded" admits only handshakes with auth { token: "letmein" }.
 
@@ -49,6 +51,15 @@ function rawEvents(nsp) {
       if (typeof ack === "function") ack({ nsp: nsp.name, id: socket.id, auth, recovered: socket.recovered });
     });
     socket.on("drop", () => socket.conn.close());
+    // The server asks the client (an event with an ack) and acks the caller with the answer.
+    socket.on("ask", async (question, ack) => {
+      try {
+        const answer = await socket.timeout(5000).emitWithAck("question", question);
+        ack({ answer });
+      } catch (e) {
+        ack({ error: String(e) });
+      }
+    });
     // Every pong the engine receives from this client, reported back as a "heartbeat" event.
     socket.on("watch-heartbeats", () => {
       let n = 0;

@@ -165,8 +165,8 @@ impl PacketType {
 /// One argument of an event or an ack: JSON, or bytes (a binary attachment).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arg {
-    /// A JSON value. A binary value nested inside it stays a placeholder
-    /// `{"_placeholder":true,"num":N}` whose bytes are in [`Packet::attachments`].
+    /// A JSON value. A binary value nested inside it (`{file: <Buffer>}`) arrives in Node's
+    /// JSON form of a Buffer, `{"type":"Buffer","data":[bytes…]}`.
     Json(Value),
     /// Bytes: a top-level binary argument (a Node `Buffer`, an `ArrayBuffer`).
     Binary(Vec<u8>),
@@ -390,7 +390,8 @@ impl Packet {
         Ok(EventData { name, args })
     }
 
-    /// The arguments (top-level placeholders replaced by their bytes), for events and acks.
+    /// The arguments, for events and acks: a top-level placeholder becomes [`Arg::Binary`], a
+    /// nested one Node's JSON form of a Buffer (`{"type":"Buffer","data":[…]}`).
     pub fn args(&self) -> Result<Vec<Arg>, PacketError> {
         let Some(Value::Array(items)) = &self.data else {
             return Err(bad("packet data that is not an array"));
@@ -398,15 +399,43 @@ impl Packet {
         items
             .iter()
             .map(|v| match placeholder(v) {
-                Some(num) => self
-                    .attachments
-                    .get(num)
-                    .cloned()
-                    .map(Arg::Binary)
-                    .ok_or_else(|| bad(format!("a placeholder for missing attachment {num}"))),
-                None => Ok(Arg::Json(v.clone())),
+                Some(num) => self.attachment(num).map(|b| Arg::Binary(b.to_vec())),
+                None => self.resolve_nested(v, 0).map(Arg::Json),
             })
             .collect()
+    }
+
+    fn attachment(&self, num: usize) -> Result<&[u8], PacketError> {
+        self.attachments
+            .get(num)
+            .map(Vec::as_slice)
+            .ok_or_else(|| bad(format!("a placeholder for missing attachment {num}")))
+    }
+
+    /// `v` with every nested placeholder replaced by the Buffer JSON of its bytes.
+    fn resolve_nested(&self, v: &Value, depth: usize) -> Result<Value, PacketError> {
+        // serde_json refuses nesting deeper than 128 levels, so this recursion is bounded.
+        if self.attachments.is_empty() || depth > 128 {
+            return Ok(v.clone());
+        }
+        if let Some(num) = placeholder(v) {
+            let bytes = self.attachment(num)?;
+            return Ok(json!({"type": "Buffer", "data": bytes}));
+        }
+        Ok(match v {
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.resolve_nested(i, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, i)| Ok((k.clone(), self.resolve_nested(i, depth + 1)?)))
+                    .collect::<Result<_, PacketError>>()?,
+            ),
+            other => other.clone(),
+        })
     }
 }
 
@@ -662,6 +691,30 @@ mod tests {
         );
         assert!(a.text(r#"2["e"]"#).is_err());
         assert!(!a.is_waiting(), "the broken packet is dropped");
+    }
+
+    #[test]
+    fn nested_binary_arrives_as_buffer_json() {
+        let mut a = Assembler::new();
+        assert_eq!(
+            a.text(r#"51-["up",{"name":"f","file":{"_placeholder":true,"num":0}}]"#),
+            Ok(None)
+        );
+        let p = a.binary(&[7, 8]).unwrap().expect("complete");
+        assert_eq!(
+            p.event_data().unwrap().args,
+            vec![Arg::Json(
+                json!({"name": "f", "file": {"type": "Buffer", "data": [7, 8]}})
+            )]
+        );
+        let p = Packet {
+            kind: PacketType::BinaryEvent,
+            namespace: "/".into(),
+            id: None,
+            data: Some(json!(["up", [{"_placeholder": true, "num": 3}]])),
+            attachments: vec![vec![1]],
+        };
+        assert!(p.event_data().is_err(), "attachment 3 never came");
     }
 
     #[test]

@@ -162,6 +162,28 @@ async fn binary_travels_both_ways() {
             Arg::Binary(vec![7])
         ]
     );
+    // Server → client with an ack: the client answers (binary included) through the responder.
+    let mut questions = p.on("question");
+    let asking = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.emit_with_ack("ask", vec![Arg::Json(json!("size?"))])
+                .await
+        })
+    };
+    let question = within("the server's question", questions.recv())
+        .await
+        .unwrap();
+    assert_eq!(question.args, vec![Arg::Json(json!("size?"))]);
+    question
+        .ack
+        .expect("the server wants an ack")
+        .send(vec![Arg::Binary(vec![4, 5])])
+        .unwrap();
+    let answered = within("the answer", asking).await.unwrap().unwrap();
+    // The server got the bytes as a Buffer (and acked its JSON form back).
+    let answer = answered[0].as_json().unwrap()["answer"].clone();
+    assert_eq!(answer, json!({"type": "Buffer", "data": [4, 5]}));
     // Server → client: a binary event to a raw listener.
     let mut pushed = p.on("pushed");
     p.emit(
