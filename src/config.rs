@@ -14,8 +14,10 @@
 //! | `ably` | `ABLY_CLIENT_KEY` (a key restricted for clients) or `ABLY_AUTH_URL` (a token endpoint), `ABLY_HOST`, `ABLY_PORT`, `ABLY_TLS` | `ABLY_API_KEY` |
 //! | `supabase` | `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_REALTIME_URL`, `SUPABASE_POSTGRES_CHANGES`, `SUPABASE_PRESENCE_PRIVATE`, `SUPABASE_MAX_PAYLOAD` | `SUPABASE_SERVICE_ROLE_KEY`, `SUPABASE_JWT_SECRET` (with `SUPABASE_JWT_ROLE`, `SUPABASE_JWT_CLAIMS`) |
 //! | `selfhosted` | `REALTIME_URL` | `REALTIME_SECRET` |
+//! | `socketio` | `SOCKETIO_URL`, `SOCKETIO_NAMESPACE`, `SOCKETIO_PATH`, `SOCKETIO_AUTH` (the CONNECT `auth` JSON object; redacted in logs) | `SOCKETIO_SECRET` (the adapter's secret) |
 //!
-//! Common to all (public): `REALTIME_PROVIDER` (`pusher`, `ably`, `supabase`, `selfhosted`),
+//! Common to all (public): `REALTIME_PROVIDER` (`pusher`, `ably`, `supabase`, `selfhosted`,
+//! `socketio`),
 //! `REALTIME_AUTH_ENDPOINT` (the application's channel auth endpoint a client asks to sign
 //! private and presence subscriptions) and `REALTIME_CLIENT_ID` (the user id a client presents).
 //!
@@ -61,6 +63,9 @@ pub enum ProviderConfig {
     /// The self-hosted `relayport-server`.
     #[serde(rename = "selfhosted", alias = "self-hosted")]
     SelfHosted(SelfHostedSettings),
+    /// A Socket.IO v4 server running the relayport adapter.
+    #[serde(rename = "socketio", alias = "socket.io")]
+    SocketIo(SocketIoSettings),
 }
 
 /// Pusher settings (`PUSHER_*`).
@@ -212,8 +217,39 @@ pub struct SelfHostedSettings {
     pub client_id: Option<String>,
 }
 
+/// Socket.IO settings (`SOCKETIO_*`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketIoSettings {
+    /// `SOCKETIO_URL`, `http://host:port` (public).
+    pub url: String,
+    /// `SOCKETIO_NAMESPACE`, default `/` (public).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `SOCKETIO_PATH`, the Engine.IO path, default `/socket.io/` (public).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `SOCKETIO_AUTH`: the CONNECT `auth` payload, a JSON object (`{"token": "…"}`); the
+    /// client's own credential, redacted in logs.
+    #[serde(default)]
+    pub auth: Option<Secret>,
+    /// The convention's event names, where the server's adapter renames them (file only:
+    /// `[events]` with `subscribe = "chat:join"`, …; see `relayport_socketio::EventNames`).
+    #[serde(default)]
+    pub events: Option<std::collections::BTreeMap<String, String>>,
+    /// `SOCKETIO_SECRET`: the adapter's secret (server secret: signing and publishing).
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// `REALTIME_AUTH_ENDPOINT` (public).
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `REALTIME_CLIENT_ID` (public).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
 /// The provider names `REALTIME_PROVIDER` accepts.
-pub const PROVIDERS: [&str; 4] = ["pusher", "ably", "supabase", "selfhosted"];
+pub const PROVIDERS: [&str; 5] = ["pusher", "ably", "supabase", "selfhosted", "socketio"];
 
 impl ProviderConfig {
     /// The provider's short name (`pusher`, `ably`, `supabase`, `selfhosted`).
@@ -223,6 +259,7 @@ impl ProviderConfig {
             Self::Ably(_) => "ably",
             Self::Supabase(_) => "supabase",
             Self::SelfHosted(_) => "selfhosted",
+            Self::SocketIo(_) => "socketio",
         }
     }
 
@@ -304,6 +341,10 @@ impl ProviderConfig {
                 secret: None,
                 ..s.clone()
             }),
+            Self::SocketIo(s) => Self::SocketIo(SocketIoSettings {
+                secret: None,
+                ..s.clone()
+            }),
         }
     }
 
@@ -314,6 +355,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.api_key.is_some(),
             Self::Supabase(s) => s.service_role_key.is_some() || s.jwt_secret.is_some(),
             Self::SelfHosted(s) => s.secret.is_some(),
+            Self::SocketIo(s) => s.secret.is_some(),
         }
     }
 
@@ -324,6 +366,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.auth_endpoint.as_deref(),
             Self::Supabase(s) => s.auth_endpoint.as_deref(),
             Self::SelfHosted(s) => s.auth_endpoint.as_deref(),
+            Self::SocketIo(s) => s.auth_endpoint.as_deref(),
         }
     }
 
@@ -334,6 +377,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.client_id.as_deref(),
             Self::Supabase(s) => s.client_id.as_deref(),
             Self::SelfHosted(s) => s.client_id.as_deref(),
+            Self::SocketIo(s) => s.client_id.as_deref(),
         }
     }
 
@@ -345,6 +389,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.client_id = id,
             Self::Supabase(s) => s.client_id = id,
             Self::SelfHosted(s) => s.client_id = id,
+            Self::SocketIo(s) => s.client_id = id,
         }
         self
     }

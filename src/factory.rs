@@ -27,6 +27,8 @@ mod build;
 pub(crate) mod pusher;
 #[cfg(feature = "selfhosted")]
 pub(crate) mod selfhosted;
+#[cfg(feature = "socketio")]
+pub(crate) mod socketio;
 #[cfg(feature = "supabase")]
 pub(crate) mod supabase;
 
@@ -144,7 +146,12 @@ pub(crate) fn http_authorizer(_url: &str) -> Result<Arc<dyn ChannelAuthorizer>> 
 
 /// The message of a `Config` error without the `configuration error: ` prefix.
 #[cfg_attr(
-    not(any(feature = "pusher", feature = "supabase", feature = "selfhosted")),
+    not(any(
+        feature = "pusher",
+        feature = "supabase",
+        feature = "selfhosted",
+        feature = "socketio"
+    )),
     allow(dead_code)
 )]
 pub(crate) fn strip_config(e: &RealtimeError) -> String {
@@ -159,6 +166,7 @@ pub(crate) fn strip_config(e: &RealtimeError) -> String {
     feature = "pusher",
     feature = "ably",
     feature = "supabase",
-    feature = "selfhosted"
+    feature = "selfhosted",
+    feature = "socketio"
 ))]
 mod tests;

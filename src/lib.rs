@@ -51,6 +51,10 @@ pub use relayport_supabase as supabase;
 #[cfg(feature = "selfhosted")]
 pub use relayport_selfhosted as selfhosted;
 
+/// The Socket.IO provider (feature `socketio`).
+#[cfg(feature = "socketio")]
+pub use relayport_socketio as socketio;
+
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -9,7 +9,9 @@
 //!   Ably's rules (its official-SDK proof is in `peers/ably/tests/official_sdk.rs`);
 //! - `supabase`: relayport-peer-supabase in this process, a behavioural Supabase Realtime
 //!   server (JWT verification and expiry, an RLS-style policy for private channels, presence,
-//!   REST; its official-SDK proof is in `peers/supabase/tests/official_sdk.rs`).
+//!   REST; its official-SDK proof is in `peers/supabase/tests/official_sdk.rs`);
+//! - `socketio`: a real socket.io 4.x server from npm with the relayport adapter, run by node
+//!   on 127.0.0.1 (skipped the same way when node or its npm packages are missing).
 //!
 //! Scenarios a provider cannot run by its `capabilities()` are skipped by name, printing why.
 //! Every wait is bounded; nothing sleeps to wait for an event.
@@ -19,7 +21,7 @@ mod peers;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
-use peers::{Ably, Peer, SelfHosted, Sockudo, Supabase};
+use peers::{Ably, Peer, SelfHosted, SocketIo, Sockudo, Supabase};
 
 async fn conform(peer: &mut dyn Peer) {
     let report = scenarios::run_all(peer).await;
@@ -51,5 +53,13 @@ async fn ably_conforms_against_the_behavioural_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn supabase_conforms_against_the_behavioural_peer() {
     let mut peer = Supabase::start().await;
+    conform(&mut peer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_conforms_against_socket_io_with_the_adapter() {
+    let Some(mut peer) = SocketIo::start().await else {
+        return;
+    };
     conform(&mut peer).await;
 }

@@ -13,4 +13,5 @@ pub mod channel;
 pub mod json;
 pub mod pusher;
 pub mod selfhosted;
+pub mod socketio;
 pub mod supabase;

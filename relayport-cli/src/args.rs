@@ -26,6 +26,7 @@ Provider settings come from --config FILE or from the environment (secrets marke
   supabase    SUPABASE_URL SUPABASE_ANON_KEY SUPABASE_REALTIME_URL
               SUPABASE_SERVICE_ROLE_KEY* SUPABASE_JWT_SECRET*
   selfhosted  REALTIME_URL REALTIME_SECRET*
+  socketio    SOCKETIO_URL SOCKETIO_NAMESPACE SOCKETIO_PATH SOCKETIO_AUTH* SOCKETIO_SECRET*
   all         REALTIME_AUTH_ENDPOINT (signs private and presence channels)
 
 Output: messages and presence events on stdout, one JSON object per line; connection
@@ -95,6 +96,8 @@ pub(crate) enum ProviderName {
     Supabase,
     /// The self-hosted relayport server.
     Selfhosted,
+    /// A Socket.IO v4 server running the relayport adapter.
+    Socketio,
 }
 
 impl ProviderName {
@@ -105,6 +108,7 @@ impl ProviderName {
             Self::Ably => "ably",
             Self::Supabase => "supabase",
             Self::Selfhosted => "selfhosted",
+            Self::Socketio => "socketio",
         }
     }
 }
@@ -262,9 +266,16 @@ mod tests {
         let e = parse(&["--provider", "soketi", "listen", "x"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidValue);
         let text = e.to_string();
-        for name in ["pusher", "ably", "supabase", "selfhosted"] {
+        for name in ["pusher", "ably", "supabase", "selfhosted", "socketio"] {
             assert!(text.contains(name), "the values are listed: {text}");
         }
+    }
+
+    #[test]
+    fn socketio_is_selectable() {
+        let cli = parse(&["--provider", "socketio", "listen", "news"]).unwrap();
+        assert_eq!(cli.provider, Some(ProviderName::Socketio));
+        assert_eq!(ProviderName::Socketio.as_str(), "socketio");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use relayport_core::{RealtimeError, Result};
 
 use super::{
     AblySettings, PROVIDERS, ProviderConfig, PusherSettings, Secret, SelfHostedSettings,
-    SupabaseSettings,
+    SocketIoSettings, SupabaseSettings,
 };
 
 /// Where environment variables come from: the process ([`ProcessEnv`]) or a map
@@ -214,6 +214,26 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
             auth_endpoint,
             client_id,
         })),
+        "socketio" | "socket.io" => {
+            let auth = optional(env, "SOCKETIO_AUTH");
+            if let Some(a) = &auth
+                && !serde_json::from_str::<serde_json::Value>(a).is_ok_and(|v| v.is_object())
+            {
+                return Err(RealtimeError::Config(
+                    "SOCKETIO_AUTH must be a JSON object such as {\"token\":\"…\"}".into(),
+                ));
+            }
+            Ok(ProviderConfig::SocketIo(SocketIoSettings {
+                url: url("SOCKETIO_URL", Some(required(env, "SOCKETIO_URL")?))?.unwrap_or_default(),
+                namespace: optional(env, "SOCKETIO_NAMESPACE"),
+                path: optional(env, "SOCKETIO_PATH"),
+                auth: auth.map(Secret::new),
+                events: None,
+                secret: secret(env, "SOCKETIO_SECRET"),
+                auth_endpoint,
+                client_id,
+            }))
+        }
         other => Err(RealtimeError::Config(format!(
             "REALTIME_PROVIDER `{other}` is not one of {}",
             PROVIDERS.join(", ")

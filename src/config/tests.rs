@@ -46,6 +46,7 @@ fn every_provider_loads_from_its_variables() {
         ("SUPABASE_URL", "https://abc.supabase.co"),
         ("SUPABASE_ANON_KEY", "anon"),
         ("REALTIME_URL", "http://127.0.0.1:8080"),
+        ("SOCKETIO_URL", "http://127.0.0.1:3000"),
     ]);
     for name in PROVIDERS {
         let cfg = ProviderConfig::from_env(&all.clone().set("REALTIME_PROVIDER", name)).unwrap();
@@ -201,6 +202,8 @@ fn client_side_drops_every_server_secret() {
         ("SUPABASE_JWT_SECRET", "jwt"),
         ("REALTIME_URL", "http://127.0.0.1:8080"),
         ("REALTIME_SECRET", "selfhosted-secret"),
+        ("SOCKETIO_URL", "http://127.0.0.1:3000"),
+        ("SOCKETIO_SECRET", "socketio-secret"),
     ]);
     for name in PROVIDERS {
         let cfg = ProviderConfig::from_env_for(name, &full).unwrap();
@@ -384,4 +387,30 @@ fn supabase_claims_postgres_changes_presence_and_limit_are_configurable() {
     assert!(bad("SUPABASE_MAX_PAYLOAD", "big").contains("SUPABASE_MAX_PAYLOAD"));
     assert!(bad("SUPABASE_POSTGRES_CHANGES", "no-equals").contains("no-equals"));
     assert!(bad("SUPABASE_POSTGRES_CHANGES", "db=public:t:TRUNCATE").contains("unknown event"));
+}
+
+#[test]
+fn socketio_reads_its_variables() {
+    let env = env(&[
+        ("REALTIME_PROVIDER", "socket.io"),
+        ("SOCKETIO_URL", "http://127.0.0.1:3000"),
+        ("SOCKETIO_NAMESPACE", "/chat"),
+        ("SOCKETIO_AUTH", r#"{"token":"t"}"#),
+    ]);
+    let cfg = ProviderConfig::from_env(&env).unwrap();
+    assert_eq!(cfg.provider_name(), "socketio");
+    assert!(
+        !format!("{cfg:?}").contains(r#""t""#),
+        "the auth payload is redacted"
+    );
+    let e = ProviderConfig::from_env(&env.clone().set("SOCKETIO_AUTH", "token")).unwrap_err();
+    assert!(
+        matches!(&e, RealtimeError::Config(m) if m.contains("SOCKETIO_AUTH")),
+        "{e}"
+    );
+    let e = ProviderConfig::from_env(&env.set("SOCKETIO_URL", "")).unwrap_err();
+    assert!(
+        matches!(&e, RealtimeError::Config(m) if m.contains("SOCKETIO_URL")),
+        "{e}"
+    );
 }

@@ -10,6 +10,8 @@ use super::ably;
 use super::pusher;
 #[cfg(feature = "selfhosted")]
 use super::selfhosted;
+#[cfg(feature = "socketio")]
+use super::socketio;
 #[cfg(feature = "supabase")]
 use super::supabase;
 
@@ -52,6 +54,8 @@ pub(crate) fn build_provider(
         ProviderConfig::Supabase(s) => Ok(Box::new(supabase::provider(s, trusted)?)),
         #[cfg(feature = "selfhosted")]
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::provider(s)?)),
+        #[cfg(feature = "socketio")]
+        ProviderConfig::SocketIo(s) => Ok(Box::new(socketio::provider(s)?)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }
@@ -68,6 +72,8 @@ pub(crate) fn build_publisher(cfg: &ProviderConfig) -> Result<Box<dyn Publisher>
         ProviderConfig::Supabase(s) => Ok(Box::new(supabase::publisher(s)?)),
         #[cfg(feature = "selfhosted")]
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::publisher(s)?)),
+        #[cfg(feature = "socketio")]
+        ProviderConfig::SocketIo(s) => Ok(Box::new(socketio::publisher(s)?)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }
@@ -84,6 +90,8 @@ pub(crate) fn build_authorizer(cfg: &ProviderConfig) -> Result<Box<dyn ChannelAu
         ProviderConfig::Supabase(s) => Ok(Box::new(supabase::authorizer(s)?)),
         #[cfg(feature = "selfhosted")]
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::authorizer(s)?)),
+        #[cfg(feature = "socketio")]
+        ProviderConfig::SocketIo(s) => Ok(Box::new(socketio::authorizer(s)?)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }

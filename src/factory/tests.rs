@@ -17,6 +17,8 @@ fn full_env() -> MapEnv {
         ("SUPABASE_JWT_SECRET", "jwt-secret-value"),
         ("REALTIME_URL", "http://127.0.0.1:8080"),
         ("REALTIME_SECRET", "selfhosted-secret-value"),
+        ("SOCKETIO_URL", "http://127.0.0.1:3000"),
+        ("SOCKETIO_SECRET", "socketio-secret-value"),
     ])
 }
 
@@ -204,4 +206,62 @@ async fn the_auth_endpoint_and_client_id_reach_the_client() {
     let c = cfg("selfhosted", &env);
     assert_eq!(c.client_id(), Some("alice"));
     client(&c).unwrap().close().await;
+}
+
+#[test]
+fn socketio_settings_reach_its_client_publisher_and_authorizer() {
+    let env = MapEnv::from([
+        ("SOCKETIO_URL", "https://io.example.com"),
+        ("SOCKETIO_NAMESPACE", "chat"),
+        ("SOCKETIO_PATH", "/rt/"),
+        ("SOCKETIO_AUTH", r#"{"token":"client-token-value"}"#),
+        ("SOCKETIO_SECRET", "socketio-secret-value"),
+    ]);
+    let c = cfg("socketio", &env);
+    let ProviderConfig::SocketIo(s) = c.client_side() else {
+        panic!("socketio")
+    };
+    assert!(s.secret.is_none());
+    let sc = socketio::client_config(&s).unwrap();
+    assert_eq!(sc.namespace, "/chat");
+    assert_eq!(
+        sc.websocket_url(),
+        "wss://io.example.com/rt/?EIO=4&transport=websocket"
+    );
+    assert_eq!(
+        sc.auth,
+        Some(serde_json::json!({"token": "client-token-value"}))
+    );
+    let shown = format!("{:?} {:?}", provider(&c).unwrap().name(), sc);
+    assert!(!shown.contains("client-token-value"), "{shown}");
+    assert!(!format!("{c:?}").contains("socketio-secret-value"));
+    publisher(&c).unwrap();
+    authorizer(&c).unwrap();
+    // Without the secret, the server pieces name the variable.
+    let public = cfg(
+        "socketio",
+        &MapEnv::from([("SOCKETIO_URL", "http://127.0.0.1:3000")]),
+    );
+    let e = err(publisher(&public));
+    assert!(
+        matches!(&e, RealtimeError::Config(m) if m.contains("SOCKETIO_SECRET")),
+        "{e}"
+    );
+    // Event names from a file; a misspelt one is a configuration error.
+    let file = ProviderConfig::from_toml_str(
+        "provider = \"socketio\"\nurl = \"http://127.0.0.1:3000\"\n[events]\nsubscribe = \"chat:join\"\n",
+    )
+    .unwrap();
+    let ProviderConfig::SocketIo(s) = &file else {
+        panic!("socketio")
+    };
+    assert_eq!(
+        socketio::client_config(s).unwrap().events.subscribe,
+        "chat:join"
+    );
+    let bad = ProviderConfig::from_toml_str(
+        "provider = \"socketio\"\nurl = \"http://127.0.0.1:3000\"\n[events]\nsubscrib = \"x\"\n",
+    )
+    .unwrap();
+    assert!(matches!(err(client(&bad)), RealtimeError::Config(_)));
 }

@@ -267,3 +267,48 @@ impl Peer for Supabase {
         self.peer.drop_sockets();
     }
 }
+
+// ---- Socket.IO -----------------------------------------------------------------------------
+
+/// A real socket.io 4.x server with the relayport adapter (node, started on a free loopback
+/// port by relayport-socketio's launcher); killed on drop.
+pub struct SocketIo(relayport_socketio::testing::NodeServer);
+
+impl SocketIo {
+    /// Starts the server, or returns `None` (printing SKIP) when node or its npm packages are
+    /// missing; under `CI=true` that fails the test.
+    pub async fn start() -> Option<Self> {
+        relayport_socketio::testing::NodeServer::start("socketio conformance")
+            .await
+            .map(Self)
+    }
+
+    fn config_with(&self, secret: &str) -> ProviderConfig {
+        let url = self.0.url();
+        ProviderConfig::from_env(&MapEnv::from([
+            ("REALTIME_PROVIDER", "socketio"),
+            ("SOCKETIO_URL", url.as_str()),
+            ("SOCKETIO_SECRET", secret),
+        ]))
+        .expect("config")
+    }
+}
+
+#[relayport::async_trait]
+impl Peer for SocketIo {
+    fn name(&self) -> &'static str {
+        "socketio"
+    }
+
+    fn config(&self) -> ProviderConfig {
+        self.config_with(relayport_socketio::testing::SECRET)
+    }
+
+    fn config_with_wrong_secret(&self) -> ProviderConfig {
+        self.config_with("not-the-secret")
+    }
+
+    async fn restart(&mut self) {
+        self.0.restart().await;
+    }
+}
