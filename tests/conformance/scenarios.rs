@@ -409,6 +409,95 @@ async fn unsubscribe_stops_delivery(peer: &mut dyn Peer) -> Outcome {
 }
 
 /// Runs every scenario against `peer`.
+/// `Subscription::event` yields only the named event from one wire subscription.
+async fn event_filters(peer: &mut dyn Peer) -> Outcome {
+    const CH: &str = "conf-filter";
+    let client = trusted(peer, "reader")?;
+    let mut chat = client
+        .subscribe(CH)
+        .await
+        .map_err(e("subscribe"))?
+        .event("chat");
+    let p = publisher(peer)?;
+    publish(&*p, CH, "typing", json!({"n": 1})).await?;
+    publish(&*p, CH, "chat", json!({"n": 2})).await?;
+    let m = next("the chat message", &mut chat).await?;
+    client.close().await;
+    if m.event != "chat" || m.data != json!({"n": 2}) {
+        return Err(format!("the filtered subscription yielded {m:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+/// `RealtimeClient::history` pages newest first; skipped where the provider keeps none.
+async fn history_pages(peer: &mut dyn Peer) -> Outcome {
+    const CH: &str = "conf-history";
+    let client = trusted(peer, "reader")?;
+    if !client.capabilities().history_pages {
+        let err = client
+            .history(CH, relayport::HistoryQuery::new())
+            .await
+            .err()
+            .map(|e| e.kind());
+        client.close().await;
+        if err != Some(relayport::ErrorKind::Unsupported) {
+            return Err(format!("history without the capability answered {err:?}"));
+        }
+        return Ok(Verdict::Skipped(
+            "capabilities().history_pages is false (history answers Unsupported)".into(),
+        ));
+    }
+    // Subscribed first, so that every publish is known to have landed before reading.
+    let mut sub = client.subscribe(CH).await.map_err(e("subscribe"))?;
+    let p = publisher(peer)?;
+    for n in 1..=3 {
+        publish(&*p, CH, "h", json!({"n": n})).await?;
+        next("the published message", &mut sub).await?;
+    }
+    let query = relayport::HistoryQuery::new().limit(2);
+    let first = within("history", client.history(CH, query))
+        .await?
+        .map_err(e("history"))?;
+    let mut seen: Vec<Value> = first.messages().iter().map(|m| m.data.clone()).collect();
+    if let Some(second) = within("the next page", first.next())
+        .await?
+        .map_err(e("next page"))?
+    {
+        seen.extend(second.messages().iter().map(|m| m.data.clone()));
+    }
+    client.close().await;
+    if seen.get(..3) != Some(&[json!({"n": 3}), json!({"n": 2}), json!({"n": 1})][..]) {
+        return Err(format!("history pages gave {seen:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
+/// `PresenceStream::here()` answers with the whole member list, present members included.
+async fn presence_here(peer: &mut dyn Peer) -> Outcome {
+    const ROOM: &str = "presence:conf-here";
+    let alice = trusted(peer, "alice")?;
+    if !alice.capabilities().presence {
+        alice.close().await;
+        return Ok(Verdict::Skipped("capabilities().presence is false".into()));
+    }
+    alice
+        .presence_enter(ROOM, json!({"v": 1}))
+        .await
+        .map_err(e("alice enters"))?;
+    let bob = trusted(peer, "bob")?;
+    let stream = bob
+        .presence_events(ROOM)
+        .await
+        .map_err(e("presence events"))?;
+    let here = within("here()", stream.here()).await?.map_err(e("here"))?;
+    bob.close().await;
+    alice.close().await;
+    if !here.iter().any(|m| m.id == "alice") {
+        return Err(format!("here() without alice: {here:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
 pub async fn run_all(peer: &mut dyn Peer) -> Report {
     let mut report = Report {
         provider: peer.name(),
@@ -438,5 +527,8 @@ pub async fn run_all(peer: &mut dyn Peer) -> Report {
     scenario!(offline_queue_flushes);
     scenario!(unsubscribe_stops_delivery);
     scenario!(reconnect_resubscribes);
+    scenario!(event_filters);
+    scenario!(history_pages);
+    scenario!(presence_here);
     report
 }
