@@ -743,7 +743,10 @@ async fn the_provider_sets_no_connect_timer_of_its_own_by_default() {
     });
     let (sink, _events) = client_support::sink();
     let waited = tokio::time::timeout(Duration::from_secs(3600), provider.connect(sink)).await;
-    assert!(waited.is_err(), "the provider gave up by itself: {waited:?}");
+    assert!(
+        waited.is_err(),
+        "the provider gave up by itself: {waited:?}"
+    );
     peer.abort();
 }
 
