@@ -14,8 +14,10 @@
 //! | `ably` | `ABLY_CLIENT_KEY` (a key restricted for clients) or `ABLY_AUTH_URL` (a token endpoint), `ABLY_HOST`, `ABLY_PORT`, `ABLY_TLS` | `ABLY_API_KEY` |
 //! | `supabase` | `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_REALTIME_URL` | `SUPABASE_SERVICE_ROLE_KEY`, `SUPABASE_JWT_SECRET` |
 //! | `selfhosted` | `REALTIME_URL` | `REALTIME_SECRET` |
+//! | `firebase` | `FIREBASE_DATABASE_URL`, `FIREBASE_AUTH_TOKEN` (the client's own ID token; redacted in logs), `FIREBASE_ROOT` | none (the database's security rules decide) |
 //!
-//! Common to all (public): `REALTIME_PROVIDER` (`pusher`, `ably`, `supabase`, `selfhosted`),
+//! Common to all (public): `REALTIME_PROVIDER` (`pusher`, `ably`, `supabase`, `selfhosted`,
+//! `firebase`),
 //! `REALTIME_AUTH_ENDPOINT` (the application's channel auth endpoint a client asks to sign
 //! private and presence subscriptions) and `REALTIME_CLIENT_ID` (the user id a client presents).
 //!
@@ -61,6 +63,8 @@ pub enum ProviderConfig {
     /// The self-hosted `relayport-server`.
     #[serde(rename = "selfhosted", alias = "self-hosted")]
     SelfHosted(SelfHostedSettings),
+    /// Firebase Realtime Database.
+    Firebase(FirebaseSettings),
 }
 
 /// Pusher settings (`PUSHER_*`).
@@ -173,8 +177,29 @@ pub struct SelfHostedSettings {
     pub client_id: Option<String>,
 }
 
+/// Firebase Realtime Database settings (`FIREBASE_*`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirebaseSettings {
+    /// `FIREBASE_DATABASE_URL`, `https://<db>.firebaseio.com` (public).
+    pub database_url: String,
+    /// `FIREBASE_AUTH_TOKEN`: the client's ID token (or, on a backend, a database secret);
+    /// travels as `auth=` (redacted in logs).
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
+    /// `FIREBASE_ROOT`: the path under which channels live (public; default `realtime`).
+    #[serde(default)]
+    pub root: Option<String>,
+    /// `REALTIME_AUTH_ENDPOINT` (public).
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `REALTIME_CLIENT_ID` (public).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
 /// The provider names `REALTIME_PROVIDER` accepts.
-pub const PROVIDERS: [&str; 4] = ["pusher", "ably", "supabase", "selfhosted"];
+pub const PROVIDERS: [&str; 5] = ["pusher", "ably", "supabase", "selfhosted", "firebase"];
 
 impl ProviderConfig {
     /// The provider's short name (`pusher`, `ably`, `supabase`, `selfhosted`).
@@ -184,6 +209,7 @@ impl ProviderConfig {
             Self::Ably(_) => "ably",
             Self::Supabase(_) => "supabase",
             Self::SelfHosted(_) => "selfhosted",
+            Self::Firebase(_) => "firebase",
         }
     }
 
@@ -265,6 +291,8 @@ impl ProviderConfig {
                 secret: None,
                 ..s.clone()
             }),
+            // The token is the client's own credential: no server secret to strip.
+            Self::Firebase(f) => Self::Firebase(f.clone()),
         }
     }
 
@@ -275,6 +303,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.api_key.is_some(),
             Self::Supabase(s) => s.service_role_key.is_some() || s.jwt_secret.is_some(),
             Self::SelfHosted(s) => s.secret.is_some(),
+            Self::Firebase(_) => false,
         }
     }
 
@@ -285,6 +314,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.auth_endpoint.as_deref(),
             Self::Supabase(s) => s.auth_endpoint.as_deref(),
             Self::SelfHosted(s) => s.auth_endpoint.as_deref(),
+            Self::Firebase(f) => f.auth_endpoint.as_deref(),
         }
     }
 
@@ -295,6 +325,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.client_id.as_deref(),
             Self::Supabase(s) => s.client_id.as_deref(),
             Self::SelfHosted(s) => s.client_id.as_deref(),
+            Self::Firebase(f) => f.client_id.as_deref(),
         }
     }
 
@@ -306,6 +337,7 @@ impl ProviderConfig {
             Self::Ably(a) => a.client_id = id,
             Self::Supabase(s) => s.client_id = id,
             Self::SelfHosted(s) => s.client_id = id,
+            Self::Firebase(f) => f.client_id = id,
         }
         self
     }

@@ -38,6 +38,7 @@ pub mod event;
 pub mod key;
 pub mod position;
 mod provider;
+mod publisher;
 pub mod records;
 mod rest;
 mod state;
@@ -50,4 +51,5 @@ pub use config::{
     FirebaseConfig,
 };
 pub use provider::{FirebaseProvider, HISTORY_MAX_PAGES, HISTORY_PAGE};
+pub use publisher::FirebasePublisher;
 pub use token::{AccessToken, StaticToken, TokenKind, TokenSource};

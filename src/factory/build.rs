@@ -6,6 +6,8 @@ use crate::config::ProviderConfig;
 
 #[cfg(feature = "ably")]
 use super::ably;
+#[cfg(feature = "firebase")]
+use super::firebase;
 #[cfg(feature = "pusher")]
 use super::pusher;
 #[cfg(feature = "selfhosted")]
@@ -48,6 +50,8 @@ pub(crate) fn build_provider(
         ))),
         #[cfg(feature = "selfhosted")]
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::provider(s)?)),
+        #[cfg(feature = "firebase")]
+        ProviderConfig::Firebase(f) => Ok(Box::new(firebase::provider(f)?)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }
@@ -64,6 +68,8 @@ pub(crate) fn build_publisher(cfg: &ProviderConfig) -> Result<Box<dyn Publisher>
         ProviderConfig::Supabase(s) => Ok(Box::new(supabase::publisher(s)?)),
         #[cfg(feature = "selfhosted")]
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::publisher(s)?)),
+        #[cfg(feature = "firebase")]
+        ProviderConfig::Firebase(f) => Ok(Box::new(firebase::publisher(f)?)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }
@@ -80,6 +86,8 @@ pub(crate) fn build_authorizer(cfg: &ProviderConfig) -> Result<Box<dyn ChannelAu
         ProviderConfig::Supabase(s) => Ok(Box::new(supabase::authorizer(s)?)),
         #[cfg(feature = "selfhosted")]
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::authorizer(s)?)),
+        #[cfg(feature = "firebase")]
+        ProviderConfig::Firebase(_) => Ok(Box::new(relayport_firebase::RulesAuthorizer)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }

@@ -17,6 +17,8 @@ fn full_env() -> MapEnv {
         ("SUPABASE_JWT_SECRET", "jwt-secret-value"),
         ("REALTIME_URL", "http://127.0.0.1:8080"),
         ("REALTIME_SECRET", "selfhosted-secret-value"),
+        ("FIREBASE_DATABASE_URL", "https://db.firebaseio.example"),
+        ("FIREBASE_AUTH_TOKEN", "firebase-id-token-value"),
     ])
 }
 
