@@ -24,6 +24,7 @@ Provider settings come from --config FILE or from the environment (secrets marke
   supabase    SUPABASE_URL SUPABASE_ANON_KEY SUPABASE_REALTIME_URL
               SUPABASE_SERVICE_ROLE_KEY* SUPABASE_JWT_SECRET*
   selfhosted  REALTIME_URL REALTIME_SECRET*
+  firebase    FIREBASE_DATABASE_URL FIREBASE_AUTH_TOKEN* FIREBASE_ROOT
   all         REALTIME_AUTH_ENDPOINT (signs private and presence channels)
 
 Output: messages and presence events on stdout, one JSON object per line; connection
@@ -32,7 +33,7 @@ Exit status: 0 done, or interrupted (ctrl-c, SIGTERM) after a clean goodbye; 1 a
 (one line on stderr), including a subscription the server ended with an error; 2 a usage
 error.";
 
-/// One realtime client over Pusher, Ably, Supabase Realtime and the self-hosted server.
+/// One realtime client over Pusher, Ably, Supabase Realtime, Firebase and the self-hosted server.
 #[derive(Debug, Parser)]
 #[command(name = "relayport", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
@@ -81,6 +82,8 @@ pub(crate) enum ProviderName {
     Supabase,
     /// The self-hosted relayport server.
     Selfhosted,
+    /// Firebase Realtime Database.
+    Firebase,
 }
 
 impl ProviderName {
@@ -91,6 +94,7 @@ impl ProviderName {
             Self::Ably => "ably",
             Self::Supabase => "supabase",
             Self::Selfhosted => "selfhosted",
+            Self::Firebase => "firebase",
         }
     }
 }
@@ -234,7 +238,7 @@ mod tests {
         let e = parse(&["--provider", "soketi", "listen", "x"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidValue);
         let text = e.to_string();
-        for name in ["pusher", "ably", "supabase", "selfhosted"] {
+        for name in ["pusher", "ably", "supabase", "selfhosted", "firebase"] {
             assert!(text.contains(name), "the values are listed: {text}");
         }
     }
