@@ -5,6 +5,8 @@
 //! - `selfhosted`: the server in this process;
 //! - `pusher`: a real sockudo on 127.0.0.1 (skipped with a message when sockudo is not
 //!   installed; under `CI=true` that is a failure);
+//! - `firebase`: relayport-peer-firebase, the behavioural RTDB REST server, in this process
+//!   (`private_needs_auth` does not apply: see [`firebase_conforms`]);
 //! - `ably`, `supabase`: skipped, with the reason printed: no server of theirs runs offline,
 //!   and their crates' scripted loopback peers live in their own `tests/` (they replay one
 //!   recorded conversation each, not a server these scenarios could drive).
@@ -17,7 +19,7 @@ mod peers;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
-use peers::{Peer, SelfHosted, Sockudo};
+use peers::{Firebase, Peer, SelfHosted, Sockudo};
 
 async fn conform(peer: &mut dyn Peer) {
     let report = scenarios::run_all(peer).await;
@@ -38,6 +40,28 @@ async fn pusher_conforms_against_sockudo() {
         return;
     };
     conform(&mut peer).await;
+}
+
+/// Every scenario but `private_needs_auth`, whose premise (a private channel is opened by a
+/// signature a client without the server secret cannot make) is not Firebase's model: the
+/// database's security rules check the client's own token on every request, so a client
+/// holding a valid token may open any channel the rules allow, with or without an authorizer.
+/// Its Firebase equivalent (the rules refuse a reader without a valid token) is in
+/// relayport-firebase's `tests/loopback.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firebase_conforms() {
+    let mut peer = Firebase::start().await;
+    let report = scenarios::run_all(&mut peer).await;
+    println!("{report}");
+    let (inapplicable, failures): (Vec<_>, Vec<_>) = report
+        .failures
+        .iter()
+        .partition(|(name, _)| *name == "private_needs_auth");
+    for (name, why) in &inapplicable {
+        println!("SKIP firebase/{name}: not Firebase's access model (it reported: {why})");
+    }
+    assert!(failures.is_empty(), "{report}");
+    assert!(report.passed >= 6, "{report}");
 }
 
 /// Ably and Supabase are wired into the facade (a configuration builds their client, and

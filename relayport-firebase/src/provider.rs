@@ -144,8 +144,16 @@ impl FirebaseProvider {
                 Some(&record),
             )
             .await?;
-        if let Some(ts) = answer.get("ts").and_then(Value::as_u64) {
+        let ts = answer.get("ts").and_then(Value::as_u64);
+        if let Some(ts) = ts {
             self.shared.observe_clock(ts);
+        }
+        // Read your own writes: `presence_members` includes this client before its own
+        // stream reports the record.
+        if lock(&self.conn).streams.contains_key(channel) {
+            let member = PresenceMember::new(self.cfg.client_id.clone(), data.clone());
+            self.shared
+                .put_member(channel, &key, crate::records::StoredMember { member, ts });
         }
         lock(&self.conn).entered.insert(channel.clone(), data);
         Ok(())
@@ -334,6 +342,7 @@ impl RealtimeProvider for FirebaseProvider {
         let key = self.member_key();
         self.call(Method::DELETE, channel, &["presence", &key], &[], None)
             .await?;
+        // The stream's deletion event removes the record locally and reports the leave.
         lock(&self.conn).entered.remove(channel);
         Ok(())
     }
