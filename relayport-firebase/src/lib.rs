@@ -24,7 +24,7 @@
 //!     .with_token(std::env::var("FIREBASE_AUTH_TOKEN").unwrap_or_default());
 //! let client = RealtimeClient::builder(FirebaseProvider::new(cfg)?).build();
 //! let mut sub = client.subscribe("chat").await?;
-//! # let _ = sub.next().await;
+//! # let _ = sub.recv().await;
 //! # Ok(()) }
 //! ```
 //!
@@ -53,3 +53,8 @@ pub use config::{
 pub use provider::{FirebaseProvider, HISTORY_MAX_PAGES, HISTORY_PAGE};
 pub use publisher::FirebasePublisher;
 pub use token::{AccessToken, StaticToken, TokenKind, TokenSource};
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
