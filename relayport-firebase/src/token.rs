@@ -60,7 +60,7 @@ impl AccessToken {
 }
 
 /// Where the provider gets its credential: called at connect, before the current token
-/// expires (see [`crate::FirebaseConfig::refresh_margin`]) and after the server revoked it
+/// expires (see [`crate::FirebaseConfig::with_refresh_margin`]) and after the server revoked it
 /// (`auth_revoked`). An implementation typically refreshes a Firebase Auth session or asks the
 /// application's backend.
 #[async_trait]
