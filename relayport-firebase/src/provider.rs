@@ -12,7 +12,7 @@ use relayport_core::{
     SubscribeOptions, Subscribed,
 };
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -21,9 +21,7 @@ use tracing::debug;
 use crate::config::FirebaseConfig;
 use crate::key::encode_key;
 use crate::position::{history_start, position_of};
-use crate::records::{
-    decode_member, decode_message, member_record, message_record, server_timestamp,
-};
+use crate::records::{decode_member, decode_message, member_record, message_record};
 use crate::rest::{connection, json_answer, location_url, with_token};
 use crate::state::Shared;
 use crate::stream::Reader;
@@ -121,7 +119,12 @@ impl FirebaseProvider {
             request = request.json(body);
         }
         let response = request.send().await.map_err(connection)?;
-        json_answer(response, Some(channel)).await
+        let answer = json_answer(response, Some(channel)).await;
+        if matches!(answer, Err(RealtimeError::Unauthorized(_))) {
+            // A refused credential is not asked about twice: the next call gets a fresh one.
+            self.shared.tokens.invalidate().await;
+        }
+        answer
     }
 
     fn sink(&self) -> Result<EventSink> {
@@ -161,21 +164,15 @@ impl FirebaseProvider {
 
     /// The heartbeat's presence work: refresh this client's records, prune stale members.
     async fn presence_heartbeat(&self) -> Result<()> {
-        let entered: Vec<Channel> = lock(&self.conn).entered.keys().cloned().collect();
-        let key = self.member_key();
-        for channel in entered {
-            let answer = self
-                .call(
-                    Method::PATCH,
-                    &channel,
-                    &["presence", &key],
-                    &[],
-                    Some(&json!({"ts": server_timestamp()})),
-                )
-                .await?;
-            if let Some(ts) = answer.get("ts").and_then(Value::as_u64) {
-                self.shared.observe_clock(ts);
-            }
+        // A full rewrite, not a `ts`-only patch: a record another client pruned as stale (a
+        // long pause, say) comes back whole.
+        let entered: Vec<(Channel, Value)> = lock(&self.conn)
+            .entered
+            .iter()
+            .map(|(c, d)| (c.clone(), d.clone()))
+            .collect();
+        for (channel, data) in entered {
+            self.write_member(&channel, data).await?;
         }
         let (sink, watched) = {
             let conn = lock(&self.conn);
