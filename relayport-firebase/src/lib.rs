@@ -34,6 +34,7 @@
 
 mod authorizer;
 mod config;
+pub mod custom_token;
 pub mod event;
 pub mod key;
 pub mod position;
@@ -50,6 +51,7 @@ pub use config::{
     DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_PRESENCE_STALE_AFTER, DEFAULT_REFRESH_MARGIN, DEFAULT_ROOT,
     FirebaseConfig,
 };
+pub use custom_token::{CustomTokenAuthorizer, ServiceAccount};
 pub use provider::{FirebaseProvider, HISTORY_MAX_PAGES, HISTORY_PAGE};
 pub use publisher::FirebasePublisher;
 pub use token::{AccessToken, StaticToken, TokenKind, TokenSource};
