@@ -44,3 +44,76 @@ async fn stream_events_reach_the_sink() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn history_pages_through_and_keeps_only_what_follows_the_position() {
+    use relayport_core::{OutboundMessage, Position, Publisher};
+    use relayport_firebase::{FirebasePublisher, HISTORY_PAGE};
+    let peer = peer(PeerConfig::default()).await;
+    let publisher = FirebasePublisher::new(config(&peer, "backend")).expect("publisher");
+    let channel = Channel::public("long");
+    let total = HISTORY_PAGE + 20;
+    for i in 0..total {
+        publisher
+            .publish(&OutboundMessage::new(channel.clone(), "n", json!(i)))
+            .await
+            .expect("published");
+    }
+    let provider = FirebaseProvider::new(config(&peer, "bob")).expect("provider");
+    let all = provider
+        .history(&channel, &Position::new(0))
+        .await
+        .expect("history");
+    assert!(all.complete);
+    let got: Vec<_> = all.messages.iter().map(|m| m.data.clone()).collect();
+    assert_eq!(got, (0..total).map(|i| json!(i)).collect::<Vec<_>>());
+    // After the 10th message: exactly the rest, in order, across the page boundary.
+    let since = all.messages[9].position.clone().expect("a position");
+    let rest = provider.history(&channel, &since).await.expect("history");
+    assert!(rest.complete);
+    let got: Vec<_> = rest.messages.iter().map(|m| m.data.clone()).collect();
+    assert_eq!(got, (10..total).map(|i| json!(i)).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_malformed_record_is_reported_not_dropped_and_the_stream_goes_on() {
+    let peer = peer(PeerConfig::default()).await;
+    let provider = FirebaseProvider::new(config(&peer, "bob")).expect("provider");
+    let (sink, mut rx) = relayport_core::EventSink::channel();
+    provider.connect(sink).await.expect("connected");
+    let channel = Channel::public("room");
+    provider
+        .subscribe(&channel, &SubscribeOptions::default())
+        .await
+        .expect("subscribed");
+    peer.put(
+        "/realtime/room/messages/-NQ5zV0xgYlQeK6pa9hA",
+        json!({"data": 1}),
+    );
+    let (_, event) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("event")
+        .expect("open");
+    match event {
+        ProviderEvent::Error {
+            channel: Some(c),
+            error,
+        } => {
+            assert_eq!(c, channel);
+            assert_eq!(error.kind(), relayport_core::ErrorKind::Protocol);
+        }
+        other => panic!("{other:?}"),
+    }
+    peer.put(
+        "/realtime/room/messages/-NQ5zV0xgYlQeK6pa9hB",
+        json!({"event": "ok", "data": 2, "ts": 1}),
+    );
+    let (_, event) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("event")
+        .expect("open");
+    match event {
+        ProviderEvent::Message(m) => assert_eq!((m.event.as_str(), m.data), ("ok", json!(2))),
+        other => panic!("{other:?}"),
+    }
+}
