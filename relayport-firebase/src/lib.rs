@@ -14,6 +14,9 @@
 //! - Presence is a convention (REST has no `onDisconnect`): records refreshed on every
 //!   heartbeat, members older than the stale age pruned.
 //! - Credentials come from a [`TokenSource`], asked again before they expire.
+//! - Access to private and presence channels is the database's rules: [`RulesAuthorizer`]
+//!   approves locally; [`CustomTokenAuthorizer`] mints Firebase custom tokens (RS256) on a
+//!   backend.
 //!
 //! ```no_run
 //! use relayport_core::RealtimeClient;
