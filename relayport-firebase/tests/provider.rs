@@ -117,3 +117,27 @@ async fn a_malformed_record_is_reported_not_dropped_and_the_stream_goes_on() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_token_never_reaches_errors_or_debug_output() {
+    use relayport_core::OutboundMessage;
+    // A loopback port nothing listens on: the request fails in transport.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let cfg = relayport_firebase::FirebaseConfig::new(&format!("http://127.0.0.1:{port}"))
+        .expect("url")
+        .with_token("very-secret-id-token");
+    assert!(!format!("{cfg:?}").contains("very-secret"));
+    let provider = FirebaseProvider::new(cfg).expect("provider");
+    assert!(!format!("{provider:?}").contains("very-secret"));
+    let error = provider
+        .publish(&OutboundMessage::new(Channel::public("a"), "e", json!(1)))
+        .await
+        .expect_err("nothing listens");
+    assert_eq!(error.kind(), relayport_core::ErrorKind::Connection);
+    assert!(
+        !format!("{error} {error:?}").contains("very-secret"),
+        "{error:?}"
+    );
+}
