@@ -15,9 +15,10 @@
 //! | `supabase` | `SUPABASE_URL`, `SUPABASE_ANON_KEY`, `SUPABASE_REALTIME_URL`, `SUPABASE_POSTGRES_CHANGES`, `SUPABASE_PRESENCE_PRIVATE`, `SUPABASE_MAX_PAYLOAD` | `SUPABASE_SERVICE_ROLE_KEY`, `SUPABASE_JWT_SECRET` (with `SUPABASE_JWT_ROLE`, `SUPABASE_JWT_CLAIMS`) |
 //! | `selfhosted` | `REALTIME_URL` | `REALTIME_SECRET` |
 //! | `socketio` | `SOCKETIO_URL`, `SOCKETIO_NAMESPACE`, `SOCKETIO_PATH`, `SOCKETIO_AUTH` (the CONNECT `auth` JSON object; redacted in logs) | `SOCKETIO_SECRET` (the adapter's secret) |
+//! | `firebase` | `FIREBASE_DATABASE_URL`, `FIREBASE_AUTH_TOKEN` (the client's own ID token; redacted in logs), `FIREBASE_ROOT` | none (the database's security rules decide) |
 //!
 //! Common to all (public): `REALTIME_PROVIDER` (`pusher`, `ably`, `supabase`, `selfhosted`,
-//! `socketio`),
+//! `socketio`, `firebase`),
 //! `REALTIME_AUTH_ENDPOINT` (the application's channel auth endpoint a client asks to sign
 //! private and presence subscriptions) and `REALTIME_CLIENT_ID` (the user id a client presents).
 //!
@@ -66,6 +67,8 @@ pub enum ProviderConfig {
     /// A Socket.IO v4 server running the relayport adapter.
     #[serde(rename = "socketio", alias = "socket.io")]
     SocketIo(SocketIoSettings),
+    /// Firebase Realtime Database.
+    Firebase(FirebaseSettings),
 }
 
 /// Pusher settings (`PUSHER_*`).
@@ -248,8 +251,36 @@ pub struct SocketIoSettings {
     pub client_id: Option<String>,
 }
 
+/// Firebase Realtime Database settings (`FIREBASE_*`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirebaseSettings {
+    /// `FIREBASE_DATABASE_URL`, `https://<db>.firebaseio.com` (public).
+    pub database_url: String,
+    /// `FIREBASE_AUTH_TOKEN`: the client's ID token (or, on a backend, a database secret);
+    /// travels as `auth=` (redacted in logs).
+    #[serde(default)]
+    pub auth_token: Option<Secret>,
+    /// `FIREBASE_ROOT`: the path under which channels live (public; default `realtime`).
+    #[serde(default)]
+    pub root: Option<String>,
+    /// `REALTIME_AUTH_ENDPOINT` (public).
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `REALTIME_CLIENT_ID` (public).
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
 /// The provider names `REALTIME_PROVIDER` accepts.
-pub const PROVIDERS: [&str; 5] = ["pusher", "ably", "supabase", "selfhosted", "socketio"];
+pub const PROVIDERS: [&str; 6] = [
+    "pusher",
+    "ably",
+    "supabase",
+    "selfhosted",
+    "socketio",
+    "firebase",
+];
 
 impl ProviderConfig {
     /// The provider's short name (`pusher`, `ably`, `supabase`, `selfhosted`).
@@ -260,6 +291,7 @@ impl ProviderConfig {
             Self::Supabase(_) => "supabase",
             Self::SelfHosted(_) => "selfhosted",
             Self::SocketIo(_) => "socketio",
+            Self::Firebase(_) => "firebase",
         }
     }
 
@@ -345,6 +377,8 @@ impl ProviderConfig {
                 secret: None,
                 ..s.clone()
             }),
+            // The token is the client's own credential: no server secret to strip.
+            Self::Firebase(f) => Self::Firebase(f.clone()),
         }
     }
 
@@ -356,6 +390,7 @@ impl ProviderConfig {
             Self::Supabase(s) => s.service_role_key.is_some() || s.jwt_secret.is_some(),
             Self::SelfHosted(s) => s.secret.is_some(),
             Self::SocketIo(s) => s.secret.is_some(),
+            Self::Firebase(_) => false,
         }
     }
 
@@ -367,6 +402,7 @@ impl ProviderConfig {
             Self::Supabase(s) => s.auth_endpoint.as_deref(),
             Self::SelfHosted(s) => s.auth_endpoint.as_deref(),
             Self::SocketIo(s) => s.auth_endpoint.as_deref(),
+            Self::Firebase(f) => f.auth_endpoint.as_deref(),
         }
     }
 
@@ -378,6 +414,7 @@ impl ProviderConfig {
             Self::Supabase(s) => s.client_id.as_deref(),
             Self::SelfHosted(s) => s.client_id.as_deref(),
             Self::SocketIo(s) => s.client_id.as_deref(),
+            Self::Firebase(f) => f.client_id.as_deref(),
         }
     }
 
@@ -390,6 +427,7 @@ impl ProviderConfig {
             Self::Supabase(s) => s.client_id = id,
             Self::SelfHosted(s) => s.client_id = id,
             Self::SocketIo(s) => s.client_id = id,
+            Self::Firebase(f) => f.client_id = id,
         }
         self
     }

@@ -23,6 +23,8 @@ use crate::config::ProviderConfig;
 #[cfg(feature = "ably")]
 pub(crate) mod ably;
 mod build;
+#[cfg(feature = "firebase")]
+pub(crate) mod firebase;
 #[cfg(feature = "pusher")]
 pub(crate) mod pusher;
 #[cfg(feature = "selfhosted")]
@@ -63,6 +65,8 @@ pub fn client_builder(cfg: &ProviderConfig) -> Result<ClientBuilder> {
     builder = apply_common(builder, &public);
     if let Some(url) = public.auth_endpoint() {
         builder = builder.authorizer(http_authorizer(url)?);
+    } else if let Some(rules) = rules_authorizer(&public) {
+        builder = builder.authorizer(rules);
     }
     Ok(builder)
 }
@@ -82,6 +86,8 @@ pub fn trusted_client_builder(cfg: &ProviderConfig) -> Result<ClientBuilder> {
     let mut builder = apply_common(RealtimeClient::builder_boxed(provider), &public);
     if let Some(url) = public.auth_endpoint() {
         builder = builder.authorizer(http_authorizer(url)?);
+    } else if let Some(rules) = rules_authorizer(&public) {
+        builder = builder.authorizer(rules);
     } else if cfg.has_server_secret() {
         builder = builder.authorizer(Arc::from(authorizer(cfg)?));
     }
@@ -108,6 +114,16 @@ pub fn publisher(cfg: &ProviderConfig) -> Result<Box<dyn Publisher>> {
 /// answers with.
 pub fn authorizer(cfg: &ProviderConfig) -> Result<Box<dyn ChannelAuthorizer>> {
     build_authorizer(cfg)
+}
+
+/// A provider whose database rules decide access (Firebase) needs no signature: the core's
+/// authorizer for private and presence channels approves locally.
+fn rules_authorizer(public: &ProviderConfig) -> Option<Arc<dyn ChannelAuthorizer>> {
+    match public {
+        #[cfg(feature = "firebase")]
+        ProviderConfig::Firebase(_) => Some(Arc::new(relayport_firebase::RulesAuthorizer)),
+        _ => None,
+    }
 }
 
 fn apply_common(mut builder: ClientBuilder, public: &ProviderConfig) -> ClientBuilder {

@@ -11,7 +11,9 @@
 //!   server (JWT verification and expiry, an RLS-style policy for private channels, presence,
 //!   REST; its official-SDK proof is in `peers/supabase/tests/official_sdk.rs`);
 //! - `socketio`: a real socket.io 4.x server from npm with the relayport adapter, run by node
-//!   on 127.0.0.1 (skipped the same way when node or its npm packages are missing).
+//!   on 127.0.0.1 (skipped the same way when node or its npm packages are missing);
+//! - `firebase`: relayport-peer-firebase, the behavioural RTDB REST server, in this process
+//!   (`private_needs_auth` is skipped: the database's rules check the client's own token).
 //!
 //! Scenarios a provider cannot run by its `capabilities()` are skipped by name, printing why.
 //! Every wait is bounded; nothing sleeps to wait for an event.
@@ -21,7 +23,7 @@ mod peers;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
-use peers::{Ably, Peer, SelfHosted, SocketIo, Sockudo, Supabase};
+use peers::{Ably, Firebase, Peer, SelfHosted, SocketIo, Sockudo, Supabase};
 
 async fn conform(peer: &mut dyn Peer) {
     let report = scenarios::run_all(peer).await;
@@ -61,5 +63,11 @@ async fn socketio_conforms_against_socket_io_with_the_adapter() {
     let Some(mut peer) = SocketIo::start().await else {
         return;
     };
+    conform(&mut peer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firebase_conforms_against_the_behavioural_peer() {
+    let mut peer = Firebase::start().await;
     conform(&mut peer).await;
 }

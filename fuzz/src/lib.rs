@@ -10,6 +10,7 @@
 
 pub mod ably;
 pub mod channel;
+pub mod firebase;
 pub mod json;
 pub mod pusher;
 pub mod selfhosted;

@@ -27,6 +27,7 @@ Provider settings come from --config FILE or from the environment (secrets marke
               SUPABASE_SERVICE_ROLE_KEY* SUPABASE_JWT_SECRET*
   selfhosted  REALTIME_URL REALTIME_SECRET*
   socketio    SOCKETIO_URL SOCKETIO_NAMESPACE SOCKETIO_PATH SOCKETIO_AUTH* SOCKETIO_SECRET*
+  firebase    FIREBASE_DATABASE_URL FIREBASE_AUTH_TOKEN* FIREBASE_ROOT
   all         REALTIME_AUTH_ENDPOINT (signs private and presence channels)
 
 Output: messages and presence events on stdout, one JSON object per line; connection
@@ -35,7 +36,7 @@ Exit status: 0 done, or interrupted (ctrl-c, SIGTERM) after a clean goodbye; 1 a
 (one line on stderr), including a subscription the server ended with an error; 2 a usage
 error.";
 
-/// One realtime client over Pusher, Ably, Supabase Realtime and the self-hosted server.
+/// One realtime client over Pusher, Ably, Supabase Realtime, Firebase and the self-hosted server.
 #[derive(Debug, Parser)]
 #[command(name = "relayport", version, after_help = AFTER_HELP)]
 pub(crate) struct Cli {
@@ -98,6 +99,8 @@ pub(crate) enum ProviderName {
     Selfhosted,
     /// A Socket.IO v4 server running the relayport adapter.
     Socketio,
+    /// Firebase Realtime Database.
+    Firebase,
 }
 
 impl ProviderName {
@@ -109,6 +112,7 @@ impl ProviderName {
             Self::Supabase => "supabase",
             Self::Selfhosted => "selfhosted",
             Self::Socketio => "socketio",
+            Self::Firebase => "firebase",
         }
     }
 }
@@ -266,7 +270,14 @@ mod tests {
         let e = parse(&["--provider", "soketi", "listen", "x"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidValue);
         let text = e.to_string();
-        for name in ["pusher", "ably", "supabase", "selfhosted", "socketio"] {
+        for name in [
+            "pusher",
+            "ably",
+            "supabase",
+            "selfhosted",
+            "socketio",
+            "firebase",
+        ] {
             assert!(text.contains(name), "the values are listed: {text}");
         }
     }

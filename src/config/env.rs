@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use relayport_core::{RealtimeError, Result};
 
 use super::{
-    AblySettings, PROVIDERS, ProviderConfig, PusherSettings, Secret, SelfHostedSettings,
-    SocketIoSettings, SupabaseSettings,
+    AblySettings, FirebaseSettings, PROVIDERS, ProviderConfig, PusherSettings, Secret,
+    SelfHostedSettings, SocketIoSettings, SupabaseSettings,
 };
 
 /// Where environment variables come from: the process ([`ProcessEnv`]) or a map
@@ -234,6 +234,17 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
                 client_id,
             }))
         }
+        "firebase" => Ok(ProviderConfig::Firebase(FirebaseSettings {
+            database_url: url(
+                "FIREBASE_DATABASE_URL",
+                Some(required(env, "FIREBASE_DATABASE_URL")?),
+            )?
+            .unwrap_or_default(),
+            auth_token: secret(env, "FIREBASE_AUTH_TOKEN"),
+            root: optional(env, "FIREBASE_ROOT"),
+            auth_endpoint,
+            client_id,
+        })),
         other => Err(RealtimeError::Config(format!(
             "REALTIME_PROVIDER `{other}` is not one of {}",
             PROVIDERS.join(", ")

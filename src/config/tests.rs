@@ -47,6 +47,7 @@ fn every_provider_loads_from_its_variables() {
         ("SUPABASE_ANON_KEY", "anon"),
         ("REALTIME_URL", "http://127.0.0.1:8080"),
         ("SOCKETIO_URL", "http://127.0.0.1:3000"),
+        ("FIREBASE_DATABASE_URL", "https://db.firebaseio.example"),
     ]);
     for name in PROVIDERS {
         let cfg = ProviderConfig::from_env(&all.clone().set("REALTIME_PROVIDER", name)).unwrap();
@@ -204,10 +205,13 @@ fn client_side_drops_every_server_secret() {
         ("REALTIME_SECRET", "selfhosted-secret"),
         ("SOCKETIO_URL", "http://127.0.0.1:3000"),
         ("SOCKETIO_SECRET", "socketio-secret"),
+        ("FIREBASE_DATABASE_URL", "https://db.firebaseio.example"),
+        ("FIREBASE_AUTH_TOKEN", "client-id-token"),
     ]);
     for name in PROVIDERS {
         let cfg = ProviderConfig::from_env_for(name, &full).unwrap();
-        assert!(cfg.has_server_secret(), "{name}");
+        // Firebase has no server secret: the database's rules decide, the token is the client's.
+        assert!(cfg.has_server_secret() || name == "firebase", "{name}");
         let public = cfg.client_side();
         assert!(!public.has_server_secret(), "{name}: {public:?}");
         assert_eq!(public.provider_name(), name);
@@ -413,4 +417,41 @@ fn socketio_reads_its_variables() {
         matches!(&e, RealtimeError::Config(m) if m.contains("SOCKETIO_URL")),
         "{e}"
     );
+}
+
+#[test]
+fn firebase_from_env_and_file_with_the_token_redacted() {
+    let cfg = ProviderConfig::from_env(&env(&[
+        ("REALTIME_PROVIDER", "firebase"),
+        ("FIREBASE_DATABASE_URL", "https://db.firebaseio.example"),
+        ("FIREBASE_AUTH_TOKEN", "id-token-value"),
+        ("FIREBASE_ROOT", "apps/chat"),
+    ]))
+    .unwrap();
+    let ProviderConfig::Firebase(f) = &cfg else {
+        panic!("{cfg:?}")
+    };
+    assert_eq!(f.database_url, "https://db.firebaseio.example");
+    assert_eq!(f.root.as_deref(), Some("apps/chat"));
+    assert_eq!(
+        f.auth_token.as_ref().map(Secret::expose),
+        Some("id-token-value")
+    );
+    assert!(!format!("{cfg:?}").contains("id-token-value"));
+    assert_eq!(cfg.provider_name(), "firebase");
+    let file = ProviderConfig::from_toml_str(
+        r#"
+        provider = "firebase"
+        database_url = "https://db.firebaseio.example"
+        auth_token = "id-token-value"
+        root = "apps/chat"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(file, cfg);
+    let missing = config_error(ProviderConfig::from_env(&env(&[(
+        "REALTIME_PROVIDER",
+        "firebase",
+    )])));
+    assert!(missing.contains("FIREBASE_DATABASE_URL"), "{missing}");
 }

@@ -6,6 +6,8 @@ use crate::config::ProviderConfig;
 
 #[cfg(feature = "ably")]
 use super::ably;
+#[cfg(feature = "firebase")]
+use super::firebase;
 #[cfg(feature = "pusher")]
 use super::pusher;
 #[cfg(feature = "selfhosted")]
@@ -56,6 +58,8 @@ pub(crate) fn build_provider(
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::provider(s)?)),
         #[cfg(feature = "socketio")]
         ProviderConfig::SocketIo(s) => Ok(Box::new(socketio::provider(s)?)),
+        #[cfg(feature = "firebase")]
+        ProviderConfig::Firebase(f) => Ok(Box::new(firebase::provider(f)?)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }
@@ -74,6 +78,8 @@ pub(crate) fn build_publisher(cfg: &ProviderConfig) -> Result<Box<dyn Publisher>
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::publisher(s)?)),
         #[cfg(feature = "socketio")]
         ProviderConfig::SocketIo(s) => Ok(Box::new(socketio::publisher(s)?)),
+        #[cfg(feature = "firebase")]
+        ProviderConfig::Firebase(f) => Ok(Box::new(firebase::publisher(f)?)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }
@@ -92,6 +98,8 @@ pub(crate) fn build_authorizer(cfg: &ProviderConfig) -> Result<Box<dyn ChannelAu
         ProviderConfig::SelfHosted(s) => Ok(Box::new(selfhosted::authorizer(s)?)),
         #[cfg(feature = "socketio")]
         ProviderConfig::SocketIo(s) => Ok(Box::new(socketio::authorizer(s)?)),
+        #[cfg(feature = "firebase")]
+        ProviderConfig::Firebase(_) => Ok(Box::new(relayport_firebase::RulesAuthorizer)),
         #[allow(unreachable_patterns)]
         other => Err(disabled(other.provider_name())),
     }

@@ -19,6 +19,8 @@ fn full_env() -> MapEnv {
         ("REALTIME_SECRET", "selfhosted-secret-value"),
         ("SOCKETIO_URL", "http://127.0.0.1:3000"),
         ("SOCKETIO_SECRET", "socketio-secret-value"),
+        ("FIREBASE_DATABASE_URL", "https://db.firebaseio.example"),
+        ("FIREBASE_AUTH_TOKEN", "firebase-id-token-value"),
     ])
 }
 

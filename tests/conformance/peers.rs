@@ -15,6 +15,11 @@ pub trait Peer: Send {
     fn config_with_wrong_secret(&self) -> ProviderConfig;
     /// Drops every connection and comes back on the same address.
     async fn restart(&mut self);
+    /// Why private channels are not opened by a server-side signature here, if they are not
+    /// (the `private_needs_auth` scenario is then skipped with this reason).
+    fn no_channel_signatures(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 // ---- self-hosted ------------------------------------------------------------------------
@@ -310,5 +315,65 @@ impl Peer for SocketIo {
 
     async fn restart(&mut self) {
         self.0.restart().await;
+    }
+}
+
+// ---- Firebase (the behavioural RTDB peer) -------------------------------------------------
+
+const FIREBASE_TOKEN: &str = "conformance-token";
+
+/// relayport-peer-firebase in this process: rules require a token under `/realtime`.
+pub struct Firebase(relayport_peer_firebase::FirebasePeer);
+
+impl Firebase {
+    pub async fn start() -> Self {
+        let peer =
+            relayport_peer_firebase::FirebasePeer::start(relayport_peer_firebase::PeerConfig {
+                auth_prefix: Some("/realtime".into()),
+                ..Default::default()
+            })
+            .await
+            .expect("peer starts");
+        peer.add_token(FIREBASE_TOKEN, None);
+        Self(peer)
+    }
+
+    fn config_with(&self, token: &str) -> ProviderConfig {
+        let url = self.0.url();
+        ProviderConfig::from_env(&MapEnv::from([
+            ("REALTIME_PROVIDER", "firebase"),
+            ("FIREBASE_DATABASE_URL", url.as_str()),
+            ("FIREBASE_AUTH_TOKEN", token),
+        ]))
+        .expect("config")
+    }
+}
+
+#[relayport::async_trait]
+impl Peer for Firebase {
+    fn name(&self) -> &'static str {
+        "firebase"
+    }
+
+    fn config(&self) -> ProviderConfig {
+        self.config_with(FIREBASE_TOKEN)
+    }
+
+    /// Firebase has no server secret; the nearest thing is the token the rules check.
+    fn config_with_wrong_secret(&self) -> ProviderConfig {
+        self.config_with("not-the-token")
+    }
+
+    /// A database keeps its data: a restart drops every stream.
+    async fn restart(&mut self) {
+        self.0.drop_streams();
+    }
+
+    fn no_channel_signatures(&self) -> Option<&'static str> {
+        Some(
+            "Firebase has no channel signatures: the database's security rules check the \
+             client's own token on every request (its equivalent, a reader without a valid \
+             token refused by the rules, is in relayport-firebase's tests/loopback.rs)",
+        )
     }
 }

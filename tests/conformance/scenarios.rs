@@ -152,6 +152,9 @@ async fn publish_order(peer: &mut dyn Peer) -> Outcome {
 
 async fn private_needs_auth(peer: &mut dyn Peer) -> Outcome {
     const PRIVATE: &str = "private:conf-secret";
+    if let Some(why) = peer.no_channel_signatures() {
+        return Ok(Verdict::Skipped(why.into()));
+    }
     // No authorizer at all: the client (public settings only) cannot subscribe.
     let bare = relayport::client(&peer.config()).map_err(e("client"))?;
     let refused = within("the unsigned subscribe", bare.subscribe(PRIVATE)).await?;
