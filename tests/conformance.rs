@@ -4,7 +4,7 @@
 //!
 //! - `selfhosted`: the server in this process;
 //! - `pusher`: a real sockudo on 127.0.0.1 (skipped with a message when sockudo is not
-//!   installed; under `CI=true` that is a failure);
+//!   installed; under `CI=true` that is a failure), and our own server's Pusher-protocol mode;
 //! - `ably`: relayport-peer-ably in this process, a behavioural Ably server that enforces
 //!   Ably's rules (its official-SDK proof is in `peers/ably/tests/official_sdk.rs`);
 //! - `supabase`: relayport-peer-supabase in this process, a behavioural Supabase Realtime
@@ -23,7 +23,7 @@ mod peers;
 #[path = "conformance/scenarios.rs"]
 mod scenarios;
 
-use peers::{Ably, Firebase, Peer, SelfHosted, SocketIo, Sockudo, Supabase};
+use peers::{Ably, Firebase, Peer, SelfHosted, SelfHostedPusher, SocketIo, Sockudo, Supabase};
 
 async fn conform(peer: &mut dyn Peer) {
     let report = scenarios::run_all(peer).await;
@@ -35,6 +35,14 @@ async fn conform(peer: &mut dyn Peer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selfhosted_conforms() {
     let mut peer = SelfHosted::start().await;
+    conform(&mut peer).await;
+}
+
+/// The Pusher provider against our own server's Pusher-protocol mode (issue 18), as against
+/// sockudo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pusher_conforms_against_the_servers_pusher_mode() {
+    let mut peer = SelfHostedPusher::start().await;
     conform(&mut peer).await;
 }
 

@@ -76,6 +76,58 @@ impl Peer for SelfHosted {
     }
 }
 
+// ---- our server in its Pusher-protocol mode ----------------------------------------------
+
+/// The self-hosted server in this process, driven by the Pusher provider over its Pusher
+/// protocol mode (`GET /app/{key}`, the Pusher HTTP API): the default app, id and key
+/// `relayport`, signed with the server secret.
+pub struct SelfHostedPusher(SelfHosted);
+
+impl SelfHostedPusher {
+    pub async fn start() -> Self {
+        Self(SelfHosted::start().await)
+    }
+
+    fn config_with(&self, secret: &str) -> ProviderConfig {
+        let addr = self
+            .0
+            .url
+            .trim_start_matches("http://")
+            .rsplit_once(':')
+            .map(|(host, port)| (host.to_owned(), port.to_owned()))
+            .expect("host:port");
+        ProviderConfig::from_env(&MapEnv::from([
+            ("REALTIME_PROVIDER", "pusher"),
+            ("PUSHER_APP_ID", "relayport"),
+            ("PUSHER_KEY", "relayport"),
+            ("PUSHER_SECRET", secret),
+            ("PUSHER_HOST", addr.0.as_str()),
+            ("PUSHER_PORT", addr.1.as_str()),
+            ("PUSHER_TLS", "false"),
+        ]))
+        .expect("config")
+    }
+}
+
+#[relayport::async_trait]
+impl Peer for SelfHostedPusher {
+    fn name(&self) -> &'static str {
+        "pusher"
+    }
+
+    fn config(&self) -> ProviderConfig {
+        self.config_with(SELFHOSTED_SECRET)
+    }
+
+    fn config_with_wrong_secret(&self) -> ProviderConfig {
+        self.config_with("not-the-secret")
+    }
+
+    async fn restart(&mut self) {
+        self.0.restart().await;
+    }
+}
+
 // ---- sockudo (Pusher) --------------------------------------------------------------------
 
 /// sockudo on a free loopback port (relayport-pusher's shared launcher); killed on drop.
