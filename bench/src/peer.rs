@@ -27,6 +27,9 @@ pub const PUSHER_APP: (&str, &str, &str) = (
     relayport_pusher::testing::SECRET,
 );
 
+/// The default Pusher app of `relayport-server` (id and key; signed with its secret).
+const OURS_PUSHER_APP: &str = "relayport";
+
 /// A peer of a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -37,6 +40,11 @@ pub enum PeerKind {
     Ours,
     /// sockudo, through the Pusher protocol.
     Sockudo,
+    /// Our `relayport-server` through its Pusher-protocol mode (`/app/relayport`, the Pusher
+    /// HTTP API): the same protocol and client code as sockudo, apples to apples.
+    #[value(name = "ours-pusher")]
+    #[serde(rename = "ours-pusher")]
+    OursPusher,
 }
 
 impl PeerKind {
@@ -46,6 +54,7 @@ impl PeerKind {
             PeerKind::Baseline => "baseline",
             PeerKind::Ours => "ours",
             PeerKind::Sockudo => "sockudo",
+            PeerKind::OursPusher => "ours-pusher",
         }
     }
 }
@@ -142,6 +151,18 @@ pub fn sockudo_bin() -> Option<PathBuf> {
 impl Peer {
     /// Starts a peer and waits until it accepts connections.
     pub async fn start(kind: PeerKind, launch: &Launch, opts: PeerOptions) -> Result<Peer> {
+        // `ours-pusher` is our server, started the same way; only the protocol spoken to it
+        // differs.
+        let server = match kind {
+            PeerKind::OursPusher => PeerKind::Ours,
+            other => other,
+        };
+        let mut peer = Self::start_server(server, launch, opts).await?;
+        peer.kind = kind;
+        Ok(peer)
+    }
+
+    async fn start_server(kind: PeerKind, launch: &Launch, opts: PeerOptions) -> Result<Peer> {
         match (kind, launch) {
             (PeerKind::Baseline, Launch::InProcess) => {
                 let (addr, stop) = crate::baseline::spawn("127.0.0.1:0").await?;
@@ -168,6 +189,7 @@ impl Peer {
                     inner: Inner::Ours(Box::new(handle)),
                 })
             }
+            (PeerKind::OursPusher, _) => bail!("ours-pusher starts as ours"),
             (PeerKind::Sockudo, _) => {
                 let bin = sockudo_bin().ok_or_else(|| anyhow!("sockudo is not installed"))?;
                 let port = sys::free_port()?;
@@ -273,6 +295,10 @@ impl Peer {
                 ),
                 Proto::Pusher,
             ),
+            PeerKind::OursPusher => (
+                format!("/app/{OURS_PUSHER_APP}?protocol=7&client=relayport-bench&version=1.0"),
+                Proto::Pusher,
+            ),
         };
         Target {
             addr: self.addr,
@@ -348,12 +374,21 @@ impl Publisher {
                     .build()?,
                 url: format!("http://{}/publish", addr),
             },
-            PeerKind::Sockudo => {
-                let credentials = Credentials {
-                    app_id: PUSHER_APP.0.into(),
-                    key: PUSHER_APP.1.into(),
-                    secret: PUSHER_APP.2.into(),
-                    encryption_master_key: None,
+            PeerKind::Sockudo | PeerKind::OursPusher => {
+                let credentials = match kind {
+                    PeerKind::Sockudo => Credentials {
+                        app_id: PUSHER_APP.0.into(),
+                        key: PUSHER_APP.1.into(),
+                        secret: PUSHER_APP.2.into(),
+                        encryption_master_key: None,
+                    },
+                    // The server's default app: id and key `relayport`, its own secret.
+                    _ => Credentials {
+                        app_id: OURS_PUSHER_APP.into(),
+                        key: OURS_PUSHER_APP.into(),
+                        secret: SECRET.into(),
+                        encryption_master_key: None,
+                    },
                 };
                 Publisher::Sockudo(PusherRest::host(
                     credentials,

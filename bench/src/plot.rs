@@ -15,6 +15,7 @@ fn color(k: PeerKind) -> RGBColor {
         PeerKind::Baseline => RGBColor(120, 120, 120),
         PeerKind::Ours => RGBColor(31, 119, 180),
         PeerKind::Sockudo => RGBColor(214, 39, 40),
+        PeerKind::OursPusher => RGBColor(44, 160, 44),
     }
 }
 
@@ -73,7 +74,12 @@ pub fn fanout(r: &FanoutResult, dir: &Path) -> Result<Vec<String>> {
             .map_err(e)?
             .label(format!("p99 SLO {} ms", r.slo_p99_ms))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.mix(0.3)));
-        for kind in [PeerKind::Baseline, PeerKind::Ours, PeerKind::Sockudo] {
+        for kind in [
+            PeerKind::Baseline,
+            PeerKind::Ours,
+            PeerKind::OursPusher,
+            PeerKind::Sockudo,
+        ] {
             let pts: Vec<_> = rows.iter().filter(|x| x.peer == kind).collect();
             if pts.is_empty() {
                 continue;

@@ -111,6 +111,28 @@ pub fn fanout_md(r: &FanoutResult) -> String {
             ratio(u, k)
         );
     }
+    if r.best.iter().any(|b| b.peer == PeerKind::OursPusher) {
+        o += "\nOver the same protocol (Pusher protocol 7 + the Pusher HTTP API, the same client code), deliveries/s (within the p99 limit / at saturation):\n\n| subscribers | ours (Pusher mode) | sockudo | ratio within p99 | ratio at saturation |\n|---:|---:|---:|---:|---:|\n";
+        for s in &subs {
+            let get = |k: PeerKind| {
+                r.best
+                    .iter()
+                    .find(|b| b.subscribers == *s && b.peer == k)
+                    .map_or((0.0, 0.0), |b| (b.best_dps_within_slo, b.best_dps_clean))
+            };
+            let (u, k) = (get(PeerKind::OursPusher), get(PeerKind::Sockudo));
+            let _ = writeln!(
+                o,
+                "| {s} | {:.0} / {:.0} | {:.0} / {:.0} | {} | {} |",
+                u.0,
+                u.1,
+                k.0,
+                k.1,
+                ratio(u.0, k.0),
+                ratio(u.1, k.1)
+            );
+        }
+    }
     o += "\np99 latency at 50,000 offered deliveries/s, ms:\n\n| subscribers | baseline | ours | sockudo |\n|---:|---:|---:|---:|\n";
     for s in &subs {
         let get = |k: PeerKind| {
