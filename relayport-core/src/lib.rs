@@ -30,6 +30,9 @@ pub mod state;
 pub mod testing;
 #[cfg(feature = "transport")]
 pub mod transport;
+#[cfg(feature = "typescript")]
+#[cfg_attr(docsrs, doc(cfg(feature = "typescript")))]
+pub mod typescript;
 
 pub use auth::{AuthRequest, ChannelAuth, ChannelAuthorizer, PresenceUser, Publisher};
 pub use channel::{Channel, ChannelKind, IntoChannel};

@@ -15,6 +15,7 @@ pub const MAX_EVENT_NAME_LEN: usize = 200;
 /// Sequences are ordered within one `epoch`; a provider whose stream restarts (a server without
 /// persistence restarting, say) starts a new epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Position {
     /// The stream's generation; `None` when the provider has one eternal stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ use crate::channel::Channel;
 /// One member of a presence channel: a user (not a connection; a user with two connections is
 /// one member).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct PresenceMember {
     /// The user's (client's) id.
     pub id: String,

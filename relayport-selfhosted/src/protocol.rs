@@ -70,6 +70,7 @@ pub mod code {
 
 /// The limits a server enforces, announced in `connected`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct Limits {
     /// The largest `data` payload, in bytes (as JSON).
     pub max_payload: usize,
@@ -95,6 +96,7 @@ impl Default for Limits {
 
 /// A frame from client to server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Subscribe to a channel or a wildcard pattern.
@@ -202,6 +204,7 @@ pub enum ClientFrame {
 
 /// The order of a `history` request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum HistoryDirection {
     /// Newest first.
@@ -215,6 +218,7 @@ pub const MAX_HISTORY_PAGE: usize = 100;
 
 /// A message as the server sends it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 pub struct MessageFrame {
     /// The concrete channel.
     pub channel: String,
@@ -256,6 +260,7 @@ impl MessageFrame {
 
 /// What happened in a `presence` frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceAction {
     /// A member joined (its first connection entered).
@@ -268,6 +273,7 @@ pub enum PresenceAction {
 
 /// A frame from server to client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "typescript", derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// The first frame on every connection.
@@ -371,4 +377,21 @@ pub fn private_signing_string(socket_id: &str, channel: &str) -> String {
 /// The string a presence subscription's signature covers: `socket_id:channel:channel_data`.
 pub fn presence_signing_string(socket_id: &str, channel: &str, channel_data: &str) -> String {
     format!("{socket_id}:{channel}:{channel_data}")
+}
+
+/// The native protocol's frames as a TypeScript module (feature `typescript`): the committed
+/// `bindings/protocol.ts` of this crate, checked in CI by `tests/typescript.rs`.
+#[cfg(feature = "typescript")]
+pub fn typescript_declarations() -> String {
+    relayport_core::typescript::Declarations::new("relayport-selfhosted")
+        .ty::<Value>()
+        .ty::<Position>()
+        .ty::<PresenceMember>()
+        .ty::<Limits>()
+        .ty::<MessageFrame>()
+        .ty::<PresenceAction>()
+        .ty::<HistoryDirection>()
+        .ty::<ClientFrame>()
+        .ty::<ServerFrame>()
+        .render()
 }
