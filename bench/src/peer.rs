@@ -254,6 +254,9 @@ impl Peer {
                     .args(["--host", "127.0.0.1", "--port", &port.to_string()])
                     .args(["--send-queue", &opts.send_queue.to_string()])
                     .env("REALTIME_SECRET", SECRET)
+                    // The default cap (10,000 connections, 503 past it) is below the idle
+                    // scenario's 10,000 subscribers plus the harness's own connections.
+                    .env("REALTIME_MAX_CONNECTIONS", "50000")
                     .env("RUST_LOG", "warn")
                     .spawn()
                     .with_context(|| format!("starting {}", server_bin.display()))?;
