@@ -6,88 +6,12 @@
 #![cfg(all(feature = "server", feature = "client"))]
 
 mod pusher_mode_common;
+mod redis_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-
-use pusher_mode_common::{PusherWs, WAIT, builder, credentials, data_of, start_with};
+use pusher_mode_common::{PusherWs, builder, credentials, data_of, start_with};
+use redis_support::redis_server;
 use relayport_pusher::{PusherRest, TriggerOptions};
 use serde_json::json;
-
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// Starts redis-server, or returns `None` (outside CI) when it is not installed.
-async fn redis_server() -> Option<RedisServer> {
-    redis_server_on(free_port()).await
-}
-
-/// Starts redis-server on `port`, or returns `None` (outside CI) when it is not installed.
-async fn redis_server_on(port: u16) -> Option<RedisServer> {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("redis-server is not installed: .ci/setup.d/redis.sh should have installed it");
-        }
-        eprintln!(
-            "skipping the Redis engine test: redis-server is not installed (run .ci/setup.d/redis.sh)"
-        );
-        return None;
-    }
-    let mut child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn redis-server");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = RedisServer {
-        child,
-        url: format!("redis://127.0.0.1:{port}"),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("Ready to accept connections") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    tokio::task::spawn_blocking(move || rx.recv_timeout(WAIT))
-        .await
-        .unwrap()
-        .expect("redis-server became ready");
-    Some(server)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pusher_mode_works_across_redis_nodes() {
