@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use relayport_core::{Channel, ChannelKind};
 use serde_json::{Value, json};
 
@@ -24,6 +24,7 @@ use super::super::broker::{Publication, SubscribeOptions};
 use super::super::connection::{Encoded, Kick, Outbound};
 use super::super::presence::ConnId;
 use super::super::ratelimit::RateLimiter;
+use super::super::ws::{NORMAL, write_frames};
 use super::AppRuntime;
 use super::frames;
 use super::names::{self, SERVER_TO_USER_PREFIX};
@@ -65,10 +66,6 @@ pub const MAX_WATCHLIST: usize = 100;
 /// The kick code the HTTP API uses to terminate a user's connections (the native idle code
 /// is 4009 too, so terminate has its own internal code, closed as 4009).
 pub(crate) const TERMINATED: u16 = 4909;
-const NORMAL: u16 = 1000;
-const WRITE_FAILED: u16 = 1011;
-/// The most frames fed into the socket before one flush.
-const WRITE_BATCH: usize = 64;
 
 /// The Pusher close code and message for a kick code.
 fn pusher_close(kick: u16) -> (u16, &'static str) {
@@ -175,14 +172,12 @@ async fn refuse(mut socket: WebSocket, code: u16, message: &str) {
 }
 
 async fn writer(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: tokio::sync::mpsc::Receiver<Outbound>,
+    sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    rx: tokio::sync::mpsc::Receiver<Outbound>,
     kick: Arc<Kick>,
     app: Arc<AppRuntime>,
     close_timeout: std::time::Duration,
 ) {
-    let kicked = kick.kicked();
-    tokio::pin!(kicked);
     let texts_of = |item: &Outbound| -> Vec<Utf8Bytes> {
         if item.is_raw() {
             return vec![item.text.clone()];
@@ -199,65 +194,21 @@ async fn writer(
         })
         .to_vec()
     };
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = &mut kicked => break,
-            item = rx.recv() => match item {
-                Some(f) => f,
-                None => break,
-            },
-        };
-        let sent = tokio::select! {
-            biased;
-            _ = &mut kicked => break,
-            r = async {
-                let mut batch = Vec::with_capacity(WRITE_BATCH);
-                for t in texts_of(&first) {
-                    sink.feed(Message::Text(t)).await?;
-                }
-                batch.push(first);
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(f) => {
-                            for t in texts_of(&f) {
-                                sink.feed(Message::Text(t)).await?;
-                            }
-                            batch.push(f);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let flushed = sink.flush().await;
-                drop(batch);
-                flushed
-            } => r,
-        };
-        if let Err(e) = sent {
-            tracing::debug!("websocket write failed: {e}");
-            kick.kick(WRITE_FAILED);
-            return;
-        }
-    }
-    rx.close();
-    while rx.try_recv().is_ok() {}
-    let code = kick.code().unwrap_or(NORMAL);
-    if code != NORMAL {
+    // Pusher clients read the reason from a `pusher:error` before the close frame.
+    let goodbye = |code: u16| {
         let (code, reason) = pusher_close(code);
-        let goodbye = async {
-            if (4000..5000).contains(&code) {
-                let err = frames::error(Some(code), reason);
-                sink.send(Message::Text(Utf8Bytes::from(err))).await?;
-            }
-            sink.send(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            })))
-            .await
-        };
-        let _ = tokio::time::timeout(close_timeout, goodbye).await;
-    }
-    let _ = tokio::time::timeout(close_timeout, sink.close()).await;
+        let mut frames = Vec::with_capacity(2);
+        if (4000..5000).contains(&code) {
+            let err = frames::error(Some(code), reason);
+            frames.push(Message::Text(Utf8Bytes::from(err)));
+        }
+        frames.push(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })));
+        frames
+    };
+    write_frames(sink, rx, kick, close_timeout, texts_of, goodbye).await
 }
 
 /// Registers under a Pusher-style socket id (`digits.digits`, as the server SDKs require).
