@@ -793,7 +793,11 @@ impl RealtimeProvider for AblyRealtime {
         let (tx, rx) = oneshot::channel();
         {
             let mut s = lock(&self.shared);
-            let opts = self.cfg.channel_options.get(&name);
+            // `subscribe_with` options first, then the configuration's for this channel.
+            let opts = options
+                .extensions
+                .get::<crate::config::ChannelOptions>()
+                .or_else(|| self.cfg.channel_options.get(&name));
             let ch = s.channels.entry(name.clone()).or_default();
             let mut frame = ProtocolMessage::new(action::ATTACH);
             frame.channel = Some(name.clone());

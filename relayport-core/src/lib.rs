@@ -22,6 +22,7 @@ pub mod client;
 pub mod error;
 pub mod history;
 pub mod message;
+pub mod options;
 pub mod policy;
 pub mod presence;
 pub mod provider;
@@ -43,6 +44,7 @@ pub use client::{
 pub use error::{ErrorKind, RealtimeError, Result};
 pub use history::{History, HistoryDirection, HistoryQuery, MessagePage, page_log};
 pub use message::{EventType, Message, OutboundMessage, Position, Typed};
+pub use options::SubscriptionOptions;
 pub use policy::backoff::Backoff;
 pub use policy::throttle::RateLimit;
 pub use policy::typing::TypingPolicy;

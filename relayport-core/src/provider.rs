@@ -134,6 +134,10 @@ pub struct SubscribeOptions {
     pub since: Option<Position>,
     /// For presence channels: the member data to join with, when joining is part of subscribing.
     pub presence_data: Option<Value>,
+    /// The application's per-subscription options
+    /// ([`RealtimeClient::subscribe_with`](crate::RealtimeClient::subscribe_with)), the same on
+    /// every resubscribe; a provider reads the types it documents.
+    pub extensions: crate::options::SubscriptionOptions,
 }
 
 /// What a provider did with a subscribe's `since`.

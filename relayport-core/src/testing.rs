@@ -41,6 +41,8 @@ pub enum Call {
         auth: Option<crate::auth::ChannelAuth>,
         /// The presence data given.
         presence_data: Option<Value>,
+        /// The per-subscription options given.
+        extensions: crate::options::SubscriptionOptions,
     },
     /// `unsubscribe`.
     Unsubscribe(Channel),
@@ -512,6 +514,7 @@ impl RealtimeProvider for ScriptedProvider {
                 since: options.since.clone(),
                 auth: options.auth.clone(),
                 presence_data: options.presence_data.clone(),
+                extensions: options.extensions.clone(),
             });
             s.subscribe_delays
                 .get(channel)

@@ -866,3 +866,44 @@ fn client_without_history_pages() -> (RealtimeClient, relayport_core::testing::S
     script.set_capabilities(caps);
     (RealtimeClient::builder(provider).build(), script)
 }
+
+#[tokio::test(start_paused = true)]
+async fn subscribe_with_options_go_with_every_resubscribe_and_cannot_differ_per_handle() {
+    use relayport_core::SubscriptionOptions;
+    #[derive(Debug, PartialEq)]
+    struct Rewind(u32);
+    let (client, script) = client(|b| b);
+    let options = SubscriptionOptions::new().with(Rewind(10));
+    let _a = client.subscribe_with("db", options.clone()).await.unwrap();
+    // A plain subscribe shares the channel; other options are refused.
+    let _b = client.subscribe("db").await.unwrap();
+    let other = client
+        .subscribe_with("db", SubscriptionOptions::new().with(Rewind(99)))
+        .await
+        .unwrap_err();
+    assert_eq!(other.kind(), ErrorKind::Config, "{other}");
+    script.drop_link(CloseReason::retry(None, "gone"));
+    wait_state(&client, |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    wait_state(&client, ConnectionState::is_connected).await;
+    settle().await;
+    let rewinds: Vec<Option<u32>> = script
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::Subscribe {
+                channel,
+                extensions,
+                ..
+            } if channel.to_string() == "db" => Some(extensions.get::<Rewind>().map(|r| r.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rewinds,
+        vec![Some(10), Some(10)],
+        "subscribe, then the resubscribe"
+    );
+}

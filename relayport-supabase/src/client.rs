@@ -795,7 +795,13 @@ impl SupabaseProvider {
     /// The join parameters for `channel` (the naming rule of [`crate::topic`], overridden by
     /// the channel's options, with the authorization's token and presence key).
     pub fn join_params(&self, channel: &Channel, options: &SubscribeOptions) -> JoinParams {
-        let opts = self.channels.get(channel).cloned().unwrap_or_default();
+        // `subscribe_with` options first, then the ones set on the provider for this channel.
+        let opts = options
+            .extensions
+            .get::<ChannelOptions>()
+            .or_else(|| self.channels.get(channel))
+            .cloned()
+            .unwrap_or_default();
         let auth_str = |k: &str| {
             options
                 .auth
@@ -1493,5 +1499,34 @@ mod tests {
         let private = p.join_params(&Channel::private("room"), &SubscribeOptions::default());
         assert!(private.private && !private.presence_enabled);
         assert_eq!(private.access_token.as_deref(), Some("jwt"));
+    }
+
+    /// Issue 17: `subscribe_with` options (the core hands them to every subscribe) decide the
+    /// join over the provider's own per-channel options.
+    #[test]
+    fn subscribe_with_channel_options_decide_the_join() {
+        use crate::postgres::{PostgresChangesFilter, PostgresEvent};
+        let filter = PostgresChangesFilter::new(PostgresEvent::Insert, "public").table("todos");
+        let configured = PostgresChangesFilter::new(PostgresEvent::Delete, "public");
+        let p = SupabaseProvider::new(SupabaseConfig::new("https://abc.supabase.co", "anon"))
+            .with_postgres_changes(Channel::public("db"), [configured.clone()]);
+        let options = ChannelOptions {
+            postgres_changes: vec![filter.clone()],
+            ..ChannelOptions::default()
+        };
+        let with = SubscribeOptions {
+            extensions: relayport_core::SubscriptionOptions::new().with(options),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.join_params(&Channel::public("db"), &with)
+                .postgres_changes,
+            vec![filter]
+        );
+        assert_eq!(
+            p.join_params(&Channel::public("db"), &SubscribeOptions::default())
+                .postgres_changes,
+            vec![configured]
+        );
     }
 }

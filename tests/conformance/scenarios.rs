@@ -501,6 +501,33 @@ async fn presence_here(peer: &mut dyn Peer) -> Outcome {
     Ok(Verdict::Passed)
 }
 
+/// `subscribe_with`: options a provider does not know are carried and ignored (the
+/// subscription works), and other options on the same channel are refused, not merged.
+async fn subscribe_with_options(peer: &mut dyn Peer) -> Outcome {
+    const CH: &str = "conf-options";
+    #[derive(Debug)]
+    struct AppOption(u32);
+    let client = trusted(peer, "reader")?;
+    let mut sub = client
+        .subscribe_with(CH, relayport::SubscriptionOptions::new().with(AppOption(1)))
+        .await
+        .map_err(e("subscribe_with"))?;
+    let other = client
+        .subscribe_with(CH, relayport::SubscriptionOptions::new().with(AppOption(2)))
+        .await;
+    if !matches!(&other, Err(err) if err.kind() == relayport::ErrorKind::Config) {
+        client.close().await;
+        return Err(format!("other options on the same channel gave {other:?}"));
+    }
+    publish(&*publisher(peer)?, CH, "o", json!({"n": 1})).await?;
+    let m = next("the message", &mut sub).await?;
+    client.close().await;
+    if m.data != json!({"n": 1}) {
+        return Err(format!("received {m:?}"));
+    }
+    Ok(Verdict::Passed)
+}
+
 pub async fn run_all(peer: &mut dyn Peer) -> Report {
     let mut report = Report {
         provider: peer.name(),
@@ -533,5 +560,6 @@ pub async fn run_all(peer: &mut dyn Peer) -> Report {
     scenario!(event_filters);
     scenario!(history_pages);
     scenario!(presence_here);
+    scenario!(subscribe_with_options);
     report
 }

@@ -44,6 +44,8 @@ pub(super) struct ChannelEntry {
     /// The provider reported lost continuity while the channel was being brought up (a
     /// resumed link whose re-attach could not resume the channel): recover once it is up.
     pub(super) continuity_lost: bool,
+    /// The application's options for this channel (`subscribe_with`), on every subscribe.
+    pub(super) options: crate::options::SubscriptionOptions,
 }
 
 impl ChannelEntry {
@@ -98,6 +100,7 @@ impl Actor {
                 synced: false,
                 here: Vec::new(),
                 continuity_lost: false,
+                options: crate::options::SubscriptionOptions::default(),
             }
         })
     }
@@ -139,6 +142,7 @@ impl Actor {
         channel: Channel,
         id: u64,
         sink: ListenerSink,
+        options: Option<crate::options::SubscriptionOptions>,
         reply: Reply,
     ) {
         let presence_op = matches!(sink, ListenerSink::Presence(_));
@@ -146,7 +150,20 @@ impl Actor {
             let _ = reply.send(Err(e));
             return;
         }
+        if let Some(options) = &options
+            && let Some(entry) = self.channels.get(&channel)
+            && entry.options != *options
+        {
+            // One wire subscription per channel: its options are the same for every handle.
+            let _ = reply.send(Err(RealtimeError::Config(format!(
+                "`{channel}` is already subscribed with other options; unsubscribe it first"
+            ))));
+            return;
+        }
         let entry = self.entry_for(&channel);
+        if let Some(options) = options {
+            entry.options = options;
+        }
         if let ListenerSink::Presence(tx) = &sink {
             // A late listener first learns who is already there, as joins.
             for member in entry.roster.members() {
@@ -210,6 +227,7 @@ impl Actor {
         entry.establishing = true;
         entry.continuity_lost = false;
         let presence = entry.presence.clone();
+        let extensions = entry.options.clone();
         let since = if entry.ever_established && !resumed {
             self.positions.get(channel).cloned()
         } else {
@@ -253,6 +271,7 @@ impl Actor {
                     presence_data: presence
                         .clone()
                         .filter(|_| channel.kind() == ChannelKind::Presence),
+                    extensions,
                 };
                 let subscribed = timed(
                     Step::Subscribe.name(),

@@ -40,6 +40,8 @@ pub(crate) enum Command {
         channel: Channel,
         id: u64,
         sink: ListenerSink,
+        /// `subscribe_with`'s options; `None` for a plain subscribe (shares what is there).
+        options: Option<crate::options::SubscriptionOptions>,
         reply: Reply,
     },
     Unlisten {

@@ -479,8 +479,9 @@ impl Actor {
                 channel,
                 id,
                 sink,
+                options,
                 reply,
-            } => self.on_listen(channel, id, sink, reply),
+            } => self.on_listen(channel, id, sink, options, reply),
             Command::Unlisten { channel, id, reply } => {
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.listeners.retain(|l| l.id != id);

@@ -353,13 +353,45 @@ impl RealtimeClient {
     /// `Unsupported` for wildcards without support, `Closed` after `close()`, and the terminal
     /// error when the client failed or gave up.
     pub async fn subscribe(&self, channel: impl IntoChannel) -> Result<Subscription> {
-        let channel = channel.into_channel()?;
+        self.listen(channel.into_channel()?, None).await
+    }
+
+    /// Subscribes with per-subscription options for the provider (Supabase postgres_changes
+    /// filters and broadcast self/ack, Ably channel params such as `rewind`): the options stay
+    /// with the channel and go with every resubscribe after a reconnect. The channel has one
+    /// wire subscription, so its options are the same for every handle: asking for a channel
+    /// already subscribed with different options is a `Config` error (a plain `subscribe`
+    /// shares the existing one).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: relayport_core::RealtimeClient) -> relayport_core::Result<()> {
+    /// use relayport_core::SubscriptionOptions;
+    /// #[derive(Debug, Clone)]
+    /// struct MyProviderOption(u32); // a provider crate's option type, e.g. its ChannelOptions
+    /// let options = SubscriptionOptions::new().with(MyProviderOption(10));
+    /// let mut db = client.subscribe_with("db-changes", options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscribe_with(
+        &self,
+        channel: impl IntoChannel,
+        options: crate::options::SubscriptionOptions,
+    ) -> Result<Subscription> {
+        self.listen(channel.into_channel()?, Some(options)).await
+    }
+
+    async fn listen(
+        &self,
+        channel: crate::Channel,
+        options: Option<crate::options::SubscriptionOptions>,
+    ) -> Result<Subscription> {
         let (tx, rx) = mpsc::channel(self.shared.subscriber_buffer);
         let (id, guard) = self.new_guard(&channel);
         self.ask(|reply| Command::Listen {
             channel,
             id,
             sink: ListenerSink::Messages(tx),
+            options,
             reply,
         })
         .await?;
@@ -383,6 +415,7 @@ impl RealtimeClient {
             channel,
             id,
             sink: ListenerSink::Presence(tx),
+            options: None,
             reply,
         })
         .await?;
