@@ -505,15 +505,16 @@ async fn presence_here(peer: &mut dyn Peer) -> Outcome {
 /// subscription works), and other options on the same channel are refused, not merged.
 async fn subscribe_with_options(peer: &mut dyn Peer) -> Outcome {
     const CH: &str = "conf-options";
-    #[derive(Debug)]
-    struct AppOption(u32);
+    /// Options of no provider (each provider ignores what it does not know).
+    struct AppOption;
+    struct OtherOption;
     let client = trusted(peer, "reader")?;
     let mut sub = client
-        .subscribe_with(CH, relayport::SubscriptionOptions::new().with(AppOption(1)))
+        .subscribe_with(CH, relayport::SubscriptionOptions::new().with(AppOption))
         .await
         .map_err(e("subscribe_with"))?;
     let other = client
-        .subscribe_with(CH, relayport::SubscriptionOptions::new().with(AppOption(2)))
+        .subscribe_with(CH, relayport::SubscriptionOptions::new().with(OtherOption))
         .await;
     if !matches!(&other, Err(err) if err.kind() == relayport::ErrorKind::Config) {
         client.close().await;
