@@ -36,8 +36,10 @@ async fn subscribe_with_channel_options_set_the_attach_params() {
     let p = AblyRealtime::new(cfg);
     let (sink, _rx) = EventSink::channel();
     p.connect(sink).await.expect("connect");
-    let mut channel_options = ChannelOptions::default();
-    channel_options.params = BTreeMap::from([("rewind".to_owned(), "5".to_owned())]);
+    let channel_options = ChannelOptions {
+        params: BTreeMap::from([("rewind".to_owned(), "5".to_owned())]),
+        ..Default::default()
+    };
     let options = SubscribeOptions {
         extensions: SubscriptionOptions::new().with(channel_options),
         ..Default::default()
