@@ -4,6 +4,7 @@
 //! [`History::next`] for the page after it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::channel::Channel;
 use crate::error::Result;
@@ -106,6 +107,8 @@ pub struct History {
     provider: Arc<dyn RealtimeProvider>,
     channel: Channel,
     page: MessagePage,
+    /// The bound on each page's request (the client's request timeout).
+    limit: Duration,
 }
 
 impl std::fmt::Debug for History {
@@ -118,16 +121,22 @@ impl std::fmt::Debug for History {
 }
 
 impl History {
+    /// Fetches one page, bounded by `limit`.
     pub(crate) async fn fetch(
         provider: Arc<dyn RealtimeProvider>,
         channel: Channel,
         query: &HistoryQuery,
+        limit: Duration,
     ) -> Result<Self> {
-        let page = provider.history_page(&channel, query).await?;
+        let page = match tokio::time::timeout(limit, provider.history_page(&channel, query)).await {
+            Ok(page) => page?,
+            Err(_) => return Err(crate::error::RealtimeError::timeout("history", limit)),
+        };
         Ok(Self {
             provider,
             channel,
             page,
+            limit,
         })
     }
 
@@ -151,13 +160,19 @@ impl History {
         self.page.next.is_some()
     }
 
-    /// The page after this one, or `None` at the end.
+    /// The page after this one, or `None` at the end; bounded by the client's request timeout
+    /// like the first.
     pub async fn next(&self) -> Result<Option<History>> {
         match &self.page.next {
             None => Ok(None),
-            Some(query) => History::fetch(self.provider.clone(), self.channel.clone(), query)
-                .await
-                .map(Some),
+            Some(query) => History::fetch(
+                self.provider.clone(),
+                self.channel.clone(),
+                query,
+                self.limit,
+            )
+            .await
+            .map(Some),
         }
     }
 }

@@ -459,11 +459,7 @@ impl RealtimeClient {
             self.connect().await?;
         }
         let limit = self.shared.request_timeout;
-        let fetch = History::fetch(self.shared.provider.clone(), channel, &query);
-        match tokio::time::timeout(limit, fetch).await {
-            Ok(result) => result,
-            Err(_) => Err(RealtimeError::timeout("history", limit)),
-        }
+        History::fetch(self.shared.provider.clone(), channel, &query, limit).await
     }
 
     /// Leaves every channel and presence membership; every stream ends.
