@@ -302,6 +302,7 @@ async fn run() -> Demo<()> {
     for line in offline {
         let channel = Channel::parse(ROOM).map_err(|e| e.to_string())?;
         let m = broker.publish(Publication {
+            encoding: None,
             channel,
             event: "chat:message".into(),
             data: chat("backend", line),

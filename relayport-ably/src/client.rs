@@ -135,6 +135,9 @@ pub struct AblyRealtime {
     activity: Arc<watch::Sender<Instant>>,
     /// The injected TLS configuration and HTTP client, if any (otherwise the shared default).
     link_config: Option<LinkConfig>,
+    /// Whether this connection receives its own publishes: `AblyConfig::echo`, replaced by
+    /// the client runtime's choice (`set_echo`).
+    echo: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AblyRealtime {
@@ -148,6 +151,7 @@ impl std::fmt::Debug for AblyRealtime {
 impl AblyRealtime {
     /// A client for `cfg`; nothing happens until `connect`.
     pub fn new(cfg: AblyConfig) -> Self {
+        let cfg_echo = cfg.echo;
         let recover = cfg
             .recover
             .as_deref()
@@ -161,6 +165,7 @@ impl AblyRealtime {
             updates: Arc::new(watch::channel(0).0),
             activity: Arc::new(watch::channel(Instant::now()).0),
             link_config: None,
+            echo: std::sync::atomic::AtomicBool::new(cfg_echo),
         }
     }
 
@@ -227,7 +232,7 @@ impl AblyRealtime {
         if let Some(c) = &self.cfg.client_id {
             q.push(("clientId", c.clone()));
         }
-        if !self.cfg.echo {
+        if !self.echo.load(std::sync::atomic::Ordering::Relaxed) {
             q.push(("echo", "false".into()));
         }
         q.push(("format", "json".into()));
@@ -592,7 +597,14 @@ impl RealtimeProvider for AblyRealtime {
         caps.client_publish = true;
         caps.wildcards = false;
         caps.max_payload = DEFAULT_MAX_MESSAGE_SIZE;
+        caps.binary_payloads = true;
+        caps.echo = relayport_core::Echo::Configurable;
         caps
+    }
+
+    /// Sent as the `echo` connection parameter (`echo=false` when off) from the next connect.
+    fn set_echo(&self, echo: bool) {
+        self.echo.store(echo, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
@@ -849,7 +861,7 @@ impl RealtimeProvider for AblyRealtime {
                 "excluding a connection from an Ably publish".into(),
             ));
         }
-        let mut m = AblyMessage::new(message.event.clone(), Payload::from_value(&message.data)?);
+        let mut m = AblyMessage::new(message.event.clone(), Payload::from_core(&message.data)?);
         m.id = message.id.clone();
         let handle = self.publish_messages(&message.channel, &[m])?;
         self.await_ack(handle).await

@@ -173,9 +173,9 @@ pub(crate) fn to_message(
     let connection_id = m.connection_id.or(pm_conn.map(str::to_owned));
     let timestamp = m.timestamp.or(pm_ts).and_then(|t| u64::try_from(t).ok());
     let (data, error) = match decode(m.data, m.encoding.as_deref()) {
-        Ok(p) => (p.into_value(), None),
+        Ok(p) => (p.into_core(), None),
         Err(u) => (
-            u.partial.clone().into_value(),
+            u.partial.clone().into_core(),
             Some(RealtimeError::Protocol(format!(
                 "message {:?} on `{channel}`: {} (left encoded as `{}`)",
                 id, u.reason, u.remaining

@@ -39,7 +39,24 @@ impl Payload {
         }
     }
 
-    /// The payload as a JSON value for the core: text as a string, JSON as is, binary as
+    /// A payload from the core's: JSON as [`Payload::from_value`], bytes as Ably binary data.
+    pub fn from_core(payload: &relayport_core::Payload) -> Result<Self> {
+        match payload {
+            relayport_core::Payload::Binary(b) => Ok(Self::Binary(b.to_vec())),
+            relayport_core::Payload::Json(v) => Self::from_value(v),
+        }
+    }
+
+    /// The payload as the core's message payload: bytes as bytes, everything else as
+    /// [`Payload::into_value`].
+    pub fn into_core(self) -> relayport_core::Payload {
+        match self {
+            Self::Binary(b) => relayport_core::Payload::Binary(b.into()),
+            other => relayport_core::Payload::Json(other.into_value()),
+        }
+    }
+
+    /// The payload as a JSON value (presence data): text as a string, JSON as is, binary as
     /// `{"base64": "<standard base64>"}`, nothing as `null`.
     pub fn into_value(self) -> Value {
         match self {

@@ -691,7 +691,7 @@ impl AblyRest {
 
     fn rest_message(m: &OutboundMessage) -> Result<(String, RestMessage)> {
         let channel = ably_name(&m.channel)?;
-        let mut msg = RestMessage::new(m.event.clone(), Payload::from_value(&m.data)?);
+        let mut msg = RestMessage::new(m.event.clone(), Payload::from_core(&m.data)?);
         msg.id = m.id.clone();
         if let Some(exclude) = &m.exclude_socket_id {
             // Ably has no per-publish exclusion; say so instead of ignoring it.

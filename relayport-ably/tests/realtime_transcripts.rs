@@ -7,8 +7,6 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use relayport_ably::encoding::Payload;
 use relayport_ably::token::{ApiKey, AuthResponse, TokenParams};
 use relayport_ably::{
@@ -52,12 +50,12 @@ async fn closed(rx: &mut Events, seen: &mut Vec<ProviderEvent>) -> CloseReason {
     .await
 }
 
-fn hex_of(v: &Value) -> Option<String> {
-    let b = B64.decode(v.get("base64")?.as_str()?).ok()?;
-    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+fn hex_of(p: &relayport_core::Payload) -> Option<String> {
+    Some(p.as_bytes()?.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-fn same_data(ours: &Value, sdk: &Value) -> bool {
+/// Binary data arrives as bytes (`Payload::Binary`), compared with the SDK's hex.
+fn same_data(ours: &relayport_core::Payload, sdk: &Value) -> bool {
     match sdk.get("hex") {
         Some(h) => hex_of(ours).as_deref() == h.as_str(),
         None => ours == sdk,

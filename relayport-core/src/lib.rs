@@ -23,6 +23,7 @@ pub mod error;
 pub mod history;
 pub mod message;
 pub mod options;
+pub mod payload;
 pub mod policy;
 pub mod presence;
 pub mod provider;
@@ -45,13 +46,14 @@ pub use error::{ErrorKind, RealtimeError, Result};
 pub use history::{History, HistoryDirection, HistoryQuery, MessagePage, page_log};
 pub use message::{EventType, Message, OutboundMessage, Position, Typed};
 pub use options::SubscriptionOptions;
+pub use payload::Payload;
 pub use policy::backoff::Backoff;
 pub use policy::throttle::RateLimit;
 pub use policy::typing::TypingPolicy;
 pub use presence::{PresenceAction, PresenceChange, PresenceEvent, PresenceMember};
 pub use provider::{
-    Capabilities, CloseReason, EventSink, HistoryPage, ProviderEvent, RealtimeProvider, Reconnect,
-    Recovery, Session, SubscribeOptions, Subscribed,
+    Capabilities, CloseReason, Echo, EventSink, HistoryPage, ProviderEvent, RealtimeProvider,
+    Reconnect, Recovery, Session, SubscribeOptions, Subscribed,
 };
 pub use state::{ClientEvent, ConnectionState};
 
@@ -62,3 +64,5 @@ pub struct ReadmeDoctests;
 
 /// Re-exported so provider crates implement the trait with the same macro version.
 pub use async_trait::async_trait;
+/// The byte buffer a binary [`Payload`] holds (re-exported from the `bytes` crate).
+pub use bytes::Bytes;

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::channel::Channel;
 use crate::error::{RealtimeError, Result};
+use crate::payload::Payload;
 
 /// The longest event name accepted, in bytes.
 pub const MAX_EVENT_NAME_LEN: usize = 200;
@@ -41,14 +42,17 @@ impl Position {
 }
 
 /// A message received on a channel.
+///
+/// As JSON (its serde form) a binary payload is its base64 text with `"encoding": "base64"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "MessageRepr", try_from = "MessageRepr")]
 pub struct Message {
     /// The channel it arrived on (a concrete channel, never a wildcard).
     pub channel: Channel,
     /// The event name, e.g. `chat:message`.
     pub event: String,
-    /// The JSON payload.
-    pub data: Value,
+    /// The payload: JSON or bytes.
+    pub data: Payload,
     /// The server-assigned id, where the provider gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -64,13 +68,105 @@ pub struct Message {
     pub sender: Option<String>,
 }
 
+/// [`Message`] as JSON: the payload split into `data` and `encoding`.
+#[derive(Serialize, Deserialize)]
+struct MessageRepr {
+    channel: Channel,
+    event: String,
+    data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    position: Option<Position>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamp: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sender: Option<String>,
+}
+
+impl From<Message> for MessageRepr {
+    fn from(m: Message) -> Self {
+        let (data, encoding) = m.data.to_wire();
+        Self {
+            channel: m.channel,
+            event: m.event,
+            data,
+            encoding: encoding.map(str::to_owned),
+            id: m.id,
+            position: m.position,
+            timestamp: m.timestamp,
+            sender: m.sender,
+        }
+    }
+}
+
+impl TryFrom<MessageRepr> for Message {
+    type Error = RealtimeError;
+
+    fn try_from(r: MessageRepr) -> Result<Self> {
+        Ok(Self {
+            channel: r.channel,
+            event: r.event,
+            data: Payload::from_wire(r.data, r.encoding.as_deref())?,
+            id: r.id,
+            position: r.position,
+            timestamp: r.timestamp,
+            sender: r.sender,
+        })
+    }
+}
+
+/// [`OutboundMessage`] as JSON: the payload split into `data` and `encoding`.
+#[derive(Serialize, Deserialize)]
+struct OutboundRepr {
+    channel: Channel,
+    event: String,
+    data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encoding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    exclude_socket_id: Option<String>,
+}
+
+impl From<OutboundMessage> for OutboundRepr {
+    fn from(m: OutboundMessage) -> Self {
+        let (data, encoding) = m.data.to_wire();
+        Self {
+            channel: m.channel,
+            event: m.event,
+            data,
+            encoding: encoding.map(str::to_owned),
+            id: m.id,
+            exclude_socket_id: m.exclude_socket_id,
+        }
+    }
+}
+
+impl TryFrom<OutboundRepr> for OutboundMessage {
+    type Error = RealtimeError;
+
+    fn try_from(r: OutboundRepr) -> Result<Self> {
+        Ok(Self {
+            channel: r.channel,
+            event: r.event,
+            data: Payload::from_wire(r.data, r.encoding.as_deref())?,
+            id: r.id,
+            exclude_socket_id: r.exclude_socket_id,
+        })
+    }
+}
+
 impl Message {
     /// A message with only channel, event and data set.
-    pub fn new(channel: Channel, event: impl Into<String>, data: Value) -> Self {
+    pub fn new(channel: Channel, event: impl Into<String>, data: impl Into<Payload>) -> Self {
         Self {
             channel,
             event: event.into(),
-            data,
+            data: data.into(),
             id: None,
             position: None,
             timestamp: None,
@@ -86,7 +182,7 @@ impl Message {
 
     /// Decodes the payload as `T`, with a `Protocol` error naming the event on mismatch.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(self.data.clone()).map_err(|e| {
+        self.data.decode().map_err(|e| {
             RealtimeError::Protocol(format!(
                 "event `{}` on `{}` does not decode: {e}",
                 self.event, self.channel
@@ -97,28 +193,27 @@ impl Message {
 
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "OutboundRepr", try_from = "OutboundRepr")]
 pub struct OutboundMessage {
     /// The target channel.
     pub channel: Channel,
     /// The event name.
     pub event: String,
-    /// The JSON payload.
-    pub data: Value,
+    /// The payload: JSON or bytes.
+    pub data: Payload,
     /// An idempotency id, where the provider supports one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Server-side publishing only: the connection (socket id) that must not receive it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_socket_id: Option<String>,
 }
 
 impl OutboundMessage {
     /// A message with channel, event and data; no id, nobody excluded.
-    pub fn new(channel: Channel, event: impl Into<String>, data: Value) -> Self {
+    pub fn new(channel: Channel, event: impl Into<String>, data: impl Into<Payload>) -> Self {
         Self {
             channel,
             event: event.into(),
-            data,
+            data: data.into(),
             id: None,
             exclude_socket_id: None,
         }
@@ -132,9 +227,10 @@ impl OutboundMessage {
         Ok(Self::new(channel, T::NAME, data))
     }
 
-    /// The payload's size in bytes as JSON, the size the payload limit applies to.
+    /// The payload's size in bytes (as JSON text, or the number of bytes), the size the
+    /// payload limit applies to.
     pub fn payload_size(&self) -> usize {
-        serde_json::to_vec(&self.data).map_or(usize::MAX, |v| v.len())
+        self.data.size()
     }
 
     /// Checks the event name and the payload size against `max_payload`.

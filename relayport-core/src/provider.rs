@@ -44,6 +44,33 @@ pub struct Capabilities {
     /// (64 KiB) for a provider that knows none. The client applies it unless the application
     /// caps it lower ([`ClientBuilder::max_payload`](crate::ClientBuilder::max_payload)).
     pub max_payload: usize,
+    /// Whether the provider carries binary payloads ([`Payload::Binary`](crate::Payload)).
+    /// The client refuses a binary publish with `Unsupported` when it does not. Default
+    /// `false`.
+    pub binary_payloads: bool,
+    /// What the provider's server does with a client's own publishes, so the client can make
+    /// echo the same everywhere ([`ClientBuilder::echo`](crate::ClientBuilder::echo)). Default
+    /// [`Echo::ServerEchoes`].
+    pub echo: Echo,
+}
+
+/// What a provider's server does with a client's own publishes; the client runtime uses it to
+/// honour [`ClientConfig::echo`](crate::ClientConfig::echo) the same way on every provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Echo {
+    /// The server always sends a client its own publishes, with [`Message::sender`] equal to
+    /// the [`Session::connection_id`] of the connection that published; the client drops them
+    /// when echo is off.
+    ServerEchoes,
+    /// The server never sends a client its own publishes (Pusher's client events); the client
+    /// delivers a local copy to its own subscribers once the publish is accepted, when echo is
+    /// on.
+    ServerSkips,
+    /// The provider asks its server for the client's choice itself
+    /// ([`RealtimeProvider::set_echo`]): Ably's `echo` connection parameter, Supabase's
+    /// `broadcast.self`.
+    Configurable,
 }
 
 impl Default for Capabilities {
@@ -57,6 +84,8 @@ impl Default for Capabilities {
             wildcards: false,
             history_pages: false,
             max_payload: crate::client::DEFAULT_MAX_PAYLOAD,
+            binary_payloads: false,
+            echo: Echo::ServerEchoes,
         }
     }
 }
@@ -342,6 +371,14 @@ pub trait RealtimeProvider: Send + Sync + 'static {
 
     /// What this provider can do.
     fn capabilities(&self) -> Capabilities;
+
+    /// Whether this client wants its own publishes back. Called once by
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build), before the first connect, on a
+    /// provider whose [`Capabilities::echo`] is [`Echo::Configurable`]; the provider applies it
+    /// on every connection and subscription from then on. The default does nothing.
+    fn set_echo(&self, echo: bool) {
+        let _ = echo;
+    }
 
     /// Opens one connection. Incoming events go to `sink` until the link closes.
     async fn connect(&self, sink: EventSink) -> Result<Session>;

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use crate::channel::Channel;
 use crate::error::{RealtimeError, Result};
 use crate::message::{Message, OutboundMessage, Position};
+use crate::payload::Payload;
 use crate::presence::{PresenceChange, PresenceMember};
 use crate::provider::{
     Capabilities, CloseReason, EventSink, HistoryPage, ProviderEvent, RealtimeProvider, Recovery,
@@ -96,6 +97,8 @@ struct ServerState {
     ping: PingBehavior,
     recovery: RecoveryMode,
     echo: bool,
+    /// What the client runtime asked through `set_echo`, if it did.
+    echo_requested: Option<bool>,
     capabilities: Capabilities,
     heartbeat_interval: Option<Duration>,
     max_payload: Option<usize>,
@@ -147,6 +150,7 @@ impl ScriptedProvider {
                 ping: PingBehavior::Rtt(Duration::from_millis(10)),
                 recovery: RecoveryMode::AtSubscribe,
                 echo: false,
+                echo_requested: None,
                 capabilities: Capabilities {
                     presence: true,
                     presence_update: true,
@@ -156,6 +160,10 @@ impl ScriptedProvider {
                     wildcards: true,
                     history_pages: true,
                     max_payload: crate::DEFAULT_MAX_PAYLOAD,
+                    binary_payloads: true,
+                    // What `echo_publishes(true)` does; a test of the runtime's local echo sets
+                    // `Echo::ServerSkips` through `set_capabilities`.
+                    echo: crate::provider::Echo::ServerEchoes,
                 },
                 heartbeat_interval: None,
                 max_payload: None,
@@ -298,8 +306,15 @@ impl Script {
         self.lock().capabilities = caps;
     }
 
+    /// What the client runtime passed to [`RealtimeProvider::set_echo`] (it calls it only when
+    /// the capabilities say [`Echo::Configurable`](crate::Echo::Configurable)); `None` if it
+    /// did not.
+    pub fn echo_requested(&self) -> Option<bool> {
+        self.lock().echo_requested
+    }
+
     /// Whether publishes from the client are delivered back to it (as a server would to every
-    /// subscriber, sender included).
+    /// subscriber, sender included), with `sender` = the publishing connection's id.
     pub fn echo_publishes(&self, echo: bool) {
         self.lock().echo = echo;
     }
@@ -326,7 +341,7 @@ impl Script {
     /// delivered now if the client is connected and subscribed. Returns its position.
     pub fn server_publish(&self, channel: &Channel, event: &str, data: Value) -> Position {
         let mut s = self.lock();
-        server_append(&mut s, channel, event, data)
+        server_append(&mut s, channel, event, data, None)
     }
 
     /// Forgets the log of `channel` up to and including `sequence` (the history window moved).
@@ -368,7 +383,13 @@ impl Script {
     }
 }
 
-fn server_append(s: &mut ServerState, channel: &Channel, event: &str, data: Value) -> Position {
+fn server_append(
+    s: &mut ServerState,
+    channel: &Channel,
+    event: &str,
+    data: impl Into<Payload>,
+    sender: Option<String>,
+) -> Position {
     let floor = s.truncated.get(channel).copied().unwrap_or(0);
     let log = s.logs.entry(channel.clone()).or_default();
     let sequence = log
@@ -378,6 +399,7 @@ fn server_append(s: &mut ServerState, channel: &Channel, event: &str, data: Valu
         + 1;
     let position = Position::new(sequence);
     let mut message = Message::new(channel.clone(), event, data).with_position(position.clone());
+    message.sender = sender;
     message.id = Some(format!("{channel}#{sequence}"));
     message.timestamp = Some(1_700_000_000_000 + sequence);
     log.push(message.clone());
@@ -452,6 +474,10 @@ impl RealtimeProvider for ScriptedProvider {
 
     fn capabilities(&self) -> Capabilities {
         self.script.lock().capabilities.clone()
+    }
+
+    fn set_echo(&self, echo: bool) {
+        self.script.lock().echo_requested = Some(echo);
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
@@ -577,11 +603,14 @@ impl RealtimeProvider for ScriptedProvider {
             return Err(e);
         }
         if s.echo {
+            // The publisher is the current connection (ids are `conn-<n>`).
+            let sender = Some(format!("conn-{}", s.connections));
             server_append(
                 &mut s,
                 &message.channel,
                 &message.event,
                 message.data.clone(),
+                sender,
             );
         }
         Ok(())

@@ -726,7 +726,7 @@ async fn event_filters_yield_only_the_named_events_on_one_wire_subscription() {
     let next = tokio::time::timeout(BOUND, chat.next())
         .await
         .expect("bounded");
-    assert_eq!(next.map(|m| m.data), Some(json!(7)));
+    assert_eq!(next.map(|m| m.data), Some(json!(7).into()));
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,7 +17,7 @@ fn ch(s: &str) -> Channel {
     Channel::parse(s).unwrap()
 }
 
-fn published_data(script: &relayport_core::testing::Script) -> Vec<Value> {
+fn published_data(script: &relayport_core::testing::Script) -> Vec<relayport_core::Payload> {
     script.published().into_iter().map(|m| m.data).collect()
 }
 
@@ -144,7 +144,7 @@ async fn throttle_keeps_order_and_drains_at_10_per_second() {
     assert_eq!(on_news(), 20);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(on_news(), 25);
-    let order: Vec<Value> = script
+    let order: Vec<relayport_core::Payload> = script
         .published()
         .into_iter()
         .filter(|m| m.channel == ch("news"))

@@ -218,6 +218,9 @@ impl RealtimeProvider for FirebaseProvider {
         caps.presence = true;
         caps.presence_update = true;
         caps.history = true;
+        // Listeners see the client's own writes; each carries `sender` = the client id, which
+        // is also the session's id, so the runtime can drop them when echo is off.
+        caps.echo = relayport_core::Echo::ServerEchoes;
         caps
     }
 
@@ -228,7 +231,7 @@ impl RealtimeProvider for FirebaseProvider {
         let mut conn = lock(&self.conn);
         conn.stop();
         conn.sink = Some(sink);
-        Ok(Session::new(format!("firebase-{:016x}", fastrand::u64(..))))
+        Ok(Session::new(self.cfg.client_id.clone()))
     }
 
     async fn disconnect(&self) -> Result<()> {
@@ -309,7 +312,7 @@ impl RealtimeProvider for FirebaseProvider {
     }
 
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
-        let record = message_record(message, &self.cfg.client_id);
+        let record = message_record(message, &self.cfg.client_id)?;
         let answer = self
             .call(
                 Method::POST,

@@ -19,13 +19,15 @@ pub fn server_timestamp() -> Value {
 }
 
 /// The record a publish writes.
-pub fn message_record(message: &OutboundMessage, sender: &str) -> Value {
-    json!({
+/// Firebase stores JSON only: bytes are refused with `Unsupported`.
+pub fn message_record(message: &OutboundMessage, sender: &str) -> Result<Value> {
+    let data = message.data.json_for("firebase")?;
+    Ok(json!({
         "event": message.event,
-        "data": message.data,
+        "data": data,
         "ts": server_timestamp(),
         "sender": sender,
-    })
+    }))
 }
 
 /// Reads a stored message (`id` is its key).

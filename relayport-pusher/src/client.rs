@@ -822,6 +822,9 @@ impl RealtimeProvider for PusherProvider {
         caps.client_publish_public = false;
         caps.wildcards = false;
         caps.max_payload = self.config.max_payload;
+        // Client events are never sent back to the client that triggered them: the runtime
+        // delivers its own copy when the application wants echo.
+        caps.echo = relayport_core::Echo::ServerSkips;
         caps
     }
 
@@ -984,7 +987,8 @@ impl RealtimeProvider for PusherProvider {
             )));
         }
         conn.limiter.try_acquire(Instant::now())?;
-        conn.send(protocol::client_event(&event, &wire, &message.data))?;
+        let data = message.data.json_for("pusher")?;
+        conn.send(protocol::client_event(&event, &wire, data))?;
         Ok(())
     }
 

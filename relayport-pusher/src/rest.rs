@@ -541,7 +541,8 @@ impl Publisher for PusherRest {
             socket_id: message.exclude_socket_id.clone(),
             info: None,
         };
-        self.trigger(&[&wire], &message.event, &message.data, &options)
+        let data = message.data.json_for("pusher")?;
+        self.trigger(&[&wire], &message.event, data, &options)
             .await
             .map(|_| ())
     }
@@ -555,7 +556,7 @@ impl Publisher for PusherRest {
                     Ok(BatchEvent {
                         channel: to_wire(&m.channel)?,
                         name: m.event.clone(),
-                        data: m.data.clone(),
+                        data: m.data.json_for("pusher")?.clone(),
                         socket_id: m.exclude_socket_id.clone(),
                         info: None,
                     })

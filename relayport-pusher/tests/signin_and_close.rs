@@ -210,7 +210,7 @@ async fn signed_in_client_stays_past_the_window_and_gets_user_events() {
     assert!(started.elapsed() >= Duration::from_secs(45));
     assert_eq!(first.channel.to_string(), "server-to-user");
     assert_eq!(
-        (first.event.as_str(), &first.data),
+        (first.event.as_str(), first.data.as_json().unwrap()),
         ("invoice-paid", &json!({"n": 1}))
     );
     let second = tokio::time::timeout(WAIT, sub.recv())
@@ -218,7 +218,7 @@ async fn signed_in_client_stays_past_the_window_and_gets_user_events() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (second.event.as_str(), &second.data),
+        (second.event.as_str(), second.data.as_json().unwrap()),
         ("online", &json!({"user_ids": ["bob"]}))
     );
     assert_eq!(client.state(), ConnectionState::Connected);

@@ -72,7 +72,7 @@ async fn subscribe_public_private_presence_and_publish_through_rest() {
             .unwrap();
         let m = recv(sub).await;
         assert_eq!(
-            (m.channel, m.event.as_str(), m.data),
+            (m.channel, m.event.as_str(), m.data.into_json().unwrap()),
             (ch(channel), "news", data)
         );
     }
@@ -86,7 +86,10 @@ async fn subscribe_public_private_presence_and_publish_through_rest() {
     .unwrap();
     assert_eq!(recv(&mut public).await.event, "b1");
     let m = recv(&mut public).await;
-    assert_eq!((m.event.as_str(), m.data), ("b2", json!("plain")));
+    assert_eq!(
+        (m.event.as_str(), m.data.into_json().unwrap()),
+        ("b2", json!("plain"))
+    );
 
     // Queries.
     let list = rest
@@ -223,7 +226,7 @@ async fn client_events_between_two_clients_and_socket_exclusion() {
     .unwrap();
     let m = next_message(&mut rb).await;
     assert_eq!(
-        (m.event.as_str(), m.data),
+        (m.event.as_str(), m.data.into_json().unwrap()),
         ("client-typing", json!({"typing": true}))
     );
 
@@ -459,7 +462,10 @@ async fn encrypted_channel_round_trip() {
     .await
     .unwrap();
     let m = recv(&mut sub).await;
-    assert_eq!((m.event.as_str(), m.data), ("secret-event", data));
+    assert_eq!(
+        (m.event.as_str(), m.data.into_json().unwrap()),
+        ("secret-event", data)
+    );
     c.close().await;
 }
 

@@ -51,9 +51,13 @@ channel: string,
  */
 event: string, 
 /**
- * The payload.
+ * The payload (base64 text when `encoding` is `base64`).
  */
 data: JsonValue, 
+/**
+ * `base64` for a binary payload; absent for JSON.
+ */
+encoding?: string, 
 /**
  * The server-assigned id.
  */
@@ -122,9 +126,13 @@ channel: string,
  */
 event: string, 
 /**
- * The payload.
+ * The payload (base64 text when `encoding` is `base64`).
  */
-data: JsonValue, } | { "type": "presence_enter", 
+data: JsonValue, 
+/**
+ * `base64` for a binary payload; absent for JSON.
+ */
+encoding?: string, } | { "type": "presence_enter", 
 /**
  * Echoed in the answer.
  */

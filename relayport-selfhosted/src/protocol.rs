@@ -8,7 +8,9 @@
 //! Requests may carry a `ref` (any string chosen by the client); the answer to that request
 //! (`subscribed`, `unsubscribed`, `ack`, `error`, `pong`) carries the same `ref`.
 
-use relayport_core::{Channel, Message, Position, PresenceMember};
+use relayport_core::{
+    Channel, Message, OutboundMessage, Payload, Position, PresenceMember, RealtimeError, Result,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -135,8 +137,12 @@ pub enum ClientFrame {
         channel: String,
         /// The event name.
         event: String,
-        /// The payload.
+        /// The payload (base64 text when `encoding` is `base64`).
         data: Value,
+        /// `base64` for a binary payload; absent for JSON.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "typescript", ts(optional))]
+        encoding: Option<String>,
     },
     /// Enter a presence channel's member set (the user is the one signed in `channel_data`).
     PresenceEnter {
@@ -224,8 +230,12 @@ pub struct MessageFrame {
     pub channel: String,
     /// The event name.
     pub event: String,
-    /// The payload.
+    /// The payload (base64 text when `encoding` is `base64`).
     pub data: Value,
+    /// `base64` for a binary payload; absent for JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "typescript", ts(optional))]
+    pub encoding: Option<String>,
     /// The server-assigned id.
     pub id: String,
     /// The per-channel sequence number (1-based, gapless within an epoch).
@@ -239,14 +249,38 @@ pub struct MessageFrame {
     pub sender: Option<String>,
 }
 
+/// The body of one `POST /publish` event for `message`: channel, event, data (with its
+/// `encoding` for bytes) and the socket id to exclude.
+pub fn publish_body(message: &OutboundMessage) -> Value {
+    let (data, encoding) = message.data.to_wire();
+    let mut body = serde_json::json!({
+        "channel": message.channel.to_string(),
+        "event": message.event,
+        "data": data,
+    });
+    if let Some(encoding) = encoding {
+        body["encoding"] = Value::from(encoding);
+    }
+    if let Some(socket_id) = &message.exclude_socket_id {
+        body["socket_id"] = Value::from(socket_id.as_str());
+    }
+    body
+}
+
 impl MessageFrame {
-    /// The core's [`Message`], or `None` when the channel name is invalid.
-    pub fn to_message(&self) -> Option<Message> {
-        let channel = Channel::parse(&self.channel).ok()?;
-        Some(Message {
+    /// The core's [`Message`]; a `Protocol` error for an invalid channel name or a payload
+    /// whose encoding does not decode.
+    pub fn to_message(&self) -> Result<Message> {
+        let channel = Channel::parse(&self.channel).map_err(|_| {
+            RealtimeError::Protocol(format!(
+                "a message on an invalid channel `{}`",
+                self.channel
+            ))
+        })?;
+        Ok(Message {
             channel,
             event: self.event.clone(),
-            data: self.data.clone(),
+            data: Payload::from_wire(self.data.clone(), self.encoding.as_deref())?,
             id: Some(self.id.clone()),
             position: Some(Position {
                 epoch: Some(self.epoch.clone()),

@@ -55,6 +55,7 @@ fn client(server: &ServerHandle, user: &str) -> RealtimeClient {
 
 fn publication(channel: &str, n: u64) -> Publication {
     Publication {
+        encoding: None,
         channel: Channel::parse(channel).expect("channel"),
         event: "chat".into(),
         data: json!({ "n": n }),
@@ -467,7 +468,7 @@ async fn a_gap_beyond_history_asks_the_app_to_resync() {
         .expect("publish");
     let mut last = Value::Null;
     while last != json!({"n": 7}) {
-        last = next_message(&mut sub).await.data;
+        last = next_message(&mut sub).await.data.into_json().unwrap();
     }
     bob.close().await;
     server.shutdown().await;
@@ -552,7 +553,9 @@ async fn subscribe_hands_over_snapshot_and_replay_before_returning() {
         .drain()
         .into_iter()
         .map(|e| match e {
-            ProviderEvent::Message(m) => (m.position.map(|p| p.sequence), m.data),
+            ProviderEvent::Message(m) => {
+                (m.position.map(|p| p.sequence), m.data.into_json().unwrap())
+            }
             other => panic!("unexpected {other:?}"),
         })
         .collect();

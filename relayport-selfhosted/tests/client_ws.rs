@@ -19,6 +19,7 @@ use serde_json::json;
 
 fn msg(channel: &str, seq: u64, text: &str) -> MessageFrame {
     MessageFrame {
+        encoding: None,
         channel: channel.into(),
         event: "chat".into(),
         data: json!({ "text": text }),
@@ -159,7 +160,12 @@ async fn subscribe_delivers_snapshot_then_replay_before_returning_then_live() {
         message_event(events.next().await),
     ]
     .into_iter()
-    .map(|m| (m.position.map(|p| p.sequence).unwrap_or(0), m.data))
+    .map(|m| {
+        (
+            m.position.map(|p| p.sequence).unwrap_or(0),
+            m.data.into_json().unwrap(),
+        )
+    })
     .collect();
     assert_eq!(
         texts,
@@ -341,6 +347,7 @@ async fn refusals_map_to_error_kinds() {
         assert_eq!(
             frame,
             ClientFrame::Publish {
+                encoding: None,
                 reference: reference(&frame),
                 channel: "news".into(),
                 event: "e".into(),
@@ -376,6 +383,7 @@ async fn publish_and_presence_requests_await_their_ack() {
         assert_eq!(
             frame,
             ClientFrame::Publish {
+                encoding: None,
                 reference: reference(&frame),
                 channel: "presence:room".into(),
                 event: "chat".into(),

@@ -86,7 +86,12 @@ fn check_server_frame(text: &str) -> Result<(), TestCaseError> {
         );
     }
     if let ServerFrame::Message(m) = &frame {
-        prop_assert_eq!(m.to_message().is_some(), Channel::parse(&m.channel).is_ok());
+        let payload_ok =
+            relayport_core::Payload::from_wire(m.data.clone(), m.encoding.as_deref()).is_ok();
+        prop_assert_eq!(
+            m.to_message().is_ok(),
+            Channel::parse(&m.channel).is_ok() && payload_ok
+        );
     }
     Ok(())
 }
@@ -161,21 +166,30 @@ proptest! {
     fn generated_message_frames_reach_the_client_intact(
         channel in channel_name(), event in "[a-z:]{1,10}", seq in any::<u64>(), ts in any::<u64>(),
         epoch in "[a-f0-9]{1,16}", sender in prop::option::of("[0-9.]{1,8}"), n in any::<i64>(),
+        bytes in prop::option::of(prop::collection::vec(any::<u8>(), 0..64)),
     ) {
+        // JSON, or bytes as base64 with their encoding.
+        let payload = match &bytes {
+            Some(b) => relayport_core::Payload::from(b.clone()),
+            None => json!({"n": n}).into(),
+        };
+        let (data, encoding) = payload.to_wire();
         let frame = MessageFrame {
-            channel: channel.clone(), event: event.clone(), data: json!({"n": n}),
+            encoding: encoding.map(str::to_owned),
+            channel: channel.clone(), event: event.clone(), data,
             id: format!("{epoch}-{seq}"), seq, epoch: epoch.clone(), ts, sender: sender.clone(),
         };
         let text = serde_json::to_string(&ServerFrame::Message(frame.clone())).unwrap();
         let decoded: ServerFrame = serde_json::from_str(&text).unwrap();
         prop_assert_eq!(&decoded, &ServerFrame::Message(frame.clone()));
         match frame.to_message() {
-            Some(m) => {
+            Ok(m) => {
+                prop_assert_eq!(&m.data, &payload);
                 prop_assert_eq!(m.channel, Channel::parse(&channel).unwrap());
                 prop_assert_eq!(m.position, Some(Position { epoch: Some(epoch), sequence: seq }));
                 prop_assert_eq!(m.sender, sender);
             }
-            None => prop_assert!(Channel::parse(&channel).is_err()),
+            Err(_) => prop_assert!(Channel::parse(&channel).is_err()),
         }
         check_server_frame(&text)?;
     }

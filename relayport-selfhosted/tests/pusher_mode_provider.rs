@@ -81,7 +81,7 @@ async fn pusher_mode_public_private_presence_rest_publish_and_queries() {
             .unwrap();
         let m = recv(sub).await;
         assert_eq!(
-            (m.channel, m.event.as_str(), m.data),
+            (m.channel, m.event.as_str(), m.data.into_json().unwrap()),
             (ch(channel), "news", data)
         );
     }
@@ -93,7 +93,10 @@ async fn pusher_mode_public_private_presence_rest_publish_and_queries() {
     .unwrap();
     assert_eq!(recv(&mut public).await.event, "b1");
     let m = recv(&mut public).await;
-    assert_eq!((m.event.as_str(), m.data), ("b2", json!("plain")));
+    assert_eq!(
+        (m.event.as_str(), m.data.into_json().unwrap()),
+        ("b2", json!("plain"))
+    );
 
     let list = rest
         .channels(Some("presence-"), Some("user_count"))
@@ -226,7 +229,7 @@ async fn pusher_mode_client_events_and_socket_exclusion() {
     .unwrap();
     let m = next_message(&mut rb).await;
     assert_eq!(
-        (m.event.as_str(), m.data),
+        (m.event.as_str(), m.data.into_json().unwrap()),
         ("client-typing", json!({"typing": true}))
     );
     let excluded = TriggerOptions {
@@ -358,7 +361,10 @@ async fn pusher_mode_encrypted_channel_round_trip() {
         .await
         .unwrap();
     let m = recv(&mut sub).await;
-    assert_eq!((m.event.as_str(), m.data), ("secret-event", data));
+    assert_eq!(
+        (m.event.as_str(), m.data.into_json().unwrap()),
+        ("secret-event", data)
+    );
     let f = raw.expect("secret-event").await;
     let sealed = data_of(&f);
     assert!(
@@ -395,6 +401,7 @@ async fn pusher_mode_bridges_to_the_native_protocol() {
 
     // Native publish → Pusher subscriber.
     h.publish(Publication {
+        encoding: None,
         channel: ch("private:room:1"),
         event: "from-native".into(),
         data: json!({"n": 1}),
@@ -496,6 +503,7 @@ async fn pusher_mode_presence_client_events_carry_user_id_and_names_do_not_alias
     a.subscribe("room-1", None).await;
     for (channel, event) in [("room-1", "wrong"), ("room:1", "right")] {
         h.publish(Publication {
+            encoding: None,
             channel: ch(channel),
             event: event.into(),
             data: json!(null),

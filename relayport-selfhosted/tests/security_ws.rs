@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 fn publication(channel: &str, data: Value) -> Publication {
     Publication {
+        encoding: None,
         channel: channel.parse().unwrap(),
         event: "e".into(),
         data,

@@ -40,6 +40,7 @@ async fn recv(sub: &mut Subscription) -> Message {
 
 fn publication(channel: &str, n: i64) -> Publication {
     Publication {
+        encoding: None,
         channel: channel.parse().unwrap(),
         event: "n".into(),
         data: json!(n),
@@ -64,7 +65,7 @@ async fn restart_scenario(transport: TransportPreference, channel: &str) {
     }
     let mut seen: Vec<Value> = Vec::new();
     for _ in 1..=3 {
-        seen.push(recv(&mut sub).await.data);
+        seen.push(recv(&mut sub).await.data.into_json().unwrap());
     }
     let broker = server.broker();
     let config = server.config().clone();
@@ -77,10 +78,10 @@ async fn restart_scenario(transport: TransportPreference, channel: &str) {
         Err(e) => panic!("restart: {e}"),
     };
     for _ in 4..=5 {
-        seen.push(recv(&mut sub).await.data);
+        seen.push(recv(&mut sub).await.data.into_json().unwrap());
     }
     server.publish(publication(channel, 6)).await.unwrap();
-    seen.push(recv(&mut sub).await.data);
+    seen.push(recv(&mut sub).await.data.into_json().unwrap());
     assert_eq!(seen, (1..=6).map(|n| json!(n)).collect::<Vec<_>>());
     c.close().await;
     server.shutdown().await;

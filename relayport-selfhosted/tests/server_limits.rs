@@ -224,6 +224,7 @@ async fn slow_consumer_is_disconnected_with_a_bounded_queue_and_recovers() {
     while metrics.snapshot().slow_consumer_disconnects == 0 {
         assert!(published < 5_000, "never disconnected");
         let p = Publication {
+            encoding: None,
             channel: "firehose".parse().unwrap(),
             event: "e".into(),
             data: data.clone(),
@@ -244,6 +245,7 @@ async fn slow_consumer_is_disconnected_with_a_bounded_queue_and_recovers() {
     // Keep publishing: nothing more is queued for the kicked client.
     for _ in 0..20 {
         let p = Publication {
+            encoding: None,
             channel: "firehose".parse().unwrap(),
             event: "e".into(),
             data: json!(published),

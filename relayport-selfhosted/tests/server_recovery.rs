@@ -13,6 +13,7 @@ use server_common::*;
 
 fn publication(channel: &str, n: u64) -> Publication {
     Publication {
+        encoding: None,
         channel: channel.parse().unwrap(),
         event: "n".into(),
         data: json!(n),

@@ -310,6 +310,7 @@ impl RealtimeProvider for SocketIoProvider {
 
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         message.validate(MAX_PAYLOAD)?;
+        let data = message.data.json_for("socketio")?;
         let event = &self.inner.config.events.publish;
         self.request(
             event,
@@ -317,7 +318,7 @@ impl RealtimeProvider for SocketIoProvider {
             json!({
                 "channel": message.channel.to_string(),
                 "event": message.event,
-                "data": message.data,
+                "data": data,
             }),
         )
         .await

@@ -132,23 +132,24 @@ impl SocketIoPublisher {
     }
 }
 
-fn wire(m: &OutboundMessage) -> Value {
-    json!({"channel": m.channel.to_string(), "event": m.event, "data": m.data})
+fn wire(m: &OutboundMessage) -> Result<Value> {
+    let data = m.data.json_for("socketio")?;
+    Ok(json!({"channel": m.channel.to_string(), "event": m.event, "data": data}))
 }
 
 #[async_trait]
 impl Publisher for SocketIoPublisher {
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         message.validate(relayport_core::DEFAULT_MAX_PAYLOAD)?;
-        self.post(wire(message)).await
+        self.post(wire(message)?).await
     }
 
     async fn publish_batch(&self, messages: &[OutboundMessage]) -> Result<()> {
         for m in messages {
             m.validate(relayport_core::DEFAULT_MAX_PAYLOAD)?;
         }
-        self.post(json!({"messages": messages.iter().map(wire).collect::<Vec<_>>()}))
-            .await
+        let messages = messages.iter().map(wire).collect::<Result<Vec<_>>>()?;
+        self.post(json!({ "messages": messages })).await
     }
 }
 

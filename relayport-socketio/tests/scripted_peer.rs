@@ -141,7 +141,7 @@ async fn garbage_from_the_server_is_reported_never_dropped_or_fatal() {
             }
             ProviderEvent::Message(m) => {
                 assert_eq!(
-                    (m.event.as_str(), m.data.clone()),
+                    (m.event.as_str(), m.data.as_json().cloned().unwrap()),
                     ("ok", serde_json::json!(1))
                 );
                 break;

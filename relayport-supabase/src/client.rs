@@ -29,14 +29,14 @@ use tracing::{debug, warn};
 
 use relayport_core::{
     AuthRequest, Capabilities, Channel, ChannelAuthorizer, CloseReason, EventSink, OutboundMessage,
-    PresenceMember, PresenceUser, ProviderEvent, RealtimeError, RealtimeProvider, Recovery, Result,
-    Session, SubscribeOptions, Subscribed,
+    Payload, PresenceMember, PresenceUser, ProviderEvent, RealtimeError, RealtimeProvider,
+    Recovery, Result, Session, SubscribeOptions, Subscribed,
 };
 use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 
 use crate::PROVIDER_NAME;
-use crate::dispatch::{Action, ChannelEntry, Dispatcher, JoinState, as_binary};
+use crate::dispatch::{Action, ChannelEntry, Dispatcher, JoinState};
 use crate::errors::{ErrorContext, handshake_error, to_error};
 use crate::frame::{ProtocolVersion, UserPayload, decode_binary, decode_text};
 use crate::join::{ChannelOptions, JoinParams, Reply, parse_join_reply};
@@ -660,6 +660,28 @@ impl Ctx {
     }
 }
 
+/// The broadcast options a join sends for the runtime's echo choice `echo`: the channel's own
+/// `self` wins; without a choice (the provider used directly) nothing changes, so the join is
+/// realtime-js's; echo off with nothing set keeps realtime-js's default
+/// `{"ack":false,"self":false}`.
+fn with_echo(
+    broadcast: Option<crate::join::BroadcastOptions>,
+    echo: Option<bool>,
+) -> Option<crate::join::BroadcastOptions> {
+    match (broadcast, echo) {
+        (Some(mut b), Some(echo)) => {
+            b.self_broadcast.get_or_insert(echo);
+            Some(b)
+        }
+        (None, Some(true)) => Some(crate::join::BroadcastOptions {
+            self_broadcast: Some(true),
+            ack: Some(false),
+            replay: None,
+        }),
+        (b, _) => b,
+    }
+}
+
 /// The Supabase Realtime provider.
 ///
 /// ```
@@ -683,6 +705,9 @@ pub struct SupabaseProvider {
     rest: Mutex<Option<SupabasePublisher>>,
     connector: Option<Connector>,
     link_config: Option<LinkConfig>,
+    /// The client runtime's echo choice (`set_echo`): sent as `broadcast.self` on every join
+    /// whose channel options do not set `self` themselves.
+    echo: std::sync::OnceLock<bool>,
 }
 
 /// The current link (its reader and writer), and how many links were opened.
@@ -727,6 +752,7 @@ impl SupabaseProvider {
             rest: Mutex::new(None),
             connector: None,
             link_config: None,
+            echo: std::sync::OnceLock::new(),
         }
     }
 
@@ -810,7 +836,7 @@ impl SupabaseProvider {
                 .map(str::to_owned)
         };
         JoinParams {
-            broadcast: opts.broadcast.clone(),
+            broadcast: with_echo(opts.broadcast.clone(), self.echo.get().copied()),
             presence_key: opts
                 .presence_key
                 .clone()
@@ -1022,18 +1048,18 @@ impl SupabaseProvider {
             return match persist {
                 None => relayport_core::Publisher::publish(&rest, message).await,
                 Some(p) => {
-                    let body = match as_binary(&message.data) {
-                        Some(b) => crate::rest::EventBody::Binary(b),
-                        None => crate::rest::EventBody::Json(message.data.clone()),
+                    let body = match &message.data {
+                        Payload::Binary(b) => crate::rest::EventBody::Binary(b.to_vec()),
+                        Payload::Json(v) => crate::rest::EventBody::Json(v.clone()),
                     };
                     rest.send_event(&message.channel, &message.event, body, Some(p))
                         .await
                 }
             };
         };
-        let payload = match as_binary(&message.data) {
-            Some(bytes) => UserPayload::Binary(bytes),
-            None => UserPayload::Json(message.data.clone()),
+        let payload = match &message.data {
+            Payload::Binary(b) => UserPayload::Binary(b.to_vec()),
+            Payload::Json(v) => UserPayload::Json(v.clone()),
         };
         let push = ClientPush::Broadcast {
             event: message.event.clone(),
@@ -1232,7 +1258,16 @@ impl RealtimeProvider for SupabaseProvider {
         caps.client_publish = true;
         caps.wildcards = false;
         caps.max_payload = self.config.max_payload;
+        // Binary broadcasts exist in the 2.0.0 serializer only.
+        caps.binary_payloads = self.config.vsn == ProtocolVersion::V2;
+        caps.echo = relayport_core::Echo::Configurable;
         caps
+    }
+
+    /// Sent as `broadcast.self` on every join from now on (a channel whose options set `self`
+    /// keeps its own choice).
+    fn set_echo(&self, echo: bool) {
+        let _ = self.echo.set(echo);
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
@@ -1471,6 +1506,49 @@ mod tests {
         let p = SupabaseProvider::new(c);
         let shown = format!("{p:?} {:?}", p.access_token_handle());
         assert!(!shown.contains("anon-key-value") && !shown.contains("user-jwt-value"));
+    }
+
+    #[test]
+    fn the_runtimes_echo_choice_becomes_broadcast_self_unless_the_channel_sets_it() {
+        use relayport_core::RealtimeProvider;
+        let cfg = || SupabaseConfig::new("https://abc.supabase.co", "anon");
+        let room = Channel::public("room");
+        let none = SubscribeOptions::default();
+        let direct = SupabaseProvider::new(cfg()).join_params(&room, &none);
+        assert!(
+            direct
+                .payload_json()
+                .contains(r#""broadcast":{"ack":false,"self":false}"#)
+        );
+        let on = SupabaseProvider::new(cfg());
+        on.set_echo(true);
+        let json = on.join_params(&room, &none).payload_json();
+        assert!(
+            json.contains(r#""broadcast":{"self":true,"ack":false}"#),
+            "{json}"
+        );
+        let off = SupabaseProvider::new(cfg());
+        off.set_echo(false);
+        assert_eq!(
+            off.join_params(&room, &none).payload_json(),
+            direct.payload_json()
+        );
+        // A channel that sets `self` keeps it.
+        let opts = ChannelOptions {
+            broadcast: Some(crate::join::BroadcastOptions {
+                self_broadcast: Some(false),
+                ack: Some(true),
+                replay: None,
+            }),
+            ..Default::default()
+        };
+        let own = SupabaseProvider::new(cfg()).with_channel_options(room.clone(), opts);
+        own.set_echo(true);
+        let json = own.join_params(&room, &none).payload_json();
+        assert!(
+            json.contains(r#""broadcast":{"self":false,"ack":true}"#),
+            "{json}"
+        );
     }
 
     #[test]

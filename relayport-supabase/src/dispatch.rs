@@ -4,11 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use relayport_core::{Channel, CloseReason, Message, RealtimeError};
+use relayport_core::{Channel, CloseReason, Message, Payload, RealtimeError};
 
 use crate::errors::{ErrorContext, to_error};
 use crate::frame::{Body, ServerFrame, UserPayload};
@@ -17,27 +15,9 @@ use crate::postgres::change_message;
 use crate::presence::{PresenceState, PresenceUpdate};
 use crate::system::SystemEvent;
 
-/// The key of the object that carries a binary user payload inside a JSON [`Message`] (and
-/// that marks an outgoing payload as binary): `{"__binary_base64": "<standard base64>"}`.
-pub const BINARY_KEY: &str = "__binary_base64";
-
 /// The event name of the server's `system` frames (typed as [`SystemEvent`]s, never
 /// delivered as messages: a user broadcast may be named `system` too).
 pub const SYSTEM_EVENT: &str = "system";
-
-/// Wraps bytes as `{"__binary_base64": …}`.
-pub fn binary_value(bytes: &[u8]) -> Value {
-    json!({ BINARY_KEY: STANDARD.encode(bytes) })
-}
-
-/// The bytes of a `{"__binary_base64": …}` value; `None` for any other value.
-pub fn as_binary(value: &Value) -> Option<Vec<u8>> {
-    let obj = value.as_object()?;
-    if obj.len() != 1 {
-        return None;
-    }
-    STANDARD.decode(obj.get(BINARY_KEY)?.as_str()?).ok()
-}
 
 /// Where a channel's join stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,8 +209,8 @@ impl Dispatcher {
                 },
             ) => {
                 let data = match payload {
-                    UserPayload::Json(v) => v,
-                    UserPayload::Binary(b) => binary_value(&b),
+                    UserPayload::Json(v) => Payload::Json(v),
+                    UserPayload::Binary(b) => Payload::from(b),
                 };
                 let mut m = Message::new(channel, user_event, data);
                 m.id = meta_id(metadata.as_ref());
@@ -354,11 +334,7 @@ impl Dispatcher {
                 }]
             }
             (event, Body::Binary(data)) => {
-                vec![Action::Message(Message::new(
-                    channel,
-                    event,
-                    binary_value(&data),
-                ))]
+                vec![Action::Message(Message::new(channel, event, data))]
             }
             (event, _) => vec![Action::Ignored(format!(
                 "unexpected `{event}` on `{}`",
@@ -536,7 +512,7 @@ mod tests {
                 ref_: "9".into(),
                 reply: Reply {
                     status: "ok".into(),
-                    response: json!({})
+                    response: serde_json::json!({})
                 }
             }]
         );
@@ -549,7 +525,7 @@ mod tests {
             panic!("{actions:?}")
         };
         assert_eq!(m.event, "ping");
-        assert_eq!(as_binary(&m.data), Some(vec![0xde, 0xad]));
+        assert_eq!(m.data.as_bytes(), Some(&[0xde, 0xad][..]));
         // kind 0 with a stale join_ref is dropped
         let mut push = vec![0, 1, 14, 4];
         push.extend_from_slice(b"5realtime:room1ping");
@@ -557,14 +533,5 @@ mod tests {
             d.handle(decode_binary(&push).unwrap()).as_slice(),
             [Action::Ignored(_)]
         ));
-    }
-
-    #[test]
-    fn binary_wrapper_round_trips() {
-        let v = binary_value(&[1, 2, 0xff]);
-        assert_eq!(as_binary(&v), Some(vec![1, 2, 0xff]));
-        assert_eq!(as_binary(&json!({BINARY_KEY: "!!"})), None);
-        assert_eq!(as_binary(&json!({BINARY_KEY: "AQ==", "x": 1})), None);
-        assert_eq!(as_binary(&json!({"x": 1})), None);
     }
 }

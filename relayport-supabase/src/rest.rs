@@ -15,7 +15,6 @@ use serde_json::Value;
 use relayport_core::transport::LinkConfig;
 use relayport_core::{Channel, OutboundMessage, Publisher, RealtimeError, Result};
 
-use crate::dispatch::as_binary;
 use crate::errors::rest_error;
 use crate::topic::{check_channel, is_private_with, rest_topic};
 
@@ -256,16 +255,16 @@ impl SupabasePublisher {
         };
         for m in messages {
             self.check(m)?;
-            if !m.data.is_object() || as_binary(&m.data).is_some() {
+            let Some(payload) = m.data.as_json().filter(|v| v.is_object()) else {
                 return Err(RealtimeError::Protocol(format!(
                     "REST batch payloads must be JSON objects (event `{}`)",
                     m.event
                 )));
-            }
+            };
             batch.messages.push(RestMessage {
                 topic: rest_topic(&m.channel),
                 event: &m.event,
-                payload: &m.data,
+                payload,
                 private: is_private_with(&m.channel, self.presence_private),
                 id: m.id.as_deref(),
             });
@@ -276,10 +275,11 @@ impl SupabasePublisher {
 
 #[async_trait]
 impl Publisher for SupabasePublisher {
-    /// One message: a binary payload (`{"__binary_base64": …}`) goes to the single-event
-    /// endpoint as `application/octet-stream`; anything else to the batch endpoint.
+    /// One message: a binary payload goes to the single-event endpoint as
+    /// `application/octet-stream`; anything else to the batch endpoint.
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
-        if let Some(bytes) = as_binary(&message.data) {
+        if let Some(bytes) = message.data.as_bytes() {
+            let bytes = bytes.to_vec();
             self.check(message)?;
             return self
                 .send_event(

@@ -343,7 +343,7 @@ async fn payload_and_header_limits_at_and_past() {
     let frames = server.await.expect("server");
     assert_eq!(
         frames[0].payload,
-        relayport_supabase::frame::UserPayload::Json(at.data)
+        relayport_supabase::frame::UserPayload::Json(at.data.into_json().unwrap())
     );
     assert_eq!(frames[1].user_event.len(), 255);
 }
@@ -446,7 +446,11 @@ async fn realtime_client_end_to_end_presence_and_messages() {
         .expect("message in time")
         .expect("message");
     assert_eq!(
-        (m.event.as_str(), m.data.clone(), m.id.as_deref()),
+        (
+            m.event.as_str(),
+            m.data.as_json().cloned().unwrap(),
+            m.id.as_deref()
+        ),
         ("chat", json!({"text": "hi"}), Some("m1"))
     );
     let (join, track, mut ws) = server.await.expect("server");

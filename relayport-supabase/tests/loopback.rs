@@ -16,7 +16,6 @@ use relayport_core::{
     Channel, ErrorKind, EventSink, OutboundMessage, ProviderEvent, RealtimeError, RealtimeProvider,
     Reconnect, SubscribeOptions,
 };
-use relayport_supabase::dispatch::binary_value;
 use relayport_supabase::errors::{ErrorContext, to_error};
 use relayport_supabase::frame::UserPayload;
 use relayport_supabase::join::Reply;
@@ -226,8 +225,8 @@ async fn replay(name: &str, mode: Mode) -> Vec<ProviderEvent> {
                     metadata,
                 } => {
                     let data = match payload {
-                        UserPayload::Json(v) => v,
-                        UserPayload::Binary(b) => binary_value(&b),
+                        UserPayload::Json(v) => relayport_core::Payload::Json(v),
+                        UserPayload::Binary(b) => relayport_core::Payload::from(b),
                     };
                     let persist = metadata.map(|m| match &m["persist"] {
                         Value::Bool(true) => Persist::Forever,

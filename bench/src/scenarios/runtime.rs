@@ -129,7 +129,9 @@ const CHANNEL: &str = "rt";
 
 /// Records a message received through the provider or the client.
 fn record(ctx: &RecvCtx, seen: &mut wsclient::SeenWindow, m: &Message) {
-    let Some(s) = m.data.as_str() else { return };
+    let Some(s) = m.data.as_json().and_then(serde_json::Value::as_str) else {
+        return;
+    };
     let Some((t, seq)) = payload::parse(s.as_bytes()) else {
         return;
     };

@@ -203,6 +203,7 @@ pub async fn run(cfg: &StormConfig) -> Result<StormResult> {
             while !stop_pub.is_cancelled() {
                 tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
                 let m = broker.publish(Publication {
+                    encoding: None,
                     channel: channel.clone(),
                     event: "e".into(),
                     data: serde_json::Value::String(payload::make(i, 32)),

@@ -81,7 +81,7 @@ fn client(
 
 async fn next_data(what: &str, sub: &mut Subscription) -> Value {
     match tokio::time::timeout(WAIT, sub.recv()).await {
-        Ok(Some(m)) => m.data,
+        Ok(Some(m)) => m.data.into_json().unwrap(),
         Ok(None) => panic!("{what}: the subscription ended"),
         Err(_) => panic!("{what}: nothing within {WAIT:?}"),
     }

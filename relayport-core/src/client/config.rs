@@ -47,6 +47,10 @@ pub struct ClientConfig {
     pub client_id: Option<String>,
     /// Seed for the reconnect jitter; random when `None`. Set it to make a schedule repeatable.
     pub jitter_seed: Option<u64>,
+    /// Whether this client receives its own publishes on channels it subscribes (default
+    /// `true`, on every provider: the runtime drops them or loops them back where the server
+    /// does otherwise; see [`Echo`](crate::Echo)).
+    pub echo: bool,
 }
 
 impl Default for ClientConfig {
@@ -66,6 +70,7 @@ impl Default for ClientConfig {
             subscriber_buffer: 1024,
             client_id: None,
             jitter_seed: None,
+            echo: true,
         }
     }
 }

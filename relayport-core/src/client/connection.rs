@@ -137,6 +137,7 @@ impl Actor {
             .heartbeat_interval
             .unwrap_or(self.cfg.heartbeat_interval);
         self.next_ping = Some(Instant::now() + interval);
+        self.own_ids.push(&session.connection_id);
         self.session = Some(session);
         self.set_state(ConnectionState::Connected);
         for w in self.connect_waiters.drain(..) {

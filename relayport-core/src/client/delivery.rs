@@ -43,6 +43,10 @@ impl Actor {
     /// Delivers a message to every listener whose channel or pattern matches, once: a message
     /// at or before the last position seen on its channel is a duplicate and is skipped.
     pub(super) fn deliver(&mut self, message: Message) {
+        if self.is_unwanted_echo(&message) {
+            debug!(channel = %message.channel, "own publish not delivered (echo off)");
+            return;
+        }
         if let Some(pos) = &message.position {
             match self.positions.get_mut(&message.channel) {
                 Some(last) if pos.is_at_or_before(last) => {

@@ -26,6 +26,7 @@ use crate::channel::Channel;
 use crate::client::channels::{ChannelEntry, Settled};
 use crate::client::command::{Command, PendingPublish};
 use crate::client::config::ClientConfig;
+use crate::client::echo::OwnIds;
 use crate::client::ops::{Completion, Done, Pending};
 use crate::error::RealtimeError;
 use crate::message::{Message, Position};
@@ -102,6 +103,8 @@ pub(crate) struct Actor {
     /// applied in this order whatever order they complete in.
     pub(super) resubscribing: VecDeque<Channel>,
     pub(super) settled: HashMap<Channel, Settled>,
+    /// This client's recent connection ids, to recognise its own publishes (echo).
+    pub(super) own_ids: OwnIds,
 }
 
 /// The most provider events handled per wake-up of the actor.
@@ -163,6 +166,7 @@ impl Actor {
             recovering: HashMap::new(),
             resubscribing: VecDeque::new(),
             settled: HashMap::new(),
+            own_ids: OwnIds::default(),
         }
     }
 

@@ -8,6 +8,7 @@ mod config;
 mod connection;
 mod delivery;
 mod driver;
+mod echo;
 mod heartbeat;
 mod ops;
 mod presence;
@@ -31,6 +32,7 @@ use crate::channel::{ChannelKind, IntoChannel};
 use crate::error::{RealtimeError, Result};
 use crate::history::{History, HistoryQuery};
 use crate::message::{EventType, OutboundMessage};
+use crate::payload::Payload;
 use crate::policy::backoff::Backoff;
 use crate::policy::throttle::RateLimit;
 use crate::policy::typing::TypingPolicy;
@@ -119,6 +121,26 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether this client receives its own publishes (default `true`, the same on every
+    /// provider). With `false` a subscriber sees only what others publish, as Pusher's client
+    /// events and Supabase's default broadcast behave; with `true` it sees its own too, as Ably
+    /// and the self-hosted server behave. Where the server cannot be told, the runtime filters
+    /// (by [`Message::sender`](crate::Message::sender)) or delivers a local copy once the
+    /// publish is accepted ([`Echo`](crate::Echo)).
+    ///
+    /// ```
+    /// # use relayport_core::testing::ScriptedProvider;
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # let (provider, _script) = ScriptedProvider::new();
+    /// let client = relayport_core::RealtimeClient::builder(provider).echo(false).build();
+    /// assert!(!client.echo());
+    /// # }
+    /// ```
+    pub fn echo(mut self, echo: bool) -> Self {
+        self.config.echo = echo;
+        self
+    }
+
     /// A fixed seed for the reconnect jitter (repeatable schedules in tests).
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.config.jitter_seed = Some(seed);
@@ -131,6 +153,9 @@ impl ClientBuilder {
     /// Outside a tokio runtime.
     pub fn build(self) -> RealtimeClient {
         let capabilities = self.provider.capabilities();
+        if capabilities.echo == crate::provider::Echo::Configurable {
+            self.provider.set_echo(self.config.echo);
+        }
         let provider_name = self.provider.name();
         let max_payload = Arc::new(AtomicUsize::new(
             self.config
@@ -165,6 +190,7 @@ impl ClientBuilder {
                 next_listener: AtomicU64::new(1),
                 max_payload,
                 subscriber_buffer: self.config.subscriber_buffer.max(1),
+                echo: self.config.echo,
                 request_timeout: self.config.request_timeout,
                 capabilities,
                 provider_name,
@@ -183,6 +209,7 @@ struct Shared {
     next_listener: AtomicU64,
     max_payload: Arc<AtomicUsize>,
     subscriber_buffer: usize,
+    echo: bool,
     request_timeout: Duration,
     capabilities: Capabilities,
     provider_name: &'static str,
@@ -270,6 +297,11 @@ impl RealtimeClient {
     /// What the provider can do.
     pub fn capabilities(&self) -> &Capabilities {
         &self.shared.capabilities
+    }
+
+    /// Whether this client receives its own publishes ([`ClientBuilder::echo`]).
+    pub fn echo(&self) -> bool {
+        self.shared.echo
     }
 
     /// Connects, or waits for the connection under way. Resolves with the outcome of the next
@@ -474,11 +506,24 @@ impl RealtimeClient {
         &self,
         channel: impl IntoChannel,
         event: &str,
-        data: Value,
+        data: impl Into<Payload>,
     ) -> Result<OutboundMessage> {
         let message = OutboundMessage::new(channel.into_channel()?, event, data);
-        message.validate(self.shared.max_payload.load(Ordering::Relaxed))?;
+        self.admit(&message)?;
         Ok(message)
+    }
+
+    /// Refuses at once what could never be sent: an oversized payload, a bad event name, bytes
+    /// on a provider that carries only JSON.
+    fn admit(&self, message: &OutboundMessage) -> Result<()> {
+        message.validate(self.shared.max_payload.load(Ordering::Relaxed))?;
+        if message.data.is_binary() && !self.shared.capabilities.binary_payloads {
+            return Err(RealtimeError::Unsupported(format!(
+                "binary payloads ({} carries JSON only)",
+                self.shared.provider_name
+            )));
+        }
+        Ok(())
     }
 
     /// Publishes an event; resolves when the provider accepted it.
@@ -487,14 +532,19 @@ impl RealtimeClient {
     /// if newer publishes evict it, this resolves with `Evicted`. Publishes per channel are
     /// throttled (10/s by default) and wait their turn in order. A payload over the limit is
     /// refused at once with `PayloadTooLarge`.
-    pub async fn publish(&self, channel: impl IntoChannel, event: &str, data: Value) -> Result<()> {
+    pub async fn publish(
+        &self,
+        channel: impl IntoChannel,
+        event: &str,
+        data: impl Into<Payload>,
+    ) -> Result<()> {
         let message = self.checked(channel, event, data)?;
         self.publish_message(message).await
     }
 
     /// Publishes a prepared message; see [`RealtimeClient::publish`].
     pub async fn publish_message(&self, message: OutboundMessage) -> Result<()> {
-        message.validate(self.shared.max_payload.load(Ordering::Relaxed))?;
+        self.admit(&message)?;
         self.ask(|reply| {
             Command::Publish(PendingPublish {
                 message,
@@ -520,7 +570,7 @@ impl RealtimeClient {
         &self,
         channel: impl IntoChannel,
         event: &str,
-        data: Value,
+        data: impl Into<Payload>,
     ) -> Result<()> {
         let message = self.checked(channel, event, data)?;
         self.send(Command::Publish(PendingPublish {

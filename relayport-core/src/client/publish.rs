@@ -37,6 +37,7 @@ impl Actor {
             None if !self.caps.client_publish => Err(RealtimeError::Unsupported(
                 "publishing from a client".into(),
             )),
+
             None => publish
                 .message
                 .validate(self.max_payload.load(Ordering::Relaxed)),
@@ -110,6 +111,7 @@ impl Actor {
         self.publishing.remove(&ticket.1.message.channel);
         match result {
             Ok(()) => {
+                self.loop_back(&ticket.1.message);
                 if let Some(reply) = ticket.1.reply {
                     let _ = reply.send(Ok(()));
                 }

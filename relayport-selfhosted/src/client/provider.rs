@@ -285,6 +285,10 @@ impl RealtimeProvider for SelfHostedProvider {
         caps.client_publish = true;
         caps.wildcards = true;
         caps.max_payload = Limits::default().max_payload;
+        // Bytes travel as base64 with `"encoding": "base64"`.
+        caps.binary_payloads = true;
+        // The server sends every publish to its sender too, with `sender` = the socket id.
+        caps.echo = relayport_core::Echo::ServerEchoes;
         caps
     }
 
@@ -407,6 +411,7 @@ impl RealtimeProvider for SelfHostedProvider {
             payload_size: Some(message.payload_size()),
             limit: Some(limit),
         };
+        let (data, encoding) = message.data.to_wire();
         match self
             .ws()
             .await?
@@ -414,7 +419,8 @@ impl RealtimeProvider for SelfHostedProvider {
                 reference,
                 channel: name.clone(),
                 event: message.event.clone(),
-                data: message.data.clone(),
+                data: data.clone(),
+                encoding: encoding.map(str::to_owned),
             })
             .await?
         {
@@ -491,14 +497,7 @@ impl RealtimeProvider for SelfHostedProvider {
         };
         let messages = messages
             .iter()
-            .map(|m| {
-                m.to_message().ok_or_else(|| {
-                    RealtimeError::Protocol(format!(
-                        "history on an invalid channel `{}`",
-                        m.channel
-                    ))
-                })
-            })
+            .map(|m| m.to_message())
             .collect::<Result<Vec<_>>>()?;
         let next = cursor.map(|cursor| {
             let mut next = query.clone();

@@ -145,18 +145,6 @@ impl SelfHostedPublisher {
         self
     }
 
-    fn body(message: &OutboundMessage) -> Value {
-        let mut body = json!({
-            "channel": message.channel.to_string(),
-            "event": message.event,
-            "data": message.data,
-        });
-        if let Some(socket_id) = &message.exclude_socket_id {
-            body["socket_id"] = json!(socket_id);
-        }
-        body
-    }
-
     async fn post(&self, body: &Value, ctx: CodeContext<'_>) -> Result<()> {
         let url = endpoint(&self.base, "publish")?;
         let send = self
@@ -187,7 +175,8 @@ impl Publisher for SelfHostedPublisher {
             payload_size: Some(message.payload_size()),
             limit: Some(self.max_payload),
         };
-        self.post(&Self::body(message), ctx).await
+        self.post(&crate::protocol::publish_body(message), ctx)
+            .await
     }
 
     async fn publish_batch(&self, messages: &[OutboundMessage]) -> Result<()> {
@@ -197,7 +186,7 @@ impl Publisher for SelfHostedPublisher {
         for m in messages {
             m.validate(self.max_payload)?;
         }
-        let batch: Vec<Value> = messages.iter().map(Self::body).collect();
+        let batch: Vec<Value> = messages.iter().map(crate::protocol::publish_body).collect();
         let ctx = CodeContext {
             limit: Some(self.max_payload),
             ..CodeContext::default()

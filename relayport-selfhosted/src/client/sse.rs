@@ -17,7 +17,7 @@ use relayport_core::{
     Channel, ChannelKind, CloseReason, EventSink, OutboundMessage, Position, RealtimeError,
     Recovery, Result, SubscribeOptions, Subscribed,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::debug;
@@ -171,7 +171,7 @@ impl SseLink {
         };
         let url = endpoint(&self.base, "publish")?;
         let name = message.channel.to_string();
-        let body = json!({"channel": name, "event": message.event, "data": message.data});
+        let body = crate::protocol::publish_body(message);
         let send = self.http.post(url).bearer_auth(token).json(&body).send();
         let response = bounded("publish", wait, async { send.await.map_err(connection) }).await?;
         let ctx = CodeContext {
@@ -315,9 +315,15 @@ impl StreamReader {
                 position,
                 ..
             } => {
-                if let Some(mut m) = snapshot.as_ref().and_then(MessageFrame::to_message) {
-                    m.position = None;
-                    self.sink.message(m);
+                match snapshot.as_ref().map(MessageFrame::to_message) {
+                    Some(Ok(mut m)) => {
+                        m.position = None;
+                        self.sink.message(m);
+                    }
+                    Some(Err(e)) => {
+                        self.sink.error(Some(self.channel.clone()), e);
+                    }
+                    None => {}
                 }
                 let recovery = match (self.since, recovered) {
                     (None, _) => Recovery::NotAttempted,
@@ -370,8 +376,9 @@ impl StreamReader {
     }
 
     fn on_message(&mut self, m: &MessageFrame) -> bool {
-        let Some(message) = m.to_message() else {
-            return self.protocol_error(format!("a message on an invalid channel `{}`", m.channel));
+        let message = match m.to_message() {
+            Ok(message) => message,
+            Err(e) => return self.protocol_error(e.to_string()),
         };
         let alive = self.sink.message(message);
         if let Some((_, target)) = &self.held

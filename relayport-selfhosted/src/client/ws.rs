@@ -254,19 +254,13 @@ fn parse_channel(sink: &EventSink, name: &str) -> Option<Channel> {
 /// the stream, so it neither advances nor is skipped by the core's de-duplication).
 fn emit_message(sink: &EventSink, frame: &MessageFrame, snapshot: bool) -> bool {
     match frame.to_message() {
-        Some(mut message) => {
+        Ok(mut message) => {
             if snapshot {
                 message.position = None;
             }
             sink.message(message)
         }
-        None => sink.error(
-            None,
-            RealtimeError::Protocol(format!(
-                "a message on an invalid channel `{}`",
-                frame.channel
-            )),
-        ),
+        Err(e) => sink.error(None, e),
     }
 }
 

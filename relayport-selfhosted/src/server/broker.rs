@@ -89,14 +89,39 @@ pub struct Publication {
     pub channel: Channel,
     /// The event name.
     pub event: String,
-    /// The payload.
+    /// The payload (base64 text when `encoding` is `base64`).
     pub data: Value,
+    /// `base64` for a binary payload (checked on the way in); `None` for JSON.
+    pub encoding: Option<String>,
     /// The publishing connection's socket id (client publishes).
     pub sender: Option<String>,
     /// A socket id that must not receive it.
     pub exclude: Option<String>,
     /// Store it as the channel's snapshot.
     pub retain: bool,
+}
+
+/// Checks a published payload as it arrived (`data` with its `encoding`) against
+/// `max_payload`, counted as the payload's own size (the JSON text, or the decoded bytes), the
+/// way clients count it. The error is `(code, message)` for an error frame or response.
+pub fn check_payload(
+    data: &Value,
+    encoding: Option<&str>,
+    max_payload: usize,
+) -> Result<(), (&'static str, String)> {
+    let size = match encoding {
+        None => serde_json::to_vec(data).map_or(usize::MAX, |v| v.len()),
+        Some(_) => relayport_core::Payload::from_wire(data.clone(), encoding)
+            .map_err(|e| (code::MALFORMED, e.to_string()))?
+            .size(),
+    };
+    if size > max_payload {
+        return Err((
+            code::PAYLOAD_TOO_LARGE,
+            format!("limit max_payload: payloads are at most {max_payload} bytes (got {size})"),
+        ));
+    }
+    Ok(())
 }
 
 /// A connection's registration: its id, socket id, queue and kick signal.
@@ -959,6 +984,7 @@ impl Broker {
             channel: key.clone(),
             event: p.event,
             data: p.data,
+            encoding: p.encoding,
             id: format!("{epoch}-{seq}"),
             seq,
             epoch,
@@ -1064,6 +1090,7 @@ impl Broker {
             channel: key,
             event,
             data,
+            encoding: None,
             id: format!("snapshot-{epoch}-{seq}"),
             seq,
             epoch,
@@ -1316,6 +1343,7 @@ mod tests {
 
     fn publication(c: &str, data: Value) -> Publication {
         Publication {
+            encoding: None,
             channel: ch(c),
             event: "e".into(),
             data,
@@ -1553,6 +1581,7 @@ mod tests {
         )
         .unwrap();
         let remote_msg = |seq: u64| MessageFrame {
+            encoding: None,
             channel: "feed.a".into(),
             event: "e".into(),
             data: json!(seq),

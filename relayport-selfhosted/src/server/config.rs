@@ -26,6 +26,7 @@ pub struct ServerConfig {
     /// The `Access-Control-Allow-Origin` for browsers; `None` disables CORS headers, `*` any.
     pub cors_origin: Option<String>,
     /// The largest WebSocket text frame read and answered; bigger ones get `frame_too_large`.
+    /// Default [`frame_size_for`]`(limits.max_payload)`.
     pub max_frame_size: usize,
     /// The largest batch of `POST /publish`.
     pub max_batch: usize,
@@ -120,7 +121,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(75),
             allow_public_publish: false,
             cors_origin: None,
-            max_frame_size: limits.max_payload + 16 * 1024,
+            max_frame_size: frame_size_for(limits.max_payload),
             max_batch: 100,
             rate_window: Duration::from_secs(60),
             ws_read_buffer: 1024,
@@ -144,4 +145,13 @@ impl Default for ServerConfig {
             pusher_apps: Vec::new(),
         }
     }
+}
+
+/// The default frame limit for a payload limit: one maximal payload as base64 (a binary
+/// payload travels as base64 text, 4/3 of its size) plus 16 KiB for the frame around it.
+pub fn frame_size_for(max_payload: usize) -> usize {
+    max_payload
+        .div_ceil(3)
+        .saturating_mul(4)
+        .saturating_add(16 * 1024)
 }

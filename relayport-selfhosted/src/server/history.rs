@@ -252,6 +252,7 @@ mod tests {
     fn frame(stream: &mut Stream) -> Arc<MessageFrame> {
         let seq = stream.next_seq();
         Arc::new(MessageFrame {
+            encoding: None,
             channel: "c".into(),
             event: "e".into(),
             data: json!(seq),
@@ -347,6 +348,7 @@ mod tests {
 
     fn remote(epoch: &str, seq: u64) -> MessageFrame {
         MessageFrame {
+            encoding: None,
             channel: "c".into(),
             event: "e".into(),
             data: json!(seq),

@@ -24,7 +24,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use super::AppState;
 use super::auth::bearer_matches;
-use super::broker::Publication;
+use super::broker::{Publication, check_payload};
 use crate::protocol::{MessageFrame, code};
 
 /// An error response: `{"error": {"code": …, "message": …}}`.
@@ -191,6 +191,9 @@ struct PublishRequest {
     channel: String,
     event: String,
     data: Value,
+    /// `base64` for a binary payload.
+    #[serde(default)]
+    encoding: Option<String>,
     #[serde(default)]
     socket_id: Option<String>,
     #[serde(default)]
@@ -220,22 +223,20 @@ fn validate(app: &AppState, i: usize, v: Value) -> Result<Publication, ApiError>
         ));
         return Err(ApiError(StatusCode::BAD_REQUEST, code::MALFORMED, msg));
     }
-    let size = serde_json::to_vec(&req.data).map_or(usize::MAX, |v| v.len());
     let max = app.config.limits.max_payload;
-    if size > max {
-        let msg = at(format!(
-            "limit max_payload: payloads are at most {max} bytes (got {size})"
-        ));
-        return Err(ApiError(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            code::PAYLOAD_TOO_LARGE,
-            msg,
-        ));
+    if let Err((code, msg)) = check_payload(&req.data, req.encoding.as_deref(), max) {
+        let status = if code == code::PAYLOAD_TOO_LARGE {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        return Err(ApiError(status, code, at(msg)));
     }
     Ok(Publication {
         channel,
         event: req.event,
         data: req.data,
+        encoding: req.encoding,
         sender: None,
         exclude: req.socket_id,
         retain: req.retain,

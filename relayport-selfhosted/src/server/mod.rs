@@ -223,7 +223,8 @@ impl ServerBuilder {
         self
     }
 
-    /// The largest WebSocket frame answered (default: payload limit + 16 KiB).
+    /// The largest WebSocket frame answered (default: a maximal payload as base64 + 16 KiB,
+    /// [`frame_size_for`](config::frame_size_for)).
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.config.max_frame_size = bytes;
         self.max_frame_set = true;
@@ -331,7 +332,7 @@ impl ServerBuilder {
     pub fn build_config(&self) -> ServerConfig {
         let mut config = self.config.clone();
         if !self.max_frame_set {
-            config.max_frame_size = config.limits.max_payload + 16 * 1024;
+            config.max_frame_size = config::frame_size_for(config.limits.max_payload);
         }
         if config.ws_max_write_buffer <= config.ws_write_buffer {
             config.ws_max_write_buffer = config.ws_write_buffer * 2;

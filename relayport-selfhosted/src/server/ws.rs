@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::auth::verify_subscription;
-use super::broker::{Publication, Refusal, SubscribeOptions};
+use super::broker::{Publication, Refusal, SubscribeOptions, check_payload};
 use super::connection::{Encoded, Kick, Outbound};
 use super::presence::ConnId;
 use super::ratelimit::RateLimiter;
@@ -522,7 +522,8 @@ impl Session {
                 channel: name,
                 event,
                 data,
-            } => self.publish(reference, name, event, data).await,
+                encoding,
+            } => self.publish(reference, name, event, data, encoding).await,
             ClientFrame::PresenceEnter {
                 reference,
                 channel: name,
@@ -599,6 +600,7 @@ impl Session {
         name: String,
         event: String,
         data: Value,
+        encoding: Option<String>,
     ) {
         let Some(channel) = self.parse_channel(&reference, &name) else {
             return;
@@ -632,11 +634,9 @@ impl Session {
             let msg = format!("event names are 1 to {MAX_EVENT_NAME_LEN} bytes long");
             return self.error(reference, code::MALFORMED, &msg, Some(&name));
         }
-        let size = serde_json::to_vec(&data).map_or(usize::MAX, |v| v.len());
         let max = self.app.config.limits.max_payload;
-        if size > max {
-            let msg = format!("limit max_payload: payloads are at most {max} bytes (got {size})");
-            return self.error(reference, code::PAYLOAD_TOO_LARGE, &msg, Some(&name));
+        if let Err((code, msg)) = check_payload(&data, encoding.as_deref(), max) {
+            return self.error(reference, code, &msg, Some(&name));
         }
         if !self.limiter.try_acquire() {
             let per = self.app.config.limits.publishes_per_minute;
@@ -647,6 +647,7 @@ impl Session {
             channel,
             event,
             data,
+            encoding,
             sender: Some(self.socket_id.clone()),
             exclude: None,
             retain: false,

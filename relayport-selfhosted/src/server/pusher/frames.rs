@@ -231,6 +231,7 @@ mod tests {
 
     fn message(channel: &str, event: &str, data: Value, sender: Option<&str>) -> ServerFrame {
         ServerFrame::Message(MessageFrame {
+            encoding: None,
             channel: channel.into(),
             event: event.into(),
             data,

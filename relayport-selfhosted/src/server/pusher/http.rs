@@ -247,6 +247,7 @@ async fn publish(state: &AppState, app: &AppRuntime, e: Event) -> Result<Map<Str
                     channel: native.clone(),
                     event: e.name.clone(),
                     data: payload.clone(),
+                    encoding: None,
                     sender: None,
                     exclude: e.exclude.clone(),
                     retain: false,

@@ -165,6 +165,7 @@ mod tests {
         assert!(one.native && !two.native);
         // A publish into app 2 lands in its own broker, never in the native one.
         two.broker.publish(super::super::Publication {
+            encoding: None,
             channel: Channel::parse("nobody").unwrap(),
             event: "e".into(),
             data: json!(1),

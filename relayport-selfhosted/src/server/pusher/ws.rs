@@ -693,6 +693,7 @@ impl Session {
             channel: native,
             event: event.clone(),
             data: data.clone(),
+            encoding: None,
             sender: Some(self.socket_id.clone()),
             exclude: Some(self.socket_id.clone()),
             retain: false,
