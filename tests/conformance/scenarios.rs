@@ -89,10 +89,42 @@ fn e<E: fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
 }
 
 fn trusted(peer: &dyn Peer, client_id: &str) -> Result<RealtimeClient, String> {
+    trusted_with(peer, client_id, |b| b)
+}
+
+/// [`trusted`], with the builder adjusted by `configure`.
+fn trusted_with(
+    peer: &dyn Peer,
+    client_id: &str,
+    configure: impl FnOnce(relayport::ClientBuilder) -> relayport::ClientBuilder,
+) -> Result<RealtimeClient, String> {
     let cfg = peer.config().with_client_id(client_id);
-    Ok(relayport::trusted_client_builder(&cfg)
-        .map_err(e("client"))?
-        .build())
+    Ok(configure(relayport::trusted_client_builder(&cfg).map_err(e("client"))?).build())
+}
+
+/// A channel this provider's clients may publish on: public where allowed, else private.
+fn client_channel(client: &RealtimeClient, name: &str) -> Option<String> {
+    let caps = client.capabilities();
+    if !caps.client_publish {
+        None
+    } else if caps.client_publish_on(relayport::ChannelKind::Public) {
+        Some(name.to_owned())
+    } else {
+        Some(format!("private:{name}"))
+    }
+}
+
+/// Collects messages until one named `last` arrives; their event names, in order.
+async fn events_until(sub: &mut Subscription, last: &str) -> Result<Vec<String>, String> {
+    let mut events = Vec::new();
+    loop {
+        let m = next(&format!("the events up to `{last}`"), sub).await?;
+        let done = m.event == last;
+        events.push(m.event);
+        if done {
+            return Ok(events);
+        }
+    }
 }
 
 fn publisher(peer: &dyn Peer) -> Result<Box<dyn Publisher>, String> {
@@ -531,6 +563,129 @@ async fn subscribe_with_options(peer: &mut dyn Peer) -> Outcome {
     Ok(Verdict::Passed)
 }
 
+/// Echo, the same on every provider: a client with `echo(false)` never receives its own
+/// publishes, one with `echo(true)` (the default) receives them exactly once, whatever the
+/// server does by itself. Event names start with `client-`, as Pusher requires of client
+/// events.
+async fn echo(peer: &mut dyn Peer) -> Outcome {
+    let quiet = trusted_with(peer, "quiet", |b| b.echo(false))?;
+    let Some(channel) = client_channel(&quiet, "conf-echo") else {
+        quiet.close().await;
+        return Ok(Verdict::Skipped(
+            "capabilities().client_publish is false: clients cannot publish".into(),
+        ));
+    };
+    let loud = trusted_with(peer, "loud", |b| b.echo(true))?;
+    let run = async {
+        // Loud first: on sockudo a subscription confirmed a moment ago may not see a client
+        // event yet, and loud's must see quiet's, which comes first.
+        let mut on_loud = loud
+            .subscribe(channel.as_str())
+            .await
+            .map_err(e("subscribe"))?;
+        let mut on_quiet = quiet
+            .subscribe(channel.as_str())
+            .await
+            .map_err(e("subscribe"))?;
+        let publish = |c: &RealtimeClient, event: &'static str, n: u32| {
+            let c = c.clone();
+            let channel = channel.clone();
+            async move {
+                within(event, c.publish(channel.as_str(), event, json!({"n": n})))
+                    .await?
+                    .map_err(e(event))
+            }
+        };
+        // Both subscriptions are live end to end before the real publishes: each client has
+        // heard one message on the channel.
+        publish(&loud, "client-ready", 0).await?;
+        events_until(&mut on_quiet, "client-ready").await?;
+        events_until(&mut on_loud, "client-ready").await?;
+        publish(&quiet, "client-from-quiet", 1).await?;
+        publish(&loud, "client-from-loud", 2).await?;
+        publish(&loud, "client-end", 3).await?;
+        let quiet_saw = events_until(&mut on_quiet, "client-end").await?;
+        if quiet_saw != ["client-from-loud", "client-end"] {
+            return Err(format!("echo(false) client received {quiet_saw:?}"));
+        }
+        // Loud's own copies may come before quiet's message (Pusher: a local copy as soon as
+        // the client event is written): collect until all three are in, then no repeats.
+        let want = ["client-end", "client-from-loud", "client-from-quiet"];
+        let mut loud_saw: Vec<String> = Vec::new();
+        while !want.iter().all(|w| loud_saw.iter().any(|s| s == w)) {
+            loud_saw.push(next("loud's messages", &mut on_loud).await?.event);
+        }
+        loud_saw.sort();
+        if loud_saw != want {
+            return Err(format!("echo(true) client received {loud_saw:?}"));
+        }
+        Ok(Verdict::Passed)
+    };
+    let outcome = run.await;
+    quiet.close().await;
+    loud.close().await;
+    outcome
+}
+
+/// Bytes arrive as bytes (`Payload::Binary`) from a client and from the server-side publisher
+/// where the provider carries them; elsewhere the client refuses them at once.
+async fn binary_payloads(peer: &mut dyn Peer) -> Outcome {
+    let writer = trusted(peer, "writer")?;
+    let bytes = vec![0u8, 1, 127, 128, 254, 255];
+    if !writer.capabilities().binary_payloads {
+        let refused = writer.publish("conf-bytes", "b", bytes).await;
+        writer.close().await;
+        return match refused {
+            Err(err) if err.kind() == relayport::ErrorKind::Unsupported => Ok(Verdict::Skipped(
+                "capabilities().binary_payloads is false (a binary publish is refused with \
+                 Unsupported, checked)"
+                    .into(),
+            )),
+            other => Err(format!(
+                "a binary publish without the capability gave {other:?}"
+            )),
+        };
+    }
+    let channel = client_channel(&writer, "conf-bytes").unwrap_or_else(|| "conf-bytes".into());
+    let reader = trusted(peer, "reader")?;
+    let run = async {
+        let mut sub = reader
+            .subscribe(channel.as_str())
+            .await
+            .map_err(e("subscribe"))?;
+        if writer.capabilities().client_publish {
+            // Private channels take client publishes from subscribers only.
+            let _joined = writer
+                .subscribe(channel.as_str())
+                .await
+                .map_err(e("subscribe"))?;
+            within(
+                "publish",
+                writer.publish(channel.as_str(), "from-client", bytes.clone()),
+            )
+            .await?
+            .map_err(e("binary publish"))?;
+            let m = next("the client's bytes", &mut sub).await?;
+            if m.event != "from-client" || m.data.as_bytes() != Some(&bytes[..]) {
+                return Err(format!("received {m:?}"));
+            }
+        }
+        let server_side = OutboundMessage::new(ch(&channel), "from-server", bytes.clone());
+        within("publish", publisher(peer)?.publish(&server_side))
+            .await?
+            .map_err(e("server-side binary publish"))?;
+        let m = next("the server-side publisher's bytes", &mut sub).await?;
+        if m.event != "from-server" || m.data.as_bytes() != Some(&bytes[..]) {
+            return Err(format!("received {m:?}"));
+        }
+        Ok(Verdict::Passed)
+    };
+    let outcome = run.await;
+    writer.close().await;
+    reader.close().await;
+    outcome
+}
+
 pub async fn run_all(peer: &mut dyn Peer) -> Report {
     let mut report = Report {
         provider: peer.name(),
@@ -564,5 +719,7 @@ pub async fn run_all(peer: &mut dyn Peer) -> Report {
     scenario!(history_pages);
     scenario!(presence_here);
     scenario!(subscribe_with_options);
+    scenario!(echo);
+    scenario!(binary_payloads);
     report
 }

@@ -54,6 +54,8 @@ pub struct SelfHostedProvider {
     request_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
     publish_token: Option<String>,
+    /// Whether the server takes client publishes on public channels (`allow_public_publish`).
+    public_publishes: bool,
     link_config: LinkConfig,
     /// The current link. WebSocket calls clone their `Arc<WsLink>` and release it before
     /// waiting, so they run alongside each other; `connect`, `disconnect` and the SSE fallback's
@@ -117,6 +119,7 @@ impl SelfHostedProvider {
         Ok(Self {
             base: parse_base(url)?,
             preference: TransportPreference::Auto,
+            public_publishes: false,
             request_timeout: None,
             connect_timeout: None,
             publish_token: None,
@@ -129,6 +132,14 @@ impl SelfHostedProvider {
     /// Which transports to use (default: WebSocket, SSE when the upgrade is refused).
     pub fn with_transport(mut self, preference: TransportPreference) -> Self {
         self.preference = preference;
+        self
+    }
+
+    /// Says that the server takes client publishes on public channels too (it was started with
+    /// `allow_public_publish`); by default clients publish on private and presence channels
+    /// only, and `capabilities().client_publish_on(Public)` is `false`.
+    pub fn with_public_publishes(mut self, allowed: bool) -> Self {
+        self.public_publishes = allowed;
         self
     }
 
@@ -283,6 +294,7 @@ impl RealtimeProvider for SelfHostedProvider {
         caps.history = true;
         caps.history_pages = true;
         caps.client_publish = true;
+        caps.client_publish_public = self.public_publishes;
         caps.wildcards = true;
         caps.max_payload = Limits::default().max_payload;
         // Bytes travel as base64 with `"encoding": "base64"`.
