@@ -122,6 +122,10 @@ pub struct PusherSettings {
     /// `REALTIME_CLIENT_ID` (public).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// `REALTIME_ECHO` (public): whether a client receives its own publishes (default true,
+    /// the same on every provider; see `ClientBuilder::echo`).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 /// Ably settings (`ABLY_*`).
@@ -153,6 +157,10 @@ pub struct AblySettings {
     /// `REALTIME_CLIENT_ID` (public).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// `REALTIME_ECHO` (public): whether a client receives its own publishes (default true,
+    /// the same on every provider; see `ClientBuilder::echo`).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 /// Supabase settings (`SUPABASE_*`).
@@ -201,6 +209,10 @@ pub struct SupabaseSettings {
     /// `REALTIME_CLIENT_ID` (public).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// `REALTIME_ECHO` (public): whether a client receives its own publishes (default true,
+    /// the same on every provider; see `ClientBuilder::echo`).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 /// Self-hosted server settings (`REALTIME_URL`, `REALTIME_SECRET`).
@@ -218,6 +230,10 @@ pub struct SelfHostedSettings {
     /// `REALTIME_CLIENT_ID` (public).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// `REALTIME_ECHO` (public): whether a client receives its own publishes (default true,
+    /// the same on every provider; see `ClientBuilder::echo`).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 /// Socket.IO settings (`SOCKETIO_*`).
@@ -249,6 +265,10 @@ pub struct SocketIoSettings {
     /// `REALTIME_CLIENT_ID` (public).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// `REALTIME_ECHO` (public): whether a client receives its own publishes (default true,
+    /// the same on every provider; see `ClientBuilder::echo`).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 /// Firebase Realtime Database settings (`FIREBASE_*`).
@@ -270,6 +290,10 @@ pub struct FirebaseSettings {
     /// `REALTIME_CLIENT_ID` (public).
     #[serde(default)]
     pub client_id: Option<String>,
+    /// `REALTIME_ECHO` (public): whether a client receives its own publishes (default true,
+    /// the same on every provider; see `ClientBuilder::echo`).
+    #[serde(default)]
+    pub echo: Option<bool>,
 }
 
 /// The provider names `REALTIME_PROVIDER` accepts.
@@ -416,6 +440,33 @@ impl ProviderConfig {
             Self::SocketIo(s) => s.client_id.as_deref(),
             Self::Firebase(f) => f.client_id.as_deref(),
         }
+    }
+
+    /// `REALTIME_ECHO`: whether a client receives its own publishes (`None`: the default,
+    /// `true`).
+    pub fn echo(&self) -> Option<bool> {
+        match self {
+            Self::Pusher(p) => p.echo,
+            Self::Ably(a) => a.echo,
+            Self::Supabase(s) => s.echo,
+            Self::SelfHosted(s) => s.echo,
+            Self::SocketIo(s) => s.echo,
+            Self::Firebase(f) => f.echo,
+        }
+    }
+
+    /// Sets `echo` (builder style).
+    pub fn with_echo(mut self, echo: bool) -> Self {
+        let echo = Some(echo);
+        match &mut self {
+            Self::Pusher(p) => p.echo = echo,
+            Self::Ably(a) => a.echo = echo,
+            Self::Supabase(s) => s.echo = echo,
+            Self::SelfHosted(s) => s.echo = echo,
+            Self::SocketIo(s) => s.echo = echo,
+            Self::Firebase(f) => f.echo = echo,
+        }
+        self
     }
 
     /// Sets the client id (builder style).

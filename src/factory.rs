@@ -130,6 +130,9 @@ fn apply_common(mut builder: ClientBuilder, public: &ProviderConfig) -> ClientBu
     if let Some(id) = public.client_id() {
         builder = builder.client_id(id);
     }
+    if let Some(echo) = public.echo() {
+        builder = builder.echo(echo);
+    }
     if let ProviderConfig::Pusher(p) = public {
         // Pusher carries client events only under `client-…` names; with the client-event
         // prefix on, the provider adds it on send and strips it on receive.

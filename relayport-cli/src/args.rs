@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use relayport::{Channel, ChannelKind, PresenceUser};
+use relayport::{Channel, ChannelKind, Payload, PresenceUser};
 use serde_json::Value;
 
 /// The environment variables and the exit statuses, after the options in `--help`. Names only:
@@ -28,9 +28,11 @@ Provider settings come from --config FILE or from the environment (secrets marke
   selfhosted  REALTIME_URL REALTIME_SECRET*
   socketio    SOCKETIO_URL SOCKETIO_NAMESPACE SOCKETIO_PATH SOCKETIO_AUTH* SOCKETIO_SECRET*
   firebase    FIREBASE_DATABASE_URL FIREBASE_AUTH_TOKEN* FIREBASE_ROOT
-  all         REALTIME_AUTH_ENDPOINT (signs private and presence channels)
+  all         REALTIME_AUTH_ENDPOINT (signs private and presence channels),
+              REALTIME_CLIENT_ID, REALTIME_ECHO (false: not your own publishes)
 
-Output: messages and presence events on stdout, one JSON object per line; connection
+Output: messages and presence events on stdout, one JSON object per line (a binary payload as
+base64 text with \"encoding\": \"base64\"); connection
 states, reconnect reasons and client events on stderr.
 Exit status: 0 done, or interrupted (ctrl-c, SIGTERM) after a clean goodbye; 1 a fatal error
 (one line on stderr), including a subscription the server ended with an error; 2 a usage
@@ -57,6 +59,10 @@ pub(crate) struct Cli {
     /// Pusher: the signed-in user's `user_info`, as JSON (with --user-id).
     #[arg(long, global = true, value_name = "JSON", value_parser = json, requires = "user_id")]
     pub(crate) user_info: Option<Value>,
+    /// Do not receive this client's own publishes (REALTIME_ECHO=false); by default a client
+    /// receives them, on every provider.
+    #[arg(long, global = true)]
+    pub(crate) no_echo: bool,
     /// Pusher: add `client-` to client-event names on send and strip it on receive, as
     /// Laravel Echo's whisper does (PUSHER_CLIENT_EVENT_PREFIX).
     #[arg(long, global = true)]
@@ -147,8 +153,12 @@ pub(crate) enum Command {
         /// The event name.
         event: String,
         /// The payload, as JSON.
-        #[arg(value_parser = json)]
-        data: Value,
+        #[arg(value_parser = json, required_unless_present = "base64")]
+        data: Option<Value>,
+        /// Publish these bytes (standard base64) instead of JSON: a binary payload, on the
+        /// providers that carry one (Ably, Supabase, self-hosted).
+        #[arg(long, value_name = "BASE64", value_parser = base64_bytes, conflicts_with = "data")]
+        base64: Option<Payload>,
         /// Publish through a client connection instead of the backend publisher.
         #[arg(long)]
         client: bool,
@@ -218,6 +228,12 @@ fn presence_channel(text: &str) -> Result<Channel, String> {
 /// A JSON argument.
 fn json(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))
+}
+
+/// Standard base64 text as a binary payload.
+fn base64_bytes(text: &str) -> Result<Payload, String> {
+    Payload::from_wire(Value::String(text.to_owned()), Some("base64"))
+        .map_err(|_| "not valid base64 (standard alphabet, padded)".to_owned())
 }
 
 /// `{"id"|"user_id": …, "info"|"user_info": …}` as a presence user.
@@ -296,7 +312,7 @@ mod tests {
         match cli.command {
             Command::Publish { channel, data, .. } => {
                 assert_eq!(channel, Channel::public("news"));
-                assert_eq!(data, serde_json::json!({"a": 1}));
+                assert_eq!(data, Some(serde_json::json!({"a": 1})));
             }
             other => panic!("{other:?}"),
         }

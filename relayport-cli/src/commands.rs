@@ -26,8 +26,13 @@ pub(crate) async fn run(command: Command, cfg: &ProviderConfig) -> Result<()> {
             channel,
             event,
             data,
+            base64,
             client,
-        } => publish::run(cfg, channel, &event, data, client).await,
+        } => {
+            let payload =
+                base64.unwrap_or_else(|| relayport::Payload::Json(data.unwrap_or_default()));
+            publish::run(cfg, channel, &event, payload, client).await
+        }
         Command::Presence { channel, data } => presence::run(cfg, channel, data).await,
         Command::History {
             channel,

@@ -121,6 +121,11 @@ fn load_config(cli: &Cli, flags: Flags, env: &dyn EnvSource) -> Result<ProviderC
         (Some(id), true) => cfg.with_client_id(id.clone()),
         _ => cfg,
     };
+    let cfg = if cli.no_echo {
+        cfg.with_echo(false)
+    } else {
+        cfg
+    };
     pusher_flags(cli, cfg)
 }
 
@@ -213,6 +218,13 @@ mod tests {
         assert_eq!(p.client_event_prefix, Some(true));
         let err = load(&["--user-id", "alice", "listen", "x"], &env()).unwrap_err();
         assert!(err.to_string().contains("Pusher settings"), "{err}");
+    }
+
+    #[test]
+    fn no_echo_turns_echo_off_for_any_provider() {
+        assert_eq!(load(&["listen", "x"], &env()).unwrap().echo(), None);
+        let cfg = load(&["--no-echo", "listen", "x"], &env()).unwrap();
+        assert_eq!(cfg.echo(), Some(false));
     }
 
     #[test]

@@ -158,6 +158,25 @@ async fn listen_prints_what_publish_sends_then_ctrl_c_leaves_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_base64_sends_bytes_and_listen_prints_them_with_their_encoding() {
+    let srv = server().await;
+    let mut listen = Running::spawn(command(&srv, &["listen", "files"]));
+    listen.stderr_until("subscribed to files").await;
+    let (code, _, err) = run(command(
+        &srv,
+        &["publish", "files", "blob", "--base64", "AP8="],
+    ))
+    .await;
+    assert_eq!(code, Some(0), "{err}");
+    let m = listen.json().await;
+    assert_eq!(
+        (&m["event"], &m["data"], &m["encoding"]),
+        (&json!("blob"), &json!("AP8="), &json!("base64"))
+    );
+    listen.interrupt().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_reports_the_reconnect_on_stderr_and_resubscribes() {
     let srv = server().await;
     let mut listen = Running::spawn(command(&srv, &["listen", "ticker"]));
@@ -330,6 +349,15 @@ async fn usage_errors_exit_2_before_connecting() {
             command(&srv, &["publish", "news", "e", "{not json"]),
             "not valid JSON",
         ),
+        (
+            command(&srv, &["publish", "news", "e", "--base64", "%%%"]),
+            "not valid base64",
+        ),
+        (
+            command(&srv, &["publish", "news", "e", "{}", "--base64", "AQI="]),
+            "cannot be used with",
+        ),
+        (command(&srv, &["publish", "news", "e"]), "required"),
         (
             command(&srv, &["presence", "presence:room", "--data", "[1,"]),
             "not valid JSON",

@@ -146,6 +146,7 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
         optional(env, "REALTIME_AUTH_ENDPOINT"),
     )?;
     let client_id = optional(env, "REALTIME_CLIENT_ID");
+    let echo = flag(env, "REALTIME_ECHO")?;
     match name.trim().to_ascii_lowercase().as_str() {
         "pusher" => {
             let settings = PusherSettings {
@@ -166,6 +167,7 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
                 user_data: json_object(env, "PUSHER_USER_DATA")?.map(serde_json::Value::Object),
                 auth_endpoint,
                 client_id,
+                echo,
             };
             if settings.cluster.is_none() && settings.host.is_none() {
                 return Err(RealtimeError::Config(
@@ -183,6 +185,7 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
             tls: flag(env, "ABLY_TLS")?,
             auth_endpoint,
             client_id,
+            echo,
         })),
         "supabase" => Ok(ProviderConfig::Supabase(SupabaseSettings {
             url: url("SUPABASE_URL", Some(required(env, "SUPABASE_URL")?))?.unwrap_or_default(),
@@ -207,12 +210,14 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
             max_payload: bytes(env, "SUPABASE_MAX_PAYLOAD")?,
             auth_endpoint,
             client_id,
+            echo,
         })),
         "selfhosted" | "self-hosted" => Ok(ProviderConfig::SelfHosted(SelfHostedSettings {
             url: url("REALTIME_URL", Some(required(env, "REALTIME_URL")?))?.unwrap_or_default(),
             secret: secret(env, "REALTIME_SECRET"),
             auth_endpoint,
             client_id,
+            echo,
         })),
         "socketio" | "socket.io" => {
             let auth = optional(env, "SOCKETIO_AUTH");
@@ -232,6 +237,7 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
                 secret: secret(env, "SOCKETIO_SECRET"),
                 auth_endpoint,
                 client_id,
+                echo,
             }))
         }
         "firebase" => Ok(ProviderConfig::Firebase(FirebaseSettings {
@@ -244,6 +250,7 @@ pub(super) fn load(name: &str, env: &dyn EnvSource) -> Result<ProviderConfig> {
             root: optional(env, "FIREBASE_ROOT"),
             auth_endpoint,
             client_id,
+            echo,
         })),
         other => Err(RealtimeError::Config(format!(
             "REALTIME_PROVIDER `{other}` is not one of {}",

@@ -210,6 +210,25 @@ async fn the_auth_endpoint_and_client_id_reach_the_client() {
     client(&c).unwrap().close().await;
 }
 
+#[tokio::test]
+async fn realtime_echo_reaches_every_providers_client() {
+    for name in PROVIDERS {
+        let default = client(&cfg(name, &full_env())).unwrap();
+        assert!(default.echo(), "{name}: echo is on by default");
+        default.close().await;
+        let off = client(&cfg(name, &full_env().set("REALTIME_ECHO", "false"))).unwrap();
+        assert!(!off.echo(), "{name}: REALTIME_ECHO=false");
+        off.close().await;
+    }
+    let bad = ProviderConfig::from_env(
+        &full_env()
+            .set("REALTIME_PROVIDER", "selfhosted")
+            .set("REALTIME_ECHO", "sometimes"),
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("REALTIME_ECHO"), "{bad}");
+}
+
 #[test]
 fn socketio_settings_reach_its_client_publisher_and_authorizer() {
     let env = MapEnv::from([

@@ -1,8 +1,7 @@
-//! `relayport publish <channel> <event> <json> [--client]`
+//! `relayport publish <channel> <event> (<json> | --base64 <bytes>) [--client]`
 
 use relayport::config::ProviderConfig;
-use relayport::{Channel, ChannelKind, OutboundMessage, RealtimeError, Result};
-use serde_json::Value;
+use relayport::{Channel, ChannelKind, OutboundMessage, Payload, RealtimeError, Result};
 
 use super::{client, supervise};
 use crate::output::note;
@@ -11,7 +10,7 @@ pub(super) async fn run(
     cfg: &ProviderConfig,
     ch: Channel,
     event: &str,
-    data: Value,
+    data: Payload,
     through_client: bool,
 ) -> Result<()> {
     let rest = match (through_client, ch.kind()) {
