@@ -8,12 +8,16 @@
 //! |---|---|---|---|
 //! | subscribe | `rp:subscribe` | `{channel, auth?, channel_data?}` | `{ok, position, members?}` |
 //! | unsubscribe | `rp:unsubscribe` | `{channel}` | `{ok}` |
-//! | publish | `rp:publish` | `{channel, event, data}` | `{ok}` |
+//! | publish | `rp:publish` | `{channel, event, data, echo?}` | `{ok}` |
 //! | presence enter / update / leave | `rp:presence:enter` / `:update` / `:leave` | `{channel, data?}` | `{ok}` |
 //! | presence members | `rp:presence:members` | `{channel}` | `{ok, members}` |
 //!
-//! The server sends `rp:message` (`{channel, event, data, id, position, timestamp, sender?}`)
-//! and `rp:presence` (`{channel, action: join|update|leave, member: {id, data}}`). A refusal is
+//! Bytes travel as `data` = a binary attachment's placeholder (`{"_placeholder":true,"num":0}`
+//! and one binary frame); `echo: false` asks the adapter to leave the publisher's own socket
+//! out of the broadcast.
+//!
+//! The server sends `rp:message` (`{channel, event, data, id, position, timestamp, sender?}`,
+//! `data` possibly an attachment, `sender` the publisher's `socket.id`) and `rp:presence` (`{channel, action: join|update|leave, member: {id, data}}`). A refusal is
 //! `{ok: false, error: {code, message}}` with `code` one of `unauthorized`, `forbidden`,
 //! `bad_request`, `internal`. Every name is configurable ([`EventNames`]) so that an app's
 //! existing events (`chat:join`, say) can serve.
