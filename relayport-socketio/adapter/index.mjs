@@ -78,6 +78,19 @@ function refuse(code, message) {
 // The room of a channel: prefixed, so that an application's own rooms never collide.
 const room = (channel) => `rp:${channel}`;
 
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+// The data of an HTTP-published message: JSON as is; `encoding: "base64"` with a base64
+// string becomes a Buffer (relayed as a binary attachment). Throws a refusal otherwise.
+function decodeData(m) {
+  if (m.encoding === undefined || m.encoding === null || m.encoding === "") return m.data ?? null;
+  if (m.encoding !== "base64") throw refuse("bad_request", `unknown encoding ${m.encoding}`);
+  if (typeof m.data !== "string" || !BASE64.test(m.data)) {
+    throw refuse("bad_request", "a base64 payload must be a base64 string");
+  }
+  return Buffer.from(m.data, "base64");
+}
+
 /**
  * Attaches the convention to a Socket.IO server (its main namespace, or `options.namespace`)
  * or to one namespace (`io.of("/chat")`).
@@ -110,7 +123,9 @@ export function attachRealtime(target, options = {}) {
 
   const position = (channel) => ({ epoch, sequence: sequences.get(channel) ?? 0 });
 
-  function broadcast(channel, event, data, sender) {
+  // Sends a message to the channel's room; `skipSender` leaves out the publishing socket (a
+  // client that asked for no echo). A Buffer `data` travels as a binary attachment.
+  function broadcast(channel, event, data, sender, skipSender = false) {
     const sequence = (sequences.get(channel) ?? 0) + 1;
     sequences.set(channel, sequence);
     const message = {
@@ -122,7 +137,8 @@ export function attachRealtime(target, options = {}) {
       timestamp: Date.now(),
     };
     if (sender) message.sender = sender;
-    nsp.to(room(channel)).emit(events.message, message);
+    const to = nsp.to(room(channel));
+    (skipSender && sender ? to.except(sender) : to).emit(events.message, message);
   }
 
   function membersOf(channel) {
@@ -255,12 +271,16 @@ export function attachRealtime(target, options = {}) {
 
     socket.on(
       events.publish,
-      handle(({ channel, event, data }) => {
+      handle(({ channel, event, data, echo }) => {
         if (!validEvent(event)) throw refuse("bad_request", "expected a string `event`");
+        if (echo !== undefined && typeof echo !== "boolean") {
+          throw refuse("bad_request", "`echo` must be a boolean");
+        }
         if (!clientPublish(socket, channel, event)) {
           throw refuse("forbidden", `publishing on ${channel} needs a subscription to it`);
         }
-        broadcast(channel, event, data ?? null, socket.id);
+        // `data` may be a Buffer (a binary attachment): it is relayed as one.
+        broadcast(channel, event, data ?? null, socket.id, echo === false);
       }),
     );
 
@@ -295,7 +315,8 @@ export function attachRealtime(target, options = {}) {
     });
   });
 
-  /** Publishes from the backend: every subscriber of `channel` gets `event` with `data`. */
+  /** Publishes from the backend: every subscriber of `channel` gets `event` with `data` (a
+   * Buffer travels as bytes). */
   function publish(channel, event, data) {
     if (!validChannel(channel)) throw new TypeError(`invalid channel ${channel}`);
     if (!validEvent(event)) throw new TypeError(`invalid event ${event}`);
@@ -304,7 +325,7 @@ export function attachRealtime(target, options = {}) {
 
   /**
    * The HTTP publish endpoint: `POST publishPath` with a JSON body `{channel, event, data}` or
-   * `{messages: [...]}`, headers `x-relayport-timestamp` (Unix seconds) and
+   * `{messages: [...]}` (bytes as `data` = base64 text with `encoding: "base64"`), headers `x-relayport-timestamp` (Unix seconds) and
    * `x-relayport-signature` = hex(hmac(secret, `${timestamp}.${body}`)). Returns true when it
    * handled the request (so `httpHandler(req, res) || app(req, res)` chains), false otherwise;
    * as express middleware, `next()` is called for other paths.
@@ -350,12 +371,18 @@ export function attachRealtime(target, options = {}) {
         return reply(400, refuse("bad_request", "the body is not JSON"));
       }
       const messages = Array.isArray(body?.messages) ? body.messages : [body];
+      const payloads = [];
       for (const m of messages) {
         if (!m || !validChannel(m.channel) || !validEvent(m.event)) {
           return reply(400, refuse("bad_request", "each message needs a valid channel and event"));
         }
+        try {
+          payloads.push(decodeData(m));
+        } catch (e) {
+          return reply(400, e);
+        }
       }
-      for (const m of messages) broadcast(m.channel, m.event, m.data ?? null, undefined);
+      messages.forEach((m, i) => broadcast(m.channel, m.event, payloads[i], undefined));
       reply(200, { ok: true });
     });
     return true;

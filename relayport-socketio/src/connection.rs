@@ -3,7 +3,7 @@
 //! [`Pending`], and the dispatcher that answers pings and reports what arrives.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +62,10 @@ pub(crate) struct Shared {
     pub(crate) recovery: Mutex<Recovery>,
     /// The last ack round trip, reported by `ping`.
     pub(crate) rtt: Mutex<Option<Duration>>,
+    /// The client asked for no echo ([`relayport_core::RealtimeProvider::set_echo`]): its
+    /// publishes ask the adapter to skip its own socket, and an own message that still
+    /// arrives (an adapter without that option) is not delivered.
+    pub(crate) no_echo: AtomicBool,
 }
 
 /// What Socket.IO's connection state recovery needs to resume a session.
@@ -271,6 +275,7 @@ pub(crate) async fn open(
         assembler: Assembler::new(),
         last_seen: last_seen.clone(),
         outbox: outbox.clone(),
+        sid: sid.clone(),
     };
     // What came before the CONNECT (a recovered session's missed packets) goes first.
     for packet in early {
@@ -444,12 +449,42 @@ impl Conn {
         wait: Duration,
         shared: &Shared,
     ) -> Result<Vec<Arg>> {
+        self.request(event, wait, shared, |ns, id| {
+            Packet::event(ns, event, args, Some(id))
+        })
+        .await
+    }
+
+    /// Sends an event whose JSON arguments hold placeholders for `attachments` (bytes nested
+    /// in an object, see [`Packet::event_with_attachments`]) and waits at most `wait` for its
+    /// ack.
+    pub(crate) async fn emit_attached_with_ack(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+        wait: Duration,
+        shared: &Shared,
+    ) -> Result<Vec<Arg>> {
+        self.request(event, wait, shared, |ns, id| {
+            Packet::event_with_attachments(ns, event, args, attachments, Some(id))
+        })
+        .await
+    }
+
+    /// Sends the packet `make` builds for (namespace, ack id) and waits for its ack.
+    async fn request(
+        &self,
+        event: &str,
+        wait: Duration,
+        shared: &Shared,
+        make: impl FnOnce(&str, u64) -> Packet,
+    ) -> Result<Vec<Arg>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Registered before sending, so that no ack can overtake it.
         let waiter = self.pending.register(id);
         let started = Instant::now();
-        self.outbox
-            .send(&Packet::event(&self.namespace, event, args, Some(id)))?;
+        self.outbox.send(&make(&self.namespace, id))?;
         let answer = waiter
             .answer(&format!("the ack to `{event}`"), wait)
             .await??;
@@ -502,6 +537,8 @@ struct SioDispatcher {
     assembler: Assembler,
     last_seen: Arc<Mutex<Instant>>,
     outbox: Outbox,
+    /// This connection's namespace socket id (a message's `sender` when it published it).
+    sid: String,
 }
 
 impl Dispatcher for SioDispatcher {
@@ -518,6 +555,14 @@ impl Dispatcher for SioDispatcher {
 }
 
 impl SioDispatcher {
+    /// Whether `message` is this connection's own publish while the client asked for no
+    /// echo (the adapter skips it when asked; one from an adapter that does not is dropped
+    /// here).
+    fn is_unwanted_echo(&self, message: &relayport_core::Message) -> bool {
+        self.shared.no_echo.load(Ordering::Relaxed)
+            && message.sender.as_deref() == Some(self.sid.as_str())
+    }
+
     /// One Engine.IO packet from either transport.
     fn handle(&mut self, frame: Frame<'_>) -> Flow {
         *lock(&self.last_seen) = Instant::now();
@@ -562,7 +607,7 @@ impl SioDispatcher {
         }
         match packet.kind {
             PacketType::Event | PacketType::BinaryEvent => match packet.event_data() {
-                Ok(event) => self.on_event(event.name, event.args, packet.id),
+                Ok(event) => self.on_event(event.name, event.args, &packet),
                 Err(e) => self.protocol_error(e.to_string()),
             },
             PacketType::Ack | PacketType::BinaryAck => {
@@ -600,7 +645,8 @@ impl SioDispatcher {
         }
     }
 
-    fn on_event(&mut self, name: String, mut args: Vec<Arg>, id: Option<u64>) -> Flow {
+    fn on_event(&mut self, name: String, mut args: Vec<Arg>, packet: &Packet) -> Flow {
+        let id = packet.id;
         // With connection state recovery on, the server appends the packet's offset to every
         // event that wants no ack, as a last string argument: remembered (as socket.io-client
         // does) and taken off, so listeners see the arguments the server's code emitted.
@@ -619,10 +665,16 @@ impl SioDispatcher {
                 return self.protocol_error(format!("`{name}` without a JSON body"));
             };
             let alive = if name == self.events.message {
-                match serde_json::from_value::<MessageWire>(body)
+                // The body as it came (placeholders intact): bytes published as `data` are
+                // bytes again, not Node's JSON form of a Buffer.
+                let raw = packet.data.as_ref().and_then(|d| d.get(1)).unwrap_or(&body);
+                match MessageWire::decode(raw, packet)
                     .map_err(|e| RealtimeError::Protocol(format!("a malformed `{name}`: {e}")))
-                    .and_then(MessageWire::into_message)
                 {
+                    Ok(m) if self.is_unwanted_echo(&m) => {
+                        debug!(channel = %m.channel, "an own message while echo is off, not delivered");
+                        !self.sink.is_closed()
+                    }
                     Ok(m) => self.sink.message(m),
                     Err(e) => self.sink.error(None, e),
                 }

@@ -8,23 +8,28 @@
 //! |---|---|---|---|
 //! | subscribe | `rp:subscribe` | `{channel, auth?, channel_data?}` | `{ok, position, members?}` |
 //! | unsubscribe | `rp:unsubscribe` | `{channel}` | `{ok}` |
-//! | publish | `rp:publish` | `{channel, event, data}` | `{ok}` |
+//! | publish | `rp:publish` | `{channel, event, data, echo?}` | `{ok}` |
 //! | presence enter / update / leave | `rp:presence:enter` / `:update` / `:leave` | `{channel, data?}` | `{ok}` |
 //! | presence members | `rp:presence:members` | `{channel}` | `{ok, members}` |
 //!
-//! The server sends `rp:message` (`{channel, event, data, id, position, timestamp, sender?}`)
-//! and `rp:presence` (`{channel, action: join|update|leave, member: {id, data}}`). A refusal is
+//! Bytes travel as `data` = a binary attachment's placeholder (`{"_placeholder":true,"num":0}`
+//! and one binary frame); `echo: false` asks the adapter to leave the publisher's own socket
+//! out of the broadcast.
+//!
+//! The server sends `rp:message` (`{channel, event, data, id, position, timestamp, sender?}`,
+//! `data` possibly an attachment, `sender` the publisher's `socket.id`) and `rp:presence` (`{channel, action: join|update|leave, member: {id, data}}`). A refusal is
 //! `{ok: false, error: {code, message}}` with `code` one of `unauthorized`, `forbidden`,
 //! `bad_request`, `internal`. Every name is configurable ([`EventNames`]) so that an app's
 //! existing events (`chat:join`, say) can serve.
 
 use relayport_core::{
-    Channel, Message, Position, PresenceChange, PresenceMember, RealtimeError, Result,
+    Channel, Message, Payload, Position, PresenceChange, PresenceMember, RealtimeError, Result,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::PROVIDER_NAME;
+use crate::packet::{Arg, Packet};
 
 /// The event names of the convention. Defaults match the adapter's `DEFAULT_EVENTS`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,11 +90,26 @@ pub(crate) struct MessageWire {
 }
 
 impl MessageWire {
-    pub(crate) fn into_message(self) -> Result<Message> {
+    /// The message in `raw`, the first argument of a message event as it came in `packet`
+    /// (placeholders intact): a `data` that is a placeholder becomes [`Payload::Binary`]
+    /// (bytes published natively, a Buffer on the Node side), anything else JSON (a Buffer
+    /// nested deeper arrives in Node's JSON form, `{"type":"Buffer","data":[…]}`).
+    pub(crate) fn decode(raw: &Value, packet: &Packet) -> Result<Message> {
+        let wire: Self = serde_json::from_value(raw.clone())
+            .map_err(|e| RealtimeError::Protocol(format!("a malformed message: {e}")))?;
+        let data = match packet.resolve(&wire.data) {
+            Ok(Arg::Binary(bytes)) => Payload::from(bytes),
+            Ok(Arg::Json(value)) => Payload::Json(value),
+            Err(e) => return Err(RealtimeError::Protocol(format!("a message's data: {e}"))),
+        };
+        wire.into_message(data)
+    }
+
+    fn into_message(self, data: Payload) -> Result<Message> {
         let channel = Channel::parse(&self.channel).map_err(|e| {
             RealtimeError::Protocol(format!("a message on an invalid channel: {e}"))
         })?;
-        let mut m = Message::new(channel, self.event, self.data);
+        let mut m = Message::new(channel, self.event, data);
         m.id = self.id;
         m.position = self.position;
         m.timestamp = self.timestamp;
@@ -223,8 +243,9 @@ mod tests {
 
     #[test]
     fn messages_and_presence_decode() {
-        let m: MessageWire = serde_json::from_value(json!({"channel": "private:a", "event": "e", "data": {"x": 1}, "id": "ep:1", "position": {"epoch": "ep", "sequence": 1}, "timestamp": 5, "sender": "s1"})).unwrap();
-        let m = m.into_message().unwrap();
+        let raw = json!({"channel": "private:a", "event": "e", "data": {"x": 1}, "id": "ep:1", "position": {"epoch": "ep", "sequence": 1}, "timestamp": 5, "sender": "s1"});
+        let m = MessageWire::decode(&raw, &carrier(&raw, vec![])).unwrap();
+        assert_eq!(m.data, json!({"x": 1}));
         assert_eq!(m.channel, Channel::private("a"));
         assert_eq!(
             m.position,
@@ -234,9 +255,9 @@ mod tests {
             })
         );
         assert_eq!(m.sender.as_deref(), Some("s1"));
-        let bad: MessageWire =
-            serde_json::from_value(json!({"channel": "private:", "event": "e"})).unwrap();
-        assert!(bad.into_message().is_err());
+        let bad = json!({"channel": "private:", "event": "e"});
+        assert!(MessageWire::decode(&bad, &carrier(&bad, vec![])).is_err());
+        assert!(MessageWire::decode(&json!(["x"]), &carrier(&json!(1), vec![])).is_err());
         let p: PresenceWire = serde_json::from_value(json!({"channel": "presence:l", "action": "leave", "member": {"id": "bob", "data": null}})).unwrap();
         assert_eq!(
             p.into_change().unwrap().1,
@@ -247,6 +268,31 @@ mod tests {
         )
         .unwrap();
         assert!(p.into_change().is_err());
+    }
+
+    /// The packet that carried `raw` as a message event's argument, with `attachments`.
+    fn carrier(raw: &Value, attachments: Vec<Vec<u8>>) -> Packet {
+        Packet::event_with_attachments("/", "rp:message", vec![raw.clone()], attachments, None)
+    }
+
+    #[test]
+    fn a_placeholder_data_is_bytes_and_json_stays_json() {
+        let raw = json!({"channel": "news", "event": "img", "data": crate::packet::placeholder_value(0), "sender": "s1"});
+        let m = MessageWire::decode(&raw, &carrier(&raw, vec![vec![0, 0xff, 0]])).unwrap();
+        assert_eq!(m.data, Payload::from(vec![0, 0xff, 0]));
+        let m = MessageWire::decode(&raw, &carrier(&raw, vec![vec![]])).unwrap();
+        assert_eq!(m.data, Payload::from(Vec::new()));
+        // A placeholder whose attachment never came is a protocol error, not a panic.
+        let err = MessageWire::decode(&raw, &carrier(&raw, vec![])).unwrap_err();
+        assert_eq!(err.kind(), relayport_core::ErrorKind::Protocol, "{err}");
+        // A JSON object that merely looks like Node's Buffer JSON stays JSON.
+        let raw = json!({"channel": "news", "event": "e", "data": {"type": "Buffer", "data": [1]}});
+        let m = MessageWire::decode(&raw, &carrier(&raw, vec![])).unwrap();
+        assert_eq!(m.data, json!({"type": "Buffer", "data": [1]}));
+        // Bytes nested deeper than `data` arrive in Node's JSON form of a Buffer.
+        let raw = json!({"channel": "news", "event": "e", "data": {"file": crate::packet::placeholder_value(0)}});
+        let m = MessageWire::decode(&raw, &carrier(&raw, vec![vec![7]])).unwrap();
+        assert_eq!(m.data, json!({"file": {"type": "Buffer", "data": [7]}}));
     }
 
     #[test]

@@ -262,6 +262,23 @@ impl Packet {
         }
     }
 
+    /// An EVENT whose JSON arguments already hold placeholders ([`placeholder_value`]) for
+    /// `attachments`, so that bytes can sit anywhere inside them (`{"data": <bytes>}`), as
+    /// socket.io-parser's `deconstructPacket` places them; a BINARY_EVENT when there are
+    /// attachments. The caller numbers the placeholders `0..attachments.len()`.
+    pub fn event_with_attachments(
+        namespace: &str,
+        name: &str,
+        args: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+        id: Option<u64>,
+    ) -> Self {
+        let mut data = Vec::with_capacity(args.len() + 1);
+        data.push(Value::String(name.to_owned()));
+        data.extend(args);
+        Self::assemble(PacketType::Event, namespace, data, attachments, id)
+    }
+
     fn with_args(kind: PacketType, namespace: &str, args: Vec<Arg>, id: Option<u64>) -> Self {
         let mut attachments = Vec::new();
         let data = args
@@ -271,10 +288,21 @@ impl Packet {
                 Arg::Binary(b) => {
                     let num = attachments.len();
                     attachments.push(b);
-                    json!({"_placeholder": true, "num": num})
+                    placeholder_value(num)
                 }
             })
             .collect();
+        Self::assemble(kind, namespace, data, attachments, id)
+    }
+
+    /// The packet of `kind` with `data`, promoted to its binary type when it has attachments.
+    fn assemble(
+        kind: PacketType,
+        namespace: &str,
+        data: Vec<Value>,
+        attachments: Vec<Vec<u8>>,
+        id: Option<u64>,
+    ) -> Self {
         let kind = match (kind, attachments.is_empty()) {
             (PacketType::Event, false) => PacketType::BinaryEvent,
             (PacketType::Ack, false) => PacketType::BinaryAck,
@@ -396,13 +424,20 @@ impl Packet {
         let Some(Value::Array(items)) = &self.data else {
             return Err(bad("packet data that is not an array"));
         };
-        items
-            .iter()
-            .map(|v| match placeholder(v) {
-                Some(num) => self.attachment(num).map(|b| Arg::Binary(b.to_vec())),
-                None => self.resolve_nested(v, 0).map(Arg::Json),
-            })
-            .collect()
+        items.iter().map(|v| self.resolve(v)).collect()
+    }
+
+    /// One value of this packet's data, as an argument: a placeholder becomes
+    /// [`Arg::Binary`] with its attachment's bytes, anything else JSON with nested
+    /// placeholders in Node's JSON form of a Buffer. A placeholder for an attachment that
+    /// never came is an error. [`Packet::args`] resolves the top level this way; the channel
+    /// convention resolves a message's `data` field this way, so that bytes published as
+    /// `{"data": <Buffer>}` arrive as bytes.
+    pub fn resolve(&self, v: &Value) -> Result<Arg, PacketError> {
+        match placeholder(v) {
+            Some(num) => self.attachment(num).map(|b| Arg::Binary(b.to_vec())),
+            None => self.resolve_nested(v, 0).map(Arg::Json),
+        }
     }
 
     fn attachment(&self, num: usize) -> Result<&[u8], PacketError> {
@@ -437,6 +472,12 @@ impl Packet {
             other => other.clone(),
         })
     }
+}
+
+/// The JSON that stands for attachment `num` in a binary packet:
+/// `{"_placeholder":true,"num":num}`.
+pub fn placeholder_value(num: usize) -> Value {
+    json!({"_placeholder": true, "num": num})
 }
 
 /// The attachment number of a placeholder object.
@@ -715,6 +756,75 @@ mod tests {
             attachments: vec![vec![1]],
         };
         assert!(p.event_data().is_err(), "attachment 3 never came");
+    }
+
+    // How the provider publishes bytes on a channel: the message object's `data` is the
+    // placeholder, the bytes its one attachment (socket.io-parser's `deconstructPacket` layout).
+    #[test]
+    fn encodes_a_placeholder_payload_inside_an_object() {
+        let body = json!({"channel": "news", "event": "img", "data": placeholder_value(0)});
+        let (text, bins) = Packet::event_with_attachments(
+            "/chat",
+            "rp:publish",
+            vec![body],
+            vec![vec![0, 255]],
+            Some(7),
+        )
+        .encode();
+        assert_eq!(
+            text,
+            r#"451-/chat,7["rp:publish",{"channel":"news","data":{"_placeholder":true,"num":0},"event":"img"}]"#
+        );
+        assert_eq!(bins, vec![vec![0, 255]]);
+        // An empty buffer is an attachment too (an empty binary frame).
+        let (text, bins) = Packet::event_with_attachments(
+            "/",
+            "rp:publish",
+            vec![json!({"data": placeholder_value(0)})],
+            vec![vec![]],
+            None,
+        )
+        .encode();
+        assert_eq!(
+            text,
+            r#"451-["rp:publish",{"data":{"_placeholder":true,"num":0}}]"#
+        );
+        assert_eq!(bins, vec![Vec::<u8>::new()]);
+        // Without attachments it stays a plain EVENT.
+        let (text, bins) = Packet::event_with_attachments(
+            "/",
+            "rp:publish",
+            vec![json!({"data": 1})],
+            vec![],
+            None,
+        )
+        .encode();
+        assert_eq!(text, r#"42["rp:publish",{"data":1}]"#);
+        assert!(bins.is_empty());
+    }
+
+    #[test]
+    fn resolves_a_nested_placeholder_to_bytes() {
+        let mut a = Assembler::new();
+        assert_eq!(
+            a.text(r#"51-["rp:message",{"channel":"news","data":{"_placeholder":true,"num":0}}]"#),
+            Ok(None)
+        );
+        let p = a.binary(&[]).unwrap().expect("complete");
+        let raw = &p.data.as_ref().unwrap()[1];
+        assert_eq!(p.resolve(&raw["data"]), Ok(Arg::Binary(vec![])));
+        assert_eq!(p.resolve(&raw["channel"]), Ok(Arg::Json(json!("news"))));
+        // Through `args` the same bytes are Node's Buffer JSON (nested), not bytes.
+        assert_eq!(
+            p.event_data().unwrap().args,
+            vec![Arg::Json(
+                json!({"channel": "news", "data": {"type": "Buffer", "data": []}})
+            )]
+        );
+        assert!(
+            p.resolve(&placeholder_value(1)).is_err(),
+            "attachment 1 never came"
+        );
     }
 
     #[test]

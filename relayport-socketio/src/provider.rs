@@ -2,13 +2,15 @@
 //! `emit` / `emit_with_ack` / `on` for events outside the channel convention.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use relayport_core::transport::{LinkConfig, lock};
 use relayport_core::{
-    Capabilities, Channel, ChannelKind, EventSink, OutboundMessage, PresenceChange, PresenceMember,
-    RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions, Subscribed,
+    Capabilities, Channel, ChannelKind, Echo, EventSink, OutboundMessage, Payload, PresenceChange,
+    PresenceMember, RealtimeError, RealtimeProvider, Recovery, Result, Session, SubscribeOptions,
+    Subscribed,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -18,7 +20,7 @@ use crate::PROVIDER_NAME;
 use crate::config::SocketIoConfig;
 use crate::connection::{Conn, IncomingEvent, Shared, Transport, open};
 use crate::convention::AckWire;
-use crate::packet::Arg;
+use crate::packet::{Arg, placeholder_value};
 
 /// The largest payload this provider sends by default: Socket.IO's default `maxHttpBufferSize`
 /// is 1 MB, the core's default limit (64 KiB) is smaller and applies.
@@ -162,14 +164,7 @@ impl SocketIoProvider {
                 &self.inner.shared,
             )
             .await?;
-        let json: Vec<Value> = args
-            .into_iter()
-            .filter_map(|a| match a {
-                Arg::Json(v) => Some(v),
-                Arg::Binary(_) => None,
-            })
-            .collect();
-        AckWire::parse(event, channel, &json)
+        ack_of(event, channel, args)
     }
 
     async fn close_current(&self, slot: &mut Option<Arc<Conn>>, leave: bool) {
@@ -178,6 +173,18 @@ impl SocketIoProvider {
             conn.close(leave).await;
         }
     }
+}
+
+/// The ack of `event` on `channel` (its JSON arguments) as a result.
+fn ack_of(event: &str, channel: &Channel, args: Vec<Arg>) -> Result<AckWire> {
+    let json: Vec<Value> = args
+        .into_iter()
+        .filter_map(|a| match a {
+            Arg::Json(v) => Some(v),
+            Arg::Binary(_) => None,
+        })
+        .collect();
+    AckWire::parse(event, channel, &json)
 }
 
 /// The `auth` and `channel_data` to send for a private or presence channel.
@@ -225,7 +232,18 @@ impl RealtimeProvider for SocketIoProvider {
         caps.client_publish = true;
         caps.wildcards = false;
         caps.max_payload = MAX_PAYLOAD;
+        // Bytes travel as a Socket.IO binary attachment (the adapter relays a Buffer).
+        caps.binary_payloads = true;
+        // A publish says `echo: false` and the adapter skips the publisher's socket.
+        caps.echo = Echo::Configurable;
         caps
+    }
+
+    /// Echo off: every publish from now on carries `echo: false`, and the adapter broadcasts
+    /// it to the channel's room except the publisher's own socket. An own message that still
+    /// arrives (an adapter older than that option) is not delivered either.
+    fn set_echo(&self, echo: bool) {
+        self.inner.shared.no_echo.store(!echo, Ordering::Relaxed);
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
@@ -308,21 +326,35 @@ impl RealtimeProvider for SocketIoProvider {
             .map(|_| ())
     }
 
+    /// `{channel, event, data}` with an ack; bytes travel as the packet's one binary
+    /// attachment, `data` being its placeholder (a Buffer on the Node side), and `echo: false`
+    /// is added when the client asked for no echo.
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         message.validate(MAX_PAYLOAD)?;
-        let data = message.data.json_for("socketio")?;
+        let (data, attachments) = match &message.data {
+            Payload::Json(value) => (value.clone(), Vec::new()),
+            Payload::Binary(bytes) => (placeholder_value(0), vec![bytes.to_vec()]),
+        };
+        let mut body = json!({
+            "channel": message.channel.to_string(),
+            "event": message.event,
+            "data": data,
+        });
+        if self.inner.shared.no_echo.load(Ordering::Relaxed) {
+            body["echo"] = Value::Bool(false);
+        }
+        let conn = self.conn()?;
         let event = &self.inner.config.events.publish;
-        self.request(
-            event,
-            &message.channel,
-            json!({
-                "channel": message.channel.to_string(),
-                "event": message.event,
-                "data": data,
-            }),
-        )
-        .await
-        .map(|_| ())
+        let args = conn
+            .emit_attached_with_ack(
+                event,
+                vec![body],
+                attachments,
+                self.inner.config.request_timeout,
+                &self.inner.shared,
+            )
+            .await?;
+        ack_of(event, &message.channel, args).map(|_| ())
     }
 
     async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {

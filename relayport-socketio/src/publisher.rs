@@ -132,23 +132,29 @@ impl SocketIoPublisher {
     }
 }
 
-fn wire(m: &OutboundMessage) -> Result<Value> {
-    let data = m.data.json_for("socketio")?;
-    Ok(json!({"channel": m.channel.to_string(), "event": m.event, "data": data}))
+/// A message as the adapter's endpoint takes it: `{channel, event, data}`, bytes as
+/// `data` = their base64 text with `encoding: "base64"` (the adapter relays a Buffer).
+fn wire(m: &OutboundMessage) -> Value {
+    let (data, encoding) = m.data.to_wire();
+    let mut body = json!({"channel": m.channel.to_string(), "event": m.event, "data": data});
+    if let Some(encoding) = encoding {
+        body["encoding"] = Value::String(encoding.to_owned());
+    }
+    body
 }
 
 #[async_trait]
 impl Publisher for SocketIoPublisher {
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
         message.validate(relayport_core::DEFAULT_MAX_PAYLOAD)?;
-        self.post(wire(message)?).await
+        self.post(wire(message)).await
     }
 
     async fn publish_batch(&self, messages: &[OutboundMessage]) -> Result<()> {
         for m in messages {
             m.validate(relayport_core::DEFAULT_MAX_PAYLOAD)?;
         }
-        let messages = messages.iter().map(wire).collect::<Result<Vec<_>>>()?;
+        let messages: Vec<Value> = messages.iter().map(wire).collect();
         self.post(json!({ "messages": messages })).await
     }
 }
@@ -156,6 +162,21 @@ impl Publisher for SocketIoPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_travel_as_base64_with_their_encoding() {
+        let ch = relayport_core::Channel::parse("news").unwrap();
+        let bytes = OutboundMessage::new(ch.clone(), "img", vec![0u8, 0xff]);
+        assert_eq!(
+            wire(&bytes),
+            json!({"channel": "news", "event": "img", "data": "AP8=", "encoding": "base64"})
+        );
+        let text = OutboundMessage::new(ch, "t", json!({"a": 1}));
+        assert_eq!(
+            wire(&text),
+            json!({"channel": "news", "event": "t", "data": {"a": 1}})
+        );
+    }
 
     #[test]
     fn signs_timestamp_and_body() {

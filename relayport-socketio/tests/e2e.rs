@@ -448,9 +448,13 @@ async fn connection_state_recovery_resumes_and_replays_what_was_missed() {
         }
     })
     .await;
-    // …a message is published while the client is away…
+    // …messages are published while the client is away (bytes too)…
     publisher
         .publish(&OutboundMessage::new(ch("news"), "n", json!(2)))
+        .await
+        .unwrap();
+    publisher
+        .publish(&OutboundMessage::new(ch("news"), "n", vec![0u8, 0xff]))
         .await
         .unwrap();
     // …and the resumed session replays it, without a resync.
@@ -466,6 +470,11 @@ async fn connection_state_recovery_resumes_and_replays_what_was_missed() {
     .await;
     assert!(recovered, "the session was not resumed");
     assert_eq!(next(&mut sub).await.data, json!(2));
+    assert_eq!(
+        next(&mut sub).await.data,
+        relayport_core::Payload::from(vec![0u8, 0xff]),
+        "the replayed attachment"
+    );
     assert_eq!(
         p.socket_id().as_deref(),
         Some(before.as_str()),

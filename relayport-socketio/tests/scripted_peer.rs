@@ -155,3 +155,85 @@ async fn garbage_from_the_server_is_reported_never_dropped_or_fatal() {
     assert_eq!(errors, 6);
     provider.disconnect().await.unwrap();
 }
+
+/// Echo off against an adapter that ignores `echo: false` (one older than the option): the
+/// publish still asks for it, carries its bytes as one attachment, and the own message that
+/// comes back anyway is not delivered, while another sender's bytes are.
+#[tokio::test]
+async fn echo_off_drops_an_own_message_an_old_adapter_sends_anyway() {
+    use relayport_core::{Channel, OutboundMessage, Payload, ProviderEvent};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (seen_tx, mut seen) = mpsc::unbounded_channel::<Message>();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        ws.send(Message::text(
+            r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#,
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(frame)) = ws.next().await {
+            let _ = seen_tx.send(frame.clone());
+            let Ok(text) = frame.to_text() else {
+                // The publish's attachment: ack it (id 0, the first request), then relay the
+                // message to everyone, the publisher ("me") included, and another's after it.
+                ws.send(Message::text(r#"430[{"ok":true}]"#)).await.unwrap();
+                for sender in ["me", "other"] {
+                    ws.send(Message::text(format!(
+                        r#"451-["rp:message",{{"channel":"files","event":"f","data":{{"_placeholder":true,"num":0}},"sender":"{sender}"}}]"#
+                    )))
+                    .await
+                    .unwrap();
+                    ws.send(Message::binary(frame.clone().into_data()))
+                        .await
+                        .unwrap();
+                }
+                continue;
+            };
+            if text == "40" {
+                ws.send(Message::text(r#"40{"sid":"me"}"#)).await.unwrap();
+            }
+        }
+    });
+    let provider = SocketIoProvider::new(SocketIoConfig::new(&url).unwrap()).unwrap();
+    provider.set_echo(false);
+    let (sink, mut events) = EventSink::channel();
+    provider.connect(sink).await.unwrap();
+    let publishing = {
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            provider
+                .publish(&OutboundMessage::new(
+                    Channel::parse("files").unwrap(),
+                    "f",
+                    vec![0u8, 0xff],
+                ))
+                .await
+        })
+    };
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), seen.recv())
+            .await
+            .expect("a frame")
+            .expect("the peer runs")
+    };
+    assert_eq!(next().await.to_text().unwrap(), "40");
+    assert_eq!(
+        next().await.to_text().unwrap(),
+        r#"451-0["rp:publish",{"channel":"files","data":{"_placeholder":true,"num":0},"echo":false,"event":"f"}]"#
+    );
+    assert_eq!(next().await.into_data().as_ref(), &[0u8, 0xff][..]);
+    publishing.await.unwrap().expect("acked");
+    let (_, event) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("an event")
+        .expect("the sink is open");
+    let ProviderEvent::Message(m) = event else {
+        panic!("unexpected {event:?}")
+    };
+    // The first one delivered is the other sender's: "me" (own, echo off) was not.
+    assert_eq!(m.sender.as_deref(), Some("other"));
+    assert_eq!(m.data, Payload::from(vec![0u8, 0xff]));
+    provider.disconnect().await.unwrap();
+}

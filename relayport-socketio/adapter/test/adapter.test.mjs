@@ -196,3 +196,45 @@ test("malformed requests get a refusal, never a crash", async () => {
   // Still connected and served.
   assert.equal((await call(s, "rp:subscribe", { channel: "news" })).ok, true);
 });
+
+test("a Buffer published by a client or over HTTP reaches subscribers as a Buffer", async () => {
+  const [alice, bob] = [await client(), await client()];
+  for (const s of [alice, bob]) assert.equal((await call(s, "rp:subscribe", { channel: "files" })).ok, true);
+  const bytes = Buffer.from([0x00, 0xff, 0x00, 0x7f]);
+  const got = nextEvent(bob, "rp:message");
+  assert.equal((await call(alice, "rp:publish", { channel: "files", event: "f", data: bytes })).ok, true);
+  const [message] = await got;
+  assert.ok(Buffer.isBuffer(message.data), `data arrived as ${JSON.stringify(message.data)}`);
+  assert.deepEqual([...message.data], [0x00, 0xff, 0x00, 0x7f]);
+  assert.equal(message.sender, alice.id);
+  const empty = nextEvent(bob, "rp:message");
+  assert.equal((await call(alice, "rp:publish", { channel: "files", event: "f", data: Buffer.alloc(0) })).ok, true);
+  const [none] = await empty;
+  assert.ok(Buffer.isBuffer(none.data) && none.data.length === 0, JSON.stringify(none.data));
+  // Over HTTP: base64 with `encoding` becomes a Buffer; JSON stays JSON; bad base64 is refused.
+  const viaHttp = nextEvent(bob, "rp:message", (m) => m.event === "http");
+  assert.equal(await httpPublish({ channel: "files", event: "http", data: "AP8A", encoding: "base64" }), 200);
+  const [fromHttp] = await viaHttp;
+  assert.ok(Buffer.isBuffer(fromHttp.data));
+  assert.deepEqual([...fromHttp.data], [0x00, 0xff, 0x00]);
+  assert.equal(await httpPublish({ channel: "files", event: "http", data: "not base64!", encoding: "base64" }), 400);
+  assert.equal(await httpPublish({ channel: "files", event: "http", data: 1, encoding: "base64" }), 400);
+  assert.equal(await httpPublish({ channel: "files", event: "http", data: "AA==", encoding: "utf-7" }), 400);
+});
+
+test("echo: false leaves the publisher out; by default it gets its own message", async () => {
+  const [alice, bob] = [await client(), await client()];
+  for (const s of [alice, bob]) assert.equal((await call(s, "rp:subscribe", { channel: "talk" })).ok, true);
+  const seen = [];
+  alice.on("rp:message", (m) => seen.push(m.event));
+  const bobGets = nextEvent(bob, "rp:message", (m) => m.event === "quiet");
+  assert.equal((await call(alice, "rp:publish", { channel: "talk", event: "quiet", data: 1, echo: false })).ok, true);
+  await bobGets;
+  // Her next publish, echo on, comes back to her after anything the first could have sent.
+  const loud = nextEvent(alice, "rp:message", (m) => m.event === "loud");
+  assert.equal((await call(alice, "rp:publish", { channel: "talk", event: "loud", data: 2 })).ok, true);
+  await loud;
+  assert.deepEqual(seen, ["loud"]);
+  const bad = await call(alice, "rp:publish", { channel: "talk", event: "x", echo: "no" });
+  assert.deepEqual([bad.ok, bad.error.code], [false, "bad_request"]);
+});
