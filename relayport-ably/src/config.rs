@@ -126,6 +126,8 @@ pub struct AblyConfig {
     /// TLS for both (default true).
     pub tls: bool,
     /// Receive this connection's own publishes (default true; `false` sends `echo=false`).
+    /// Under a `RealtimeClient` the client's own setting (`ClientBuilder::echo`,
+    /// `REALTIME_ECHO`) replaces it, so that echo is the same on every provider.
     pub echo: bool,
     /// A recovery key from [`AblyRealtime::recovery_key`](crate::AblyRealtime::recovery_key)
     /// of an earlier process: used on the first connect only.
