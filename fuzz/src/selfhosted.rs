@@ -186,12 +186,26 @@ pub fn check_server_frame(text: &str) {
 
 fn check_message(m: &MessageFrame) {
     match m.to_message() {
-        Some(message) => {
+        Ok(message) => {
             assert_eq!(Channel::parse(&m.channel).ok(), Some(message.channel));
             assert_eq!(message.event, m.event);
             assert_eq!(message.position.map(|p| p.sequence), Some(m.seq));
+            // The payload is the frame's, bytes decoded from their base64.
+            let (data, encoding) = message.data.to_wire();
+            if m.encoding.as_deref().is_none_or(str::is_empty) {
+                assert_eq!(data, m.data);
+            } else {
+                assert_eq!(encoding, Some("base64"));
+            }
         }
-        None => assert!(Channel::parse(&m.channel).is_err(), "{m:?} was dropped"),
+        // Refused, never dropped silently: an invalid channel or a payload that does not
+        // decode.
+        Err(_) => assert!(
+            Channel::parse(&m.channel).is_err()
+                || relayport_core::Payload::from_wire(m.data.clone(), m.encoding.as_deref())
+                    .is_err(),
+            "{m:?} was refused"
+        ),
     }
 }
 
