@@ -56,7 +56,11 @@ impl Actor {
         self.generation += 1;
         self.connecting = true;
         self.early_close = None;
-        let sink = EventSink::new(self.events_in_tx.clone(), self.generation);
+        let sink = EventSink::routed(
+            self.events_in_tx.clone(),
+            self.generation,
+            self.router.clone(),
+        );
         let limit = self.cfg.connect_timeout;
         let provider = self.provider.clone();
         self.spawn_call(Pending::Connect, async move {
@@ -257,6 +261,7 @@ impl Actor {
         self.drop_link_with(Some(&error)).await;
         self.fail_pending(&error);
         self.channels.clear();
+        self.router.table().clear();
         self.set_state(ConnectionState::Closed);
     }
 }

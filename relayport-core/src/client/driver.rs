@@ -26,9 +26,9 @@ use crate::channel::Channel;
 use crate::client::channels::{ChannelEntry, Settled};
 use crate::client::command::{Command, PendingPublish};
 use crate::client::config::ClientConfig;
+use crate::client::delivery::Router;
 use crate::client::ops::{Completion, Done, Pending};
 use crate::error::RealtimeError;
-use crate::message::{Message, Position};
 use crate::policy::outbox::Outbox;
 use crate::policy::throttle::Throttle;
 use crate::policy::typing::Typing;
@@ -67,7 +67,9 @@ pub(crate) struct Actor {
     pub(super) session: Option<Session>,
     pub(super) channels: HashMap<Channel, ChannelEntry>,
     pub(super) next_order: u64,
-    pub(super) positions: HashMap<Channel, Position>,
+    /// Listeners, positions and held-back messages, shared with the provider's event sinks
+    /// (the fast path); see [`delivery`](super::delivery).
+    pub(super) router: Arc<Router>,
     pub(super) outbox: Outbox<PendingPublish>,
     pub(super) evicted_total: u64,
     pub(super) throttle: Throttle,
@@ -95,13 +97,18 @@ pub(crate) struct Actor {
     pub(super) pinging: bool,
     /// Channels with a publish in flight: the next one waits (FIFO per channel).
     pub(super) publishing: HashSet<Channel>,
-    /// Channels whose missed messages are being fetched: live messages wait here meanwhile, so
-    /// that the older ones are delivered first.
-    pub(super) recovering: HashMap<Channel, Vec<Message>>,
     /// The channels brought up together after a connection, in order: their outcomes are
     /// applied in this order whatever order they complete in.
     pub(super) resubscribing: VecDeque<Channel>,
     pub(super) settled: HashMap<Channel, Settled>,
+}
+
+impl Drop for Actor {
+    /// The event sinks a provider still holds keep the shared table alive: forgetting every
+    /// listener here ends the application's streams however the actor stopped.
+    fn drop(&mut self) {
+        self.router.table().clear();
+    }
 }
 
 /// The most provider events handled per wake-up of the actor.
@@ -137,13 +144,13 @@ impl Actor {
             events_in,
             state_tx: p.state,
             latency_tx: p.latency,
+            router: Arc::new(Router::new(p.events.clone())),
             events_tx: p.events,
             max_payload: p.max_payload,
             generation: 0,
             session: None,
             channels: HashMap::new(),
             next_order: 0,
-            positions: HashMap::new(),
             evicted_total: 0,
             typing: Typing::default(),
             retry_at: None,
@@ -160,7 +167,6 @@ impl Actor {
             early_close: None,
             pinging: false,
             publishing: HashSet::new(),
-            recovering: HashMap::new(),
             resubscribing: VecDeque::new(),
             settled: HashMap::new(),
         }
@@ -325,7 +331,7 @@ impl Actor {
         self.connecting = false;
         self.pinging = false;
         self.publishing.clear();
-        self.recovering.clear();
+        self.router.table().drop_held();
         self.resubscribing.clear();
         self.settled.clear();
         for entry in self.channels.values_mut() {
@@ -357,7 +363,7 @@ impl Actor {
                 let _ = reply.send(());
             }
             Pending::Establish(channel) => {
-                let delivered = self.positions.contains_key(&channel);
+                let delivered = self.router.table().has_position(&channel);
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.establishing = false;
                     // Messages arrived for it: it was live, so the next subscribe recovers
@@ -368,7 +374,7 @@ impl Actor {
             Pending::History { channel, .. } => {
                 // Live messages held back for the recovery are fetched again by the next
                 // resubscribe, which recovers from the last position delivered.
-                self.recovering.remove(&channel);
+                self.router.table().release(&channel);
             }
             Pending::Ping => self.pinging = false,
             Pending::Connect => self.connecting = false,
@@ -486,6 +492,7 @@ impl Actor {
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.listeners.retain(|l| l.id != id);
                 }
+                self.router.table().remove_listener(&channel, id);
                 self.release_if_unused(&channel, reply);
             }
             Command::UnsubscribeAll(reply) => self.on_unsubscribe_all(reply),

@@ -6,7 +6,7 @@ mod channels;
 pub(crate) mod command;
 mod config;
 mod connection;
-mod delivery;
+pub(crate) mod delivery;
 mod driver;
 mod heartbeat;
 mod ops;
