@@ -27,6 +27,7 @@ use tracing::debug;
 
 use crate::channel::Channel;
 use crate::client::driver::Actor;
+use crate::client::subscription::MessageTx;
 use crate::message::{Message, Position};
 use crate::presence::{PresenceChange, PresenceEvent};
 use crate::provider::ProviderEvent;
@@ -99,7 +100,7 @@ impl Router {
 /// One message listener: a [`Subscription`](crate::Subscription)'s queue.
 struct Listener {
     id: u64,
-    tx: mpsc::Sender<Message>,
+    tx: MessageTx,
     /// Messages it missed because its queue was full.
     missed: u64,
 }
@@ -217,7 +218,7 @@ impl Table {
     }
 
     /// Adds a subscription's queue for `channel` (a channel or a wildcard pattern).
-    pub(crate) fn add_listener(&mut self, channel: &Channel, id: u64, tx: mpsc::Sender<Message>) {
+    pub(crate) fn add_listener(&mut self, channel: &Channel, id: u64, tx: MessageTx) {
         let listener = Listener { id, tx, missed: 0 };
         if channel.is_wildcard() {
             match self.patterns.iter_mut().find(|(p, _)| p == channel) {
@@ -412,9 +413,11 @@ impl Actor {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
     use serde_json::json;
 
     use super::*;
+    use crate::client::subscription::{MessageRx, queue};
 
     fn ch(name: &str) -> Channel {
         Channel::parse(name).unwrap()
@@ -424,9 +427,9 @@ mod tests {
         Message::new(ch(channel), "e", json!(seq)).with_position(Position::new(seq))
     }
 
-    fn seqs(rx: &mut mpsc::Receiver<Message>) -> Vec<u64> {
+    fn seqs(rx: &mut MessageRx) -> Vec<u64> {
         let mut out = Vec::new();
-        while let Ok(m) = rx.try_recv() {
+        while let Some(Some(m)) = rx.recv().now_or_never() {
             out.push(m.position.map_or(0, |p| p.sequence));
         }
         out
@@ -451,8 +454,8 @@ mod tests {
     }
 
     impl Rig {
-        fn listen(&self, channel: &str, id: u64, capacity: usize) -> mpsc::Receiver<Message> {
-            let (tx, rx) = mpsc::channel(capacity);
+        fn listen(&self, channel: &str, id: u64, capacity: usize) -> MessageRx {
+            let (tx, rx) = queue(capacity);
             self.router.table().add_listener(&ch(channel), id, tx);
             rx
         }
@@ -582,24 +585,21 @@ mod tests {
         assert!(!rig.router.table().has_listeners(&ch("agent.*")));
         assert!(rig.router.table().has_listeners(&ch("agent.7")));
         rig.router.table().forget(&ch("agent.7"));
-        assert!(
-            exact.try_recv().is_err() && exact.is_closed(),
-            "its stream ends"
-        );
+        assert_eq!(exact.recv().now_or_never(), Some(None), "its stream ends");
     }
 
     #[test]
     fn nothing_is_delivered_once_the_actor_is_gone() {
         let Rig {
             router,
-            queue,
+            queue: events_in,
             queued,
             ..
         } = rig();
-        let (tx, mut rx) = mpsc::channel(4);
+        let (tx, mut rx) = queue(4);
         router.table().add_listener(&ch("news"), 1, tx);
         drop(queued);
-        assert!(!router.route(&queue, 1, ProviderEvent::Message(msg("news", 1))));
-        assert!(rx.try_recv().is_err());
+        assert!(!router.route(&events_in, 1, ProviderEvent::Message(msg("news", 1))));
+        assert!(seqs(&mut rx).is_empty());
     }
 }
