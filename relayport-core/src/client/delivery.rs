@@ -27,7 +27,7 @@ use tracing::debug;
 
 use crate::channel::Channel;
 use crate::client::driver::Actor;
-use crate::client::subscription::MessageTx;
+use crate::client::subscription::{MessageTx, Pushed};
 use crate::message::{Message, Position};
 use crate::presence::{PresenceChange, PresenceEvent};
 use crate::provider::ProviderEvent;
@@ -337,7 +337,7 @@ impl Handout<'_> {
             self.message.clone()
         };
         let Some(item) = item else { return };
-        if let Err(mpsc::error::TrySendError::Full(item)) = l.tx.try_send(item) {
+        if let Pushed::Full(item) = l.tx.try_send(item) {
             l.missed += 1;
             // Never dropped silently: the application learns which subscription missed how many.
             let channel = pattern.cloned().unwrap_or(item.channel);

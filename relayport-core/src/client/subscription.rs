@@ -15,7 +15,7 @@ use crate::message::{EventType, Message, Typed};
 use crate::presence::PresenceEvent;
 
 mod queue;
-pub(crate) use queue::{MessageRx, MessageTx, queue};
+pub(crate) use queue::{MessageRx, MessageTx, Pushed, queue};
 
 /// Tells the runtime when a handle goes away.
 #[derive(Debug)]

@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use tokio::sync::mpsc::error::TrySendError;
-
 use crate::message::Message;
 
 /// A queue holding at most `capacity` messages not yet read.
@@ -58,6 +56,17 @@ struct State {
     receiver_gone: bool,
 }
 
+/// What became of a message handed to [`MessageTx::try_send`].
+#[derive(Debug)]
+pub(crate) enum Pushed {
+    /// Queued for the reader.
+    Queued,
+    /// The reader is this far behind: the message is handed back, not queued.
+    Full(Message),
+    /// The reader is gone.
+    Closed,
+}
+
 /// The sending half, held by the delivery table.
 pub(crate) struct MessageTx(Arc<Shared>);
 
@@ -69,14 +78,14 @@ impl std::fmt::Debug for MessageTx {
 
 impl MessageTx {
     /// Queues `message` unless the queue is full or the reader is gone; never waits.
-    pub(crate) fn try_send(&self, message: Message) -> Result<(), TrySendError<Message>> {
+    pub(crate) fn try_send(&self, message: Message) -> Pushed {
         let mut state = self.0.lock();
         if state.receiver_gone {
-            return Err(TrySendError::Closed(message));
+            return Pushed::Closed;
         }
         let in_hand = self.0.in_hand.load(Ordering::Relaxed);
         if state.items.len() + in_hand >= self.0.capacity {
-            return Err(TrySendError::Full(message));
+            return Pushed::Full(message);
         }
         state.items.push_back(message);
         let waker = state.waker.take();
@@ -84,7 +93,7 @@ impl MessageTx {
         if let Some(waker) = waker {
             waker.wake();
         }
-        Ok(())
+        Pushed::Queued
     }
 
     /// Whether the reader is gone.
@@ -182,17 +191,17 @@ mod tests {
     #[tokio::test]
     async fn in_order_bounded_and_ends_when_the_sender_goes() {
         let (tx, mut rx) = queue(2);
-        tx.try_send(msg(1)).unwrap();
-        tx.try_send(msg(2)).unwrap();
-        assert!(matches!(tx.try_send(msg(3)), Err(TrySendError::Full(_))));
+        assert!(matches!(tx.try_send(msg(1)), Pushed::Queued));
+        assert!(matches!(tx.try_send(msg(2)), Pushed::Queued));
+        assert!(matches!(tx.try_send(msg(3)), Pushed::Full(m) if m == msg(3)));
         assert_eq!(data(rx.recv().await), Some(1));
         // 2 was taken with 1 and is still unread: it counts against the capacity.
-        tx.try_send(msg(4)).unwrap();
-        assert!(matches!(tx.try_send(msg(5)), Err(TrySendError::Full(_))));
+        assert!(matches!(tx.try_send(msg(4)), Pushed::Queued));
+        assert!(matches!(tx.try_send(msg(5)), Pushed::Full(_)));
         assert_eq!(data(rx.recv().await), Some(2));
         assert_eq!(data(rx.recv().await), Some(4));
         assert!(rx.recv().now_or_never().is_none(), "empty: waits");
-        tx.try_send(msg(6)).unwrap();
+        assert!(matches!(tx.try_send(msg(6)), Pushed::Queued));
         drop(tx);
         assert_eq!(data(rx.recv().await), Some(6), "read before the end");
         assert_eq!(rx.recv().await, None);
@@ -203,7 +212,7 @@ mod tests {
         let (tx, mut rx) = queue(4);
         let reader = tokio::spawn(async move { data(rx.recv().await) });
         tokio::task::yield_now().await;
-        tx.try_send(msg(7)).unwrap();
+        assert!(matches!(tx.try_send(msg(7)), Pushed::Queued));
         assert_eq!(reader.await.unwrap(), Some(7));
     }
 
@@ -212,6 +221,6 @@ mod tests {
         let (tx, rx) = queue(4);
         drop(rx);
         assert!(tx.is_closed());
-        assert!(matches!(tx.try_send(msg(1)), Err(TrySendError::Closed(_))));
+        assert!(matches!(tx.try_send(msg(1)), Pushed::Closed));
     }
 }
