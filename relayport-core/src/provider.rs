@@ -283,6 +283,14 @@ pub enum ProviderEvent {
 #[derive(Debug, Clone)]
 pub struct EventSink {
     tx: mpsc::UnboundedSender<(u64, ProviderEvent)>,
+    /// Behind one pointer, so that a sink stays two words (providers keep it in their link
+    /// state).
+    tag: Arc<Tag>,
+}
+
+/// Which connection a sink belongs to, and where its messages go.
+#[derive(Debug)]
+struct Tag {
     generation: u64,
     router: Option<Arc<Router>>,
 }
@@ -292,8 +300,10 @@ impl EventSink {
     pub fn new(tx: mpsc::UnboundedSender<(u64, ProviderEvent)>, generation: u64) -> Self {
         Self {
             tx,
-            generation,
-            router: None,
+            tag: Arc::new(Tag {
+                generation,
+                router: None,
+            }),
         }
     }
 
@@ -305,8 +315,10 @@ impl EventSink {
     ) -> Self {
         Self {
             tx,
-            generation,
-            router: Some(router),
+            tag: Arc::new(Tag {
+                generation,
+                router: Some(router),
+            }),
         }
     }
 
@@ -319,9 +331,10 @@ impl EventSink {
     /// Reports an event. Returns `false` when nobody listens any more (the client is gone), so
     /// the provider's reader can stop.
     pub fn emit(&self, event: ProviderEvent) -> bool {
-        match &self.router {
-            Some(router) => router.route(&self.tx, self.generation, event),
-            None => self.tx.send((self.generation, event)).is_ok(),
+        let Tag { generation, router } = &*self.tag;
+        match router {
+            Some(router) => router.route(&self.tx, *generation, event),
+            None => self.tx.send((*generation, event)).is_ok(),
         }
     }
 
