@@ -5,6 +5,11 @@
 //! call delays nothing else, and calls that the protocol lets overlap (the subscribes of a
 //! resubscribe, publishes on different channels, a heartbeat) are in flight together.
 //!
+//! Messages mostly do not pass through this loop: the provider's sink delivers them on the
+//! provider's own task through the table the actor shares with it (the fast path, see
+//! [`delivery`](super::delivery)); the loop sees a message only when it queued behind another
+//! provider event.
+//!
 //! Each concern lives in its own file, as `impl Actor` blocks: [`connection`](super::connection)
 //! (connect, reconnect, teardown), [`channels`](super::channels) (subscribe, resubscribe,
 //! recovery), [`delivery`](super::delivery), [`publish`](super::publish),
