@@ -4,6 +4,7 @@
 //! Providers speak protocols; the core owns policy. A provider makes one attempt per call,
 //! reports what arrives and why its link closed through the sink, and never retries on its own.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::ChannelAuth;
 use crate::channel::Channel;
+use crate::client::delivery::Router;
 use crate::error::{RealtimeError, Result};
 use crate::message::{Message, OutboundMessage, Position};
 use crate::presence::{PresenceChange, PresenceMember};
@@ -303,16 +305,50 @@ pub enum ProviderEvent {
 ///
 /// The sink never blocks: a provider's reader task can always hand over a frame, even while the
 /// core is waiting on one of the provider's calls.
+///
+/// The sinks a [`RealtimeClient`](crate::RealtimeClient) hands out deliver a message straight
+/// into the subscribers' queues, on the caller's task, when nothing else is queued before it
+/// (the runtime's fast path); a provider sees no difference.
 #[derive(Debug, Clone)]
 pub struct EventSink {
     tx: mpsc::UnboundedSender<(u64, ProviderEvent)>,
+    /// Behind one pointer, so that a sink stays two words (providers keep it in their link
+    /// state).
+    tag: Arc<Tag>,
+}
+
+/// Which connection a sink belongs to, and where its messages go.
+#[derive(Debug)]
+struct Tag {
     generation: u64,
+    router: Option<Arc<Router>>,
 }
 
 impl EventSink {
     /// A sink tagging events with `generation`; the receiver gets `(generation, event)`.
     pub fn new(tx: mpsc::UnboundedSender<(u64, ProviderEvent)>, generation: u64) -> Self {
-        Self { tx, generation }
+        Self {
+            tx,
+            tag: Arc::new(Tag {
+                generation,
+                router: None,
+            }),
+        }
+    }
+
+    /// The runtime's sink: messages go through `router` (the fast path), the rest to `tx`.
+    pub(crate) fn routed(
+        tx: mpsc::UnboundedSender<(u64, ProviderEvent)>,
+        generation: u64,
+        router: Arc<Router>,
+    ) -> Self {
+        Self {
+            tx,
+            tag: Arc::new(Tag {
+                generation,
+                router: Some(router),
+            }),
+        }
     }
 
     /// A sink whose events go to a fresh receiver (for testing a provider on its own).
@@ -324,7 +360,11 @@ impl EventSink {
     /// Reports an event. Returns `false` when nobody listens any more (the client is gone), so
     /// the provider's reader can stop.
     pub fn emit(&self, event: ProviderEvent) -> bool {
-        self.tx.send((self.generation, event)).is_ok()
+        let Tag { generation, router } = &*self.tag;
+        match router {
+            Some(router) => router.route(&self.tx, *generation, event),
+            None => self.tx.send((*generation, event)).is_ok(),
+        }
     }
 
     /// Reports a message.

@@ -84,6 +84,45 @@ pub struct RuntimeRow {
     pub rounds_msgs_per_sec: Vec<f64>,
     /// Every round's p99.
     pub rounds_p99_ms: Vec<f64>,
+    /// Every round's client CPU per message, microseconds (absent in older results).
+    #[serde(default)]
+    pub rounds_cpu_us_per_msg: Vec<f64>,
+}
+
+/// `RealtimeClient` against the provider used directly, compared round by round (each round
+/// runs the two back to back, so a slow spell of the shared machine hits both): the medians of
+/// the per-round differences, which are steadier than the difference of the medians.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairedOverhead {
+    /// Client CPU the runtime adds per message, microseconds.
+    pub added_cpu_us: f64,
+    /// One-core capacity through `RealtimeClient` over the provider's (1.0 = no overhead).
+    pub capacity_ratio: f64,
+    /// Burst throughput through `RealtimeClient` over the provider's (wall clock, noisier).
+    pub throughput_ratio: f64,
+}
+
+/// The per-round comparison of `RealtimeClient` with the provider; `None` when either row or
+/// its per-round numbers are missing.
+pub fn paired_overhead(r: &RuntimeResult) -> Option<PairedOverhead> {
+    let row = |path: Path| r.rows.iter().find(|x| x.path == path.name());
+    let (p, c) = (row(Path::Provider)?, row(Path::Client)?);
+    let pairs = |a: &[f64], b: &[f64]| -> Vec<(f64, f64)> {
+        a.iter().copied().zip(b.iter().copied()).collect()
+    };
+    let cpu = pairs(&p.rounds_cpu_us_per_msg, &c.rounds_cpu_us_per_msg);
+    let tput = pairs(&p.rounds_msgs_per_sec, &c.rounds_msgs_per_sec);
+    if cpu.is_empty() || tput.is_empty() {
+        return None;
+    }
+    let added: Vec<f64> = cpu.iter().map(|(p, c)| c - p).collect();
+    let capacity: Vec<f64> = cpu.iter().map(|(p, c)| p / c).collect();
+    let throughput: Vec<f64> = tput.iter().map(|(p, c)| c / p).collect();
+    Some(PairedOverhead {
+        added_cpu_us: median(&added),
+        capacity_ratio: median(&capacity),
+        throughput_ratio: median(&throughput),
+    })
 }
 
 /// Everything scenario 4 measured.
@@ -440,15 +479,23 @@ pub async fn run(cfg: &RuntimeConfig, launch: &Launch) -> Result<RuntimeResult> 
                 duplicates: dups[i],
                 rounds_msgs_per_sec: tput[i].clone(),
                 rounds_p99_ms: p99,
+                rounds_cpu_us_per_msg: cpu[i].clone(),
             }
         })
         .collect();
-    Ok(RuntimeResult {
+    let result = RuntimeResult {
         machine,
         burst: cfg.burst,
         rate: cfg.rate,
         latency_secs: cfg.latency_secs,
         rounds: cfg.rounds,
         rows,
-    })
+    };
+    if let Some(o) = paired_overhead(&result) {
+        eprintln!(
+            "runtime: RealtimeClient vs provider directly, per-round medians: {:+.3} µs CPU/msg, capacity {:.3}×, throughput {:.3}×",
+            o.added_cpu_us, o.capacity_ratio, o.throughput_ratio
+        );
+    }
+    Ok(result)
 }

@@ -3,7 +3,7 @@
 //! reconnect, recovering what a channel missed, and leaving.
 
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::auth::{AuthRequest, PresenceUser};
@@ -17,10 +17,11 @@ use crate::presence::{PresenceEvent, Roster};
 use crate::provider::{CloseReason, HistoryPage, Recovery, SubscribeOptions, Subscribed};
 use crate::state::ClientEvent;
 
-/// One listener of a channel: a subscription or a presence stream.
+/// One presence stream of a channel. (Subscriptions live in the shared
+/// [`delivery`](super::delivery) table, where the provider's sink reaches them.)
 pub(super) struct Listener {
     pub(super) id: u64,
-    pub(super) sink: ListenerSink,
+    pub(super) tx: mpsc::Sender<PresenceEvent>,
     pub(super) missed: u64,
 }
 
@@ -28,6 +29,7 @@ pub(super) struct Listener {
 /// the current link.
 pub(super) struct ChannelEntry {
     pub(super) order: u64,
+    /// Its presence streams.
     pub(super) listeners: Vec<Listener>,
     /// The member data to (re-)enter with; `None` when not a member.
     pub(super) presence: Option<Value>,
@@ -49,7 +51,8 @@ pub(super) struct ChannelEntry {
 }
 
 impl ChannelEntry {
-    fn unused(&self) -> bool {
+    /// Nothing but its subscriptions (if any) needs it.
+    fn idle(&self) -> bool {
         self.listeners.is_empty() && self.presence.is_none() && self.waiters.is_empty()
     }
 }
@@ -164,21 +167,23 @@ impl Actor {
         if let Some(options) = options {
             entry.options = options;
         }
-        if let ListenerSink::Presence(tx) = &sink {
-            // A late listener first learns who is already there, as joins.
-            for member in entry.roster.members() {
-                let _ = tx.try_send(PresenceEvent {
-                    channel: channel.clone(),
-                    action: crate::PresenceAction::Joined,
-                    member,
-                });
+        match sink {
+            ListenerSink::Presence(tx) => {
+                // A late listener first learns who is already there, as joins.
+                for member in entry.roster.members() {
+                    let _ = tx.try_send(PresenceEvent {
+                        channel: channel.clone(),
+                        action: crate::PresenceAction::Joined,
+                        member,
+                    });
+                }
+                entry.listeners.push(Listener { id, tx, missed: 0 });
             }
+            ListenerSink::Messages(tx) => self.router.table().add_listener(&channel, id, tx),
         }
-        entry.listeners.push(Listener {
-            id,
-            sink,
-            missed: 0,
-        });
+        let Some(entry) = self.channels.get_mut(&channel) else {
+            return;
+        };
         if entry.established {
             let _ = reply.send(Ok(()));
             return;
@@ -229,7 +234,7 @@ impl Actor {
         let presence = entry.presence.clone();
         let extensions = entry.options.clone();
         let since = if entry.ever_established && !resumed {
-            self.positions.get(channel).cloned()
+            self.position(channel)
         } else {
             None
         };
@@ -403,14 +408,16 @@ impl Actor {
             .filter(|p| Some(p) != settled.presence.as_ref());
         if let Some(p) = &subscribed.position
             && settled.since.is_none()
-            && !self.positions.contains_key(&channel)
         {
-            self.positions.insert(channel.clone(), p.clone());
+            let mut table = self.router.table();
+            if !table.has_position(&channel) {
+                table.set_position(&channel, p.clone());
+            }
         }
         if let Some(data) = changed {
             self.start_presence_call(&channel, data, None, false);
         }
-        if self.channels.get(&channel).is_some_and(|e| e.unused()) {
+        if self.is_unused(&channel) {
             self.release_if_unused(&channel, None);
             return;
         }
@@ -419,7 +426,7 @@ impl Actor {
         }
         match settled.since {
             // Resumed, but the channel itself could not resume: recover it like any gap.
-            None if lost => match self.positions.get(&channel).cloned() {
+            None if lost => match self.position(&channel) {
                 Some(since) if self.caps.history => {
                     self.start_history(&channel, since, subscribed.position, true)
                 }
@@ -447,10 +454,15 @@ impl Actor {
         recovered: bool,
         position: Option<Position>,
     ) {
+        if !recovered && let Some(p) = position {
+            self.router.table().set_position(channel, p);
+        }
+        self.announce_resubscribed(channel, recovered);
+    }
+
+    /// `Resubscribed`, after a `SyncRequired` when the channel could not recover.
+    fn announce_resubscribed(&self, channel: &Channel, recovered: bool) {
         if !recovered {
-            if let Some(p) = position {
-                self.positions.insert(channel.clone(), p);
-            }
             self.emit(ClientEvent::SyncRequired {
                 channel: channel.clone(),
             });
@@ -469,7 +481,7 @@ impl Actor {
         position: Option<Position>,
         resubscribe: bool,
     ) {
-        self.recovering.entry(channel.clone()).or_default();
+        self.router.table().hold(channel);
         let provider = self.provider.clone();
         let limit = self.cfg.request_timeout;
         let c = channel.clone();
@@ -490,15 +502,11 @@ impl Actor {
         resubscribe: bool,
         result: Result<HistoryPage>,
     ) {
-        let held = self.recovering.remove(&channel).unwrap_or_default();
-        let recovered = match result {
-            Ok(page) => {
-                for m in page.messages {
-                    self.deliver(m);
-                }
-                page.complete
-            }
+        let (missed, recovered) = match result {
+            Ok(page) => (page.messages, page.complete),
             Err(e) if breaks_link(&e) => {
+                // What was held back is fetched again by the next resubscribe.
+                self.router.table().release(&channel);
                 self.link_lost(CloseReason::retry(None, format!("history failed: {e}")));
                 return;
             }
@@ -507,18 +515,29 @@ impl Actor {
                     channel: Some(channel.clone()),
                     error: e,
                 });
-                false
+                (Vec::new(), false)
             }
         };
+        // One locked step: the recovered messages, then those held back, with no live message
+        // from the fast path in between.
+        let router = self.router.clone();
+        let mut table = router.table();
+        let held = table.release(&channel);
+        for m in missed {
+            table.deliver(m, false);
+        }
         if resubscribe {
-            self.finish_resubscribe(&channel, recovered, position);
+            if !recovered && let Some(p) = position {
+                table.set_position(&channel, p);
+            }
+            self.announce_resubscribed(&channel, recovered);
         } else if !recovered {
             self.emit(ClientEvent::SyncRequired {
                 channel: channel.clone(),
             });
         }
         for m in held {
-            self.deliver(m);
+            table.deliver(m, false);
         }
     }
 
@@ -535,11 +554,11 @@ impl Actor {
             return;
         }
         let live = self.channels.get(channel).is_some_and(|e| e.established);
-        if !live || self.session.is_none() || self.recovering.contains_key(channel) {
+        if !live || self.session.is_none() || self.router.table().is_holding(channel) {
             return;
         }
         warn!(%channel, %reason, "continuity lost");
-        match self.positions.get(channel).cloned() {
+        match self.position(channel) {
             Some(since) if self.caps.history => self.start_history(channel, since, None, false),
             _ => self.emit(ClientEvent::SyncRequired {
                 channel: channel.clone(),
@@ -560,7 +579,7 @@ impl Actor {
             }
         }
         self.forget_resubscribe(channel);
-        self.positions.remove(channel);
+        self.router.table().forget(channel);
         self.emit(ClientEvent::SubscriptionFailed {
             channel: channel.clone(),
             error,
@@ -576,12 +595,22 @@ impl Actor {
         }
     }
 
-    /// Forgets a channel nobody wants any more, leaving it on the link if it was up.
+    /// The last position delivered on `channel`.
+    fn position(&self, channel: &Channel) -> Option<Position> {
+        self.router.table().position(channel)
+    }
+
+    /// Whether `channel` is wanted but nothing uses it any more (no subscription, presence
+    /// stream, membership or waiting subscribe).
+    fn is_unused(&self, channel: &Channel) -> bool {
+        self.channels.get(channel).is_some_and(ChannelEntry::idle)
+            && !self.router.table().has_listeners(channel)
+    }
+
     /// Forgets `channel` if nothing uses it any more, unsubscribing it from the provider if it
     /// was live; `reply` (a confirmed unsubscribe) answers when that is done, or at once.
     pub(super) fn release_if_unused(&mut self, channel: &Channel, reply: Option<Reply>) {
-        let unused = self.channels.get(channel).map(ChannelEntry::unused);
-        if unused != Some(true) {
+        if !self.is_unused(channel) {
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(()));
             }
@@ -589,8 +618,7 @@ impl Actor {
         }
         let was_established = self.channels.get(channel).is_some_and(|e| e.established);
         self.channels.remove(channel);
-        self.positions.remove(channel);
-        self.recovering.remove(channel);
+        self.router.table().forget(channel);
         self.throttle.forget(channel);
         if was_established && self.session.is_some() {
             self.start_unsubscribe(channel, reply);
@@ -651,8 +679,7 @@ impl Actor {
             }
             let established = entry.established;
             self.channels.remove(&channel);
-            self.positions.remove(&channel);
-            self.recovering.remove(&channel);
+            self.router.table().forget(&channel);
             self.throttle.forget(&channel);
             self.resubscribing.retain(|c| c != &channel);
             self.settled.remove(&channel);

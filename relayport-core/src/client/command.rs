@@ -5,7 +5,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::Channel;
 use crate::error::Result;
-use crate::message::{Message, OutboundMessage};
+use crate::message::OutboundMessage;
 use crate::policy::outbox::Queued;
 use crate::presence::{PresenceEvent, PresenceMember};
 
@@ -14,7 +14,7 @@ pub(crate) type Reply<T = ()> = oneshot::Sender<Result<T>>;
 /// Where a listener's deliveries go.
 #[derive(Debug)]
 pub(crate) enum ListenerSink {
-    Messages(mpsc::Sender<Message>),
+    Messages(crate::client::subscription::MessageTx),
     Presence(mpsc::Sender<PresenceEvent>),
 }
 

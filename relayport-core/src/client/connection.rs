@@ -56,7 +56,11 @@ impl Actor {
         self.generation += 1;
         self.connecting = true;
         self.early_close = None;
-        let sink = EventSink::new(self.events_in_tx.clone(), self.generation);
+        let sink = EventSink::routed(
+            self.events_in_tx.clone(),
+            self.generation,
+            self.router.clone(),
+        );
         let limit = self.cfg.connect_timeout;
         let provider = self.provider.clone();
         self.spawn_call(Pending::Connect, async move {
@@ -137,7 +141,7 @@ impl Actor {
             .heartbeat_interval
             .unwrap_or(self.cfg.heartbeat_interval);
         self.next_ping = Some(Instant::now() + interval);
-        self.own_ids.push(&session.connection_id);
+        self.router.table().echo.connected(&session.connection_id);
         self.session = Some(session);
         self.set_state(ConnectionState::Connected);
         for w in self.connect_waiters.drain(..) {
@@ -258,6 +262,7 @@ impl Actor {
         self.drop_link_with(Some(&error)).await;
         self.fail_pending(&error);
         self.channels.clear();
+        self.router.table().clear();
         self.set_state(ConnectionState::Closed);
     }
 }

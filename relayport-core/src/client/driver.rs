@@ -5,6 +5,11 @@
 //! call delays nothing else, and calls that the protocol lets overlap (the subscribes of a
 //! resubscribe, publishes on different channels, a heartbeat) are in flight together.
 //!
+//! Messages mostly do not pass through this loop: the provider's sink delivers them on the
+//! provider's own task through the table the actor shares with it (the fast path, see
+//! [`delivery`](super::delivery)); the loop sees a message only when it queued behind another
+//! provider event.
+//!
 //! Each concern lives in its own file, as `impl Actor` blocks: [`connection`](super::connection)
 //! (connect, reconnect, teardown), [`channels`](super::channels) (subscribe, resubscribe,
 //! recovery), [`delivery`](super::delivery), [`publish`](super::publish),
@@ -26,10 +31,10 @@ use crate::channel::Channel;
 use crate::client::channels::{ChannelEntry, Settled};
 use crate::client::command::{Command, PendingPublish};
 use crate::client::config::ClientConfig;
-use crate::client::echo::OwnIds;
+use crate::client::delivery::Router;
+use crate::client::echo::EchoFilter;
 use crate::client::ops::{Completion, Done, Pending};
 use crate::error::RealtimeError;
-use crate::message::{Message, Position};
 use crate::policy::outbox::Outbox;
 use crate::policy::throttle::Throttle;
 use crate::policy::typing::Typing;
@@ -68,7 +73,9 @@ pub(crate) struct Actor {
     pub(super) session: Option<Session>,
     pub(super) channels: HashMap<Channel, ChannelEntry>,
     pub(super) next_order: u64,
-    pub(super) positions: HashMap<Channel, Position>,
+    /// Listeners, positions and held-back messages, shared with the provider's event sinks
+    /// (the fast path); see [`delivery`](super::delivery).
+    pub(super) router: Arc<Router>,
     pub(super) outbox: Outbox<PendingPublish>,
     pub(super) evicted_total: u64,
     pub(super) throttle: Throttle,
@@ -96,15 +103,18 @@ pub(crate) struct Actor {
     pub(super) pinging: bool,
     /// Channels with a publish in flight: the next one waits (FIFO per channel).
     pub(super) publishing: HashSet<Channel>,
-    /// Channels whose missed messages are being fetched: live messages wait here meanwhile, so
-    /// that the older ones are delivered first.
-    pub(super) recovering: HashMap<Channel, Vec<Message>>,
     /// The channels brought up together after a connection, in order: their outcomes are
     /// applied in this order whatever order they complete in.
     pub(super) resubscribing: VecDeque<Channel>,
     pub(super) settled: HashMap<Channel, Settled>,
-    /// This client's recent connection ids, to recognise its own publishes (echo).
-    pub(super) own_ids: OwnIds,
+}
+
+impl Drop for Actor {
+    /// The event sinks a provider still holds keep the shared table alive: forgetting every
+    /// listener here ends the application's streams however the actor stopped.
+    fn drop(&mut self) {
+        self.router.table().clear();
+    }
 }
 
 /// The most provider events handled per wake-up of the actor.
@@ -128,6 +138,7 @@ impl Actor {
             Some(seed) => fastrand::Rng::with_seed(seed),
             None => fastrand::Rng::new(),
         };
+        let echo = EchoFilter::new(&p.config, &p.capabilities);
         Self {
             provider: p.provider,
             outbox: Outbox::new(p.config.queue_capacity),
@@ -140,13 +151,13 @@ impl Actor {
             events_in,
             state_tx: p.state,
             latency_tx: p.latency,
+            router: Arc::new(Router::new(p.events.clone(), echo)),
             events_tx: p.events,
             max_payload: p.max_payload,
             generation: 0,
             session: None,
             channels: HashMap::new(),
             next_order: 0,
-            positions: HashMap::new(),
             evicted_total: 0,
             typing: Typing::default(),
             retry_at: None,
@@ -163,10 +174,8 @@ impl Actor {
             early_close: None,
             pinging: false,
             publishing: HashSet::new(),
-            recovering: HashMap::new(),
             resubscribing: VecDeque::new(),
             settled: HashMap::new(),
-            own_ids: OwnIds::default(),
         }
     }
 
@@ -329,7 +338,7 @@ impl Actor {
         self.connecting = false;
         self.pinging = false;
         self.publishing.clear();
-        self.recovering.clear();
+        self.router.table().drop_held();
         self.resubscribing.clear();
         self.settled.clear();
         for entry in self.channels.values_mut() {
@@ -361,7 +370,7 @@ impl Actor {
                 let _ = reply.send(());
             }
             Pending::Establish(channel) => {
-                let delivered = self.positions.contains_key(&channel);
+                let delivered = self.router.table().has_position(&channel);
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.establishing = false;
                     // Messages arrived for it: it was live, so the next subscribe recovers
@@ -372,7 +381,7 @@ impl Actor {
             Pending::History { channel, .. } => {
                 // Live messages held back for the recovery are fetched again by the next
                 // resubscribe, which recovers from the last position delivered.
-                self.recovering.remove(&channel);
+                self.router.table().release(&channel);
             }
             Pending::Ping => self.pinging = false,
             Pending::Connect => self.connecting = false,
@@ -490,6 +499,7 @@ impl Actor {
                 if let Some(entry) = self.channels.get_mut(&channel) {
                     entry.listeners.retain(|l| l.id != id);
                 }
+                self.router.table().remove_listener(&channel, id);
                 self.release_if_unused(&channel, reply);
             }
             Command::UnsubscribeAll(reply) => self.on_unsubscribe_all(reply),

@@ -6,7 +6,7 @@ mod channels;
 pub(crate) mod command;
 mod config;
 mod connection;
-mod delivery;
+pub(crate) mod delivery;
 mod driver;
 mod echo;
 mod heartbeat;
@@ -417,7 +417,7 @@ impl RealtimeClient {
         channel: crate::Channel,
         options: Option<crate::options::SubscriptionOptions>,
     ) -> Result<Subscription> {
-        let (tx, rx) = mpsc::channel(self.shared.subscriber_buffer);
+        let (tx, rx) = subscription::queue(self.shared.subscriber_buffer);
         let (id, guard) = self.new_guard(&channel);
         self.ask(|reply| Command::Listen {
             channel,

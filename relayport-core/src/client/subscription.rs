@@ -14,6 +14,9 @@ use crate::error::Result;
 use crate::message::{EventType, Message, Typed};
 use crate::presence::PresenceEvent;
 
+mod queue;
+pub(crate) use queue::{MessageRx, MessageTx, Pushed, queue};
+
 /// Tells the runtime when a handle goes away.
 #[derive(Debug)]
 pub(crate) struct ListenerGuard {
@@ -75,13 +78,13 @@ impl EventFilter {
 /// when the client closes.
 #[derive(Debug)]
 pub struct Subscription {
-    pub(crate) rx: mpsc::Receiver<Message>,
+    rx: MessageRx,
     pub(crate) guard: ListenerGuard,
     filter: EventFilter,
 }
 
 impl Subscription {
-    pub(crate) fn new(rx: mpsc::Receiver<Message>, guard: ListenerGuard) -> Self {
+    pub(crate) fn new(rx: MessageRx, guard: ListenerGuard) -> Self {
         Self {
             rx,
             guard,
