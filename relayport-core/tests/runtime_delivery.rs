@@ -203,3 +203,45 @@ async fn streams_end_when_the_client_closes_though_the_provider_keeps_its_sink()
     let late = Message::new(ch("news"), "post", json!(9)).with_position(Position::new(9));
     assert!(!script.emit_message(late));
 }
+
+/// A provider that cannot resume a channel itself (Ably's `NotAttempted`): a live message that
+/// arrives while the resubscribe is still in flight, before the history fetch even starts,
+/// waits for the missed messages; had it been delivered first, they would have been skipped
+/// as older than it, and lost.
+#[tokio::test(start_paused = true)]
+async fn a_live_message_during_a_resubscribe_waits_for_the_history_it_needs() {
+    let (provider, script) = ScriptedProvider::new();
+    script.set_recovery(RecoveryMode::History);
+    let client = RealtimeClient::new(provider);
+    let news = ch("news");
+    let mut sub = client.subscribe("news").await.unwrap();
+    script.server_publish(&news, "post", json!(1));
+    assert_eq!(recv_seqs(&mut sub, 1).await, [1]);
+    script.drop_link(relayport_core::CloseReason::retry(None, "blip"));
+    wait_state(&client, |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    script.server_publish(&news, "post", json!(2));
+    script.server_publish(&news, "post", json!(3));
+    script.delay_subscribe(&news, Duration::from_secs(10));
+    wait_until("resubscribing", || {
+        script
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Subscribe { .. }))
+            .count()
+            == 2
+    })
+    .await;
+    settle().await;
+    // The subscribe is still in flight: 4 arrives live.
+    script.server_publish(&news, "post", json!(4));
+    let live = Message::new(news.clone(), "post", json!(4)).with_position(Position::new(4));
+    script.emit_message(live);
+    settle().await;
+    assert!(drained(&mut sub), "4 waits for the resubscribe's outcome");
+    assert_eq!(recv_seqs(&mut sub, 3).await, [2, 3, 4]);
+    settle().await;
+    assert!(drained(&mut sub), "each exactly once");
+}

@@ -238,6 +238,12 @@ impl Actor {
         } else {
             None
         };
+        if since.is_some() {
+            // From now until the outcome is applied, live messages wait: one that arrived
+            // before the missed ones were fetched would move the position past them, and they
+            // would then be skipped as duplicates.
+            self.router.table().hold(channel);
+        }
         let auth_request = channel
             .kind()
             .requires_auth()
@@ -370,6 +376,30 @@ impl Actor {
     }
 
     fn apply_settled(&mut self, channel: Channel, settled: Settled) {
+        let recovering = settled.since.is_some();
+        self.apply_settled_inner(&channel, settled);
+        // The live messages held back since the resubscribe began: delivered after what it
+        // recovered, unless a history fetch now holds them (it releases them itself). When
+        // the channel failed or the link went, they are dropped with the slot; the next
+        // resubscribe fetches them again from the last position delivered.
+        if recovering && self.session.is_some() && !self.fetching_history(&channel) {
+            let router = self.router.clone();
+            let mut table = router.table();
+            for m in table.release(&channel) {
+                table.deliver(m, false);
+            }
+        }
+    }
+
+    /// Whether a history fetch for `channel` is in flight.
+    fn fetching_history(&self, channel: &Channel) -> bool {
+        self.pending
+            .values()
+            .any(|p| matches!(p, Pending::History { channel: c, .. } if c == channel))
+    }
+
+    fn apply_settled_inner(&mut self, channel: &Channel, settled: Settled) {
+        let channel = channel.clone();
         let subscribed = match settled.result {
             Ok(s) => s,
             // The auth endpoint is unreachable: treat it like the link (retry later).
