@@ -181,7 +181,10 @@ impl Table {
         }
         let mut slot = match slots.get_mut(&message.channel) {
             Some(slot) => Some(slot),
-            None if message.position.is_some() => {
+            // A channel reached through a wildcard keeps its own position from its first
+            // message. One nobody listens to gets no slot: a server sending messages on ever
+            // new channels must not grow the table.
+            None if message.position.is_some() && !matched.is_empty() => {
                 Some(slots.entry(message.channel.clone()).or_default())
             }
             None => None,
@@ -449,6 +452,32 @@ mod tests {
         queue: mpsc::UnboundedSender<(u64, ProviderEvent)>,
         queued: mpsc::UnboundedReceiver<(u64, ProviderEvent)>,
         events: broadcast::Receiver<ClientEvent>,
+    }
+
+    #[test]
+    fn messages_on_channels_nobody_listens_to_leave_nothing_behind() {
+        let r = rig();
+        let (tx, mut rx) = queue(8);
+        r.router.table().add_listener(&ch("feed.*"), 1, tx);
+        for i in 0..1000 {
+            assert!(r.router.route(
+                &r.queue,
+                0,
+                ProviderEvent::Message(msg(&format!("x{i}"), 1))
+            ));
+        }
+        assert_eq!(
+            r.router.table().slots.len(),
+            0,
+            "no slot for unheard channels"
+        );
+        // A channel heard through the wildcard keeps its position (duplicates skipped).
+        for seq in [1, 2, 2, 3] {
+            r.router
+                .route(&r.queue, 0, ProviderEvent::Message(msg("feed.a", seq)));
+        }
+        assert_eq!(seqs(&mut rx), [1, 2, 3]);
+        assert_eq!(r.router.table().slots.len(), 1);
     }
 
     fn rig() -> Rig {
