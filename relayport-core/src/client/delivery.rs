@@ -54,7 +54,7 @@ impl Router {
             table: Mutex::new(Table {
                 echo,
                 queued: 0,
-                slots: HashMap::new(),
+                slots: HashMap::default(),
                 patterns: Vec::new(),
                 matched: Vec::new(),
                 events,
@@ -133,7 +133,10 @@ pub(crate) struct Table {
     /// Events in the actor's queue and not yet handled: messages take the fast path only when
     /// this is zero.
     queued: usize,
-    slots: HashMap<Channel, Slot>,
+    /// Keyed with FxHash, not SipHash: a lookup per delivered message, and the keys are only
+    /// channels this client listens to (a message on any other channel gets no slot), so no
+    /// server can choose colliding keys to fill it.
+    slots: HashMap<Channel, Slot, rustc_hash::FxBuildHasher>,
     /// Wildcard subscriptions, by pattern.
     patterns: Vec<(Channel, Vec<Listener>)>,
     /// Scratch: the patterns matching the message being delivered (kept to reuse its memory).
