@@ -747,18 +747,34 @@ impl Shared {
         }));
     }
 
-    /// Checks msgSerial: `Ok(true)` new, `Ok(false)` a duplicate (acknowledged again, not
-    /// processed twice), `Err` missing.
-    fn take_serial(c: &mut Conn, msg: &Value) -> Result<(u64, bool), AblyError> {
+    /// Admits a publish or presence request on `ch`: its msgSerial is taken (`Err` when it is
+    /// missing: fatal), a repeated serial is acknowledged again without being processed twice
+    /// and a request the capability does not allow is NACKed (both `Ok(None)`: answered
+    /// here); otherwise `Ok(Some(serial))`.
+    fn admit(
+        c: &mut Conn,
+        msg: &Value,
+        ch: &str,
+        op: Op,
+        what: &str,
+    ) -> Result<Option<u64>, AblyError> {
         let serial = msg
             .get("msgSerial")
             .and_then(Value::as_u64)
             .ok_or_else(|| AblyError::bad_request("msgSerial missing"))?;
         if serial < c.next_serial {
-            return Ok((serial, false));
+            Self::ack(c, serial, Vec::new());
+            return Ok(None);
         }
         c.next_serial = serial + 1;
-        Ok((serial, true))
+        if !c.capability.allows(ch, op) {
+            let err = AblyError::not_permitted(format!(
+                "unable to perform channel operation ({what}); channel = {ch}"
+            ));
+            Self::nack(c, serial, &err);
+            return Ok(None);
+        }
+        Ok(Some(serial))
     }
 
     fn publish_realtime(self: &Arc<Self>, id: &str, epoch: u64, ch: &str, msg: &Value) {
@@ -771,25 +787,15 @@ impl Shared {
         else {
             return;
         };
-        let (serial, fresh) = match Self::take_serial(c, msg) {
-            Ok(s) => s,
+        let serial = match Self::admit(c, msg, ch, Op::Publish, "publish") {
+            Ok(Some(serial)) => serial,
+            Ok(None) => return,
             Err(e) => {
                 drop(st);
                 self.fatal(id, epoch, e);
                 return;
             }
         };
-        if !fresh {
-            Self::ack(c, serial, Vec::new());
-            return;
-        }
-        if !c.capability.allows(ch, Op::Publish) {
-            let err = AblyError::not_permitted(format!(
-                "unable to perform channel operation (publish); channel = {ch}"
-            ));
-            Self::nack(c, serial, &err);
-            return;
-        }
         let Some(items) = msg.get("messages").and_then(Value::as_array) else {
             Self::nack(c, serial, &AblyError::bad_request("messages missing"));
             return;
@@ -883,25 +889,15 @@ impl Shared {
         else {
             return;
         };
-        let (serial, fresh) = match Self::take_serial(c, msg) {
-            Ok(s) => s,
+        let serial = match Self::admit(c, msg, ch, Op::Presence, "presence") {
+            Ok(Some(serial)) => serial,
+            Ok(None) => return,
             Err(e) => {
                 drop(st);
                 self.fatal(id, epoch, e);
                 return;
             }
         };
-        if !fresh {
-            Self::ack(c, serial, Vec::new());
-            return;
-        }
-        if !c.capability.allows(ch, Op::Presence) {
-            let err = AblyError::not_permitted(format!(
-                "unable to perform channel operation (presence); channel = {ch}"
-            ));
-            Self::nack(c, serial, &err);
-            return;
-        }
         let Some(items) = msg.get("presence").and_then(Value::as_array).cloned() else {
             Self::nack(c, serial, &AblyError::bad_request("presence missing"));
             return;
