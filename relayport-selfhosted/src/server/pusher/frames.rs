@@ -163,6 +163,8 @@ pub fn translate(
             }
             out
         }
+        // A binary payload (native protocol, `encoding: base64`) reaches Pusher clients as its
+        // base64 text: Pusher's `data` is text only.
         ServerFrame::Message(m) => {
             let Some(wire) = key_to_wire(&m.channel) else {
                 return Vec::new();
@@ -279,6 +281,12 @@ mod tests {
             none,
         )));
         assert_eq!(f["data"], json!("plain"));
+        // Bytes published natively arrive as their base64 text.
+        let mut bytes = message("feed", "blob", json!("AP8="), None);
+        if let ServerFrame::Message(m) = &mut bytes {
+            m.encoding = Some("base64".into());
+        }
+        assert_eq!(parse(&one(translate(&bytes, none)))["data"], json!("AP8="));
         // A channel with no Pusher name is never sent to Pusher clients.
         assert!(translate(&message("room-1", "e", json!(1), None), none).is_empty());
         // Client events on presence channels carry the sender's user id, verbatim data.
