@@ -2,7 +2,6 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::channel::Channel;
 use crate::error::{RealtimeError, Result};
@@ -45,13 +44,13 @@ impl Position {
 ///
 /// As JSON (its serde form) a binary payload is its base64 text with `"encoding": "base64"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "MessageRepr", try_from = "MessageRepr")]
 pub struct Message {
     /// The channel it arrived on (a concrete channel, never a wildcard).
     pub channel: Channel,
     /// The event name, e.g. `chat:message`.
     pub event: String,
     /// The payload: JSON or bytes.
+    #[serde(flatten, with = "crate::payload::wire")]
     pub data: Payload,
     /// The server-assigned id, where the provider gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,98 +65,6 @@ pub struct Message {
     /// The sender's connection or client id, where the provider gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
-}
-
-/// [`Message`] as JSON: the payload split into `data` and `encoding`.
-#[derive(Serialize, Deserialize)]
-struct MessageRepr {
-    channel: Channel,
-    event: String,
-    data: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    encoding: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    position: Option<Position>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    timestamp: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sender: Option<String>,
-}
-
-impl From<Message> for MessageRepr {
-    fn from(m: Message) -> Self {
-        let (data, encoding) = m.data.to_wire();
-        Self {
-            channel: m.channel,
-            event: m.event,
-            data,
-            encoding: encoding.map(str::to_owned),
-            id: m.id,
-            position: m.position,
-            timestamp: m.timestamp,
-            sender: m.sender,
-        }
-    }
-}
-
-impl TryFrom<MessageRepr> for Message {
-    type Error = RealtimeError;
-
-    fn try_from(r: MessageRepr) -> Result<Self> {
-        Ok(Self {
-            channel: r.channel,
-            event: r.event,
-            data: Payload::from_wire(r.data, r.encoding.as_deref())?,
-            id: r.id,
-            position: r.position,
-            timestamp: r.timestamp,
-            sender: r.sender,
-        })
-    }
-}
-
-/// [`OutboundMessage`] as JSON: the payload split into `data` and `encoding`.
-#[derive(Serialize, Deserialize)]
-struct OutboundRepr {
-    channel: Channel,
-    event: String,
-    data: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    encoding: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    exclude_socket_id: Option<String>,
-}
-
-impl From<OutboundMessage> for OutboundRepr {
-    fn from(m: OutboundMessage) -> Self {
-        let (data, encoding) = m.data.to_wire();
-        Self {
-            channel: m.channel,
-            event: m.event,
-            data,
-            encoding: encoding.map(str::to_owned),
-            id: m.id,
-            exclude_socket_id: m.exclude_socket_id,
-        }
-    }
-}
-
-impl TryFrom<OutboundRepr> for OutboundMessage {
-    type Error = RealtimeError;
-
-    fn try_from(r: OutboundRepr) -> Result<Self> {
-        Ok(Self {
-            channel: r.channel,
-            event: r.event,
-            data: Payload::from_wire(r.data, r.encoding.as_deref())?,
-            id: r.id,
-            exclude_socket_id: r.exclude_socket_id,
-        })
-    }
 }
 
 impl Message {
@@ -193,17 +100,19 @@ impl Message {
 
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(into = "OutboundRepr", try_from = "OutboundRepr")]
 pub struct OutboundMessage {
     /// The target channel.
     pub channel: Channel,
     /// The event name.
     pub event: String,
     /// The payload: JSON or bytes.
+    #[serde(flatten, with = "crate::payload::wire")]
     pub data: Payload,
     /// An idempotency id, where the provider supports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Server-side publishing only: the connection (socket id) that must not receive it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_socket_id: Option<String>,
 }
 
@@ -342,6 +251,36 @@ mod tests {
             wild.validate(10).unwrap_err().kind(),
             ErrorKind::InvalidChannel
         );
+    }
+
+    #[test]
+    fn json_form_carries_bytes_as_base64_with_their_encoding() {
+        let mut m = Message::new(Channel::public("files"), "blob", vec![0u8, 255]);
+        m.id = Some("7".into());
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            v,
+            json!({"channel": "files", "event": "blob", "data": "AP8=", "encoding": "base64", "id": "7"})
+        );
+        assert_eq!(serde_json::from_value::<Message>(v).unwrap(), m);
+        let text = Message::new(Channel::public("news"), "e", json!({"a": 1}));
+        let v = serde_json::to_value(&text).unwrap();
+        assert_eq!(
+            v,
+            json!({"channel": "news", "event": "e", "data": {"a": 1}})
+        );
+        assert_eq!(serde_json::from_value::<Message>(v).unwrap(), text);
+        let out = OutboundMessage::new(Channel::public("files"), "blob", vec![1u8]);
+        let v = serde_json::to_value(&out).unwrap();
+        assert_eq!(
+            (&v["data"], &v["encoding"]),
+            (&json!("AQ=="), &json!("base64"))
+        );
+        assert_eq!(serde_json::from_value::<OutboundMessage>(v).unwrap(), out);
+        // Undecodable bytes are an error, not a string.
+        let bad = json!({"channel": "f", "event": "e", "data": "%%", "encoding": "base64"});
+        let err = serde_json::from_value::<Message>(bad).unwrap_err();
+        assert!(err.to_string().contains("base64"), "{err}");
     }
 
     #[test]

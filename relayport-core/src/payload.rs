@@ -220,6 +220,36 @@ impl<I: serde_json::value::Index> Index<I> for Payload {
     }
 }
 
+/// A payload as a message's JSON form carries it, in two fields: `data` and, for bytes,
+/// `"encoding": "base64"` (`#[serde(flatten, with = "crate::payload::wire")]`).
+pub(crate) mod wire {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    use super::Payload;
+
+    #[derive(Serialize, Deserialize)]
+    struct Fields {
+        data: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<String>,
+    }
+
+    pub(crate) fn serialize<S: Serializer>(p: &Payload, s: S) -> Result<S::Ok, S::Error> {
+        let (data, encoding) = p.to_wire();
+        Fields {
+            data,
+            encoding: encoding.map(str::to_owned),
+        }
+        .serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Payload, D::Error> {
+        let f = Fields::deserialize(d)?;
+        Payload::from_wire(f.data, f.encoding.as_deref()).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
