@@ -77,6 +77,18 @@ fn not_connected() -> RealtimeError {
 }
 
 impl SocketIoProvider {
+    /// Sends this member's `data` on `channel` as `event` (enter or update) and waits for the
+    /// acknowledgement.
+    async fn member_data(&self, event: &str, channel: &Channel, data: Value) -> Result<()> {
+        self.request(
+            event,
+            channel,
+            json!({"channel": channel.to_string(), "data": data}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// A provider for `config`, with the default TLS configuration (webpki roots).
     pub fn new(config: SocketIoConfig) -> Result<Self> {
         Ok(Self::with_link_config(
@@ -359,24 +371,12 @@ impl RealtimeProvider for SocketIoProvider {
 
     async fn presence_enter(&self, channel: &Channel, data: Value) -> Result<()> {
         let event = &self.inner.config.events.presence_enter;
-        self.request(
-            event,
-            channel,
-            json!({"channel": channel.to_string(), "data": data}),
-        )
-        .await
-        .map(|_| ())
+        self.member_data(event, channel, data).await
     }
 
     async fn presence_update(&self, channel: &Channel, data: Value) -> Result<()> {
         let event = &self.inner.config.events.presence_update;
-        self.request(
-            event,
-            channel,
-            json!({"channel": channel.to_string(), "data": data}),
-        )
-        .await
-        .map(|_| ())
+        self.member_data(event, channel, data).await
     }
 
     async fn presence_leave(&self, channel: &Channel) -> Result<()> {
