@@ -69,9 +69,9 @@ pub enum Echo {
     /// delivers a local copy to its own subscribers once the publish is accepted, when echo is
     /// on.
     ServerSkips,
-    /// The provider asks its server for the client's choice itself
-    /// ([`RealtimeProvider::set_echo`]): Ably's `echo` connection parameter, Supabase's
-    /// `broadcast.self`.
+    /// The provider honours the client's choice itself ([`RealtimeProvider::set_echo`]):
+    /// Ably's `echo` connection parameter, Supabase's `broadcast.self`, Socket.IO's
+    /// per-publish `echo`, Firebase's `origin` mark on its own writes.
     Configurable,
 }
 

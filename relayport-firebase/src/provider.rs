@@ -218,10 +218,14 @@ impl RealtimeProvider for FirebaseProvider {
         caps.presence = true;
         caps.presence_update = true;
         caps.history = true;
-        // Listeners see the client's own writes; each carries `sender` = the client id, which
-        // is also the session's id, so the runtime can drop them when echo is off.
-        caps.echo = relayport_core::Echo::ServerEchoes;
+        // Listeners see the client's own writes. With echo off each write carries `origin` =
+        // this instance's id, and the streams and the recovery read skip those.
+        caps.echo = relayport_core::Echo::Configurable;
         caps
+    }
+
+    fn set_echo(&self, echo: bool) {
+        self.shared.set_echo(echo);
     }
 
     async fn connect(&self, sink: EventSink) -> Result<Session> {
@@ -312,7 +316,7 @@ impl RealtimeProvider for FirebaseProvider {
     }
 
     async fn publish(&self, message: &OutboundMessage) -> Result<()> {
-        let record = message_record(message, &self.cfg.client_id)?;
+        let record = message_record(message, &self.cfg.client_id, self.shared.origin())?;
         let answer = self
             .call(
                 Method::POST,
@@ -426,7 +430,7 @@ impl RealtimeProvider for FirebaseProvider {
                     Some(p) => since.sequence == 0 || p.sequence > since.sequence,
                     None => false,
                 };
-                if !after {
+                if !after || self.shared.is_unwanted(&record) {
                     continue;
                 }
                 messages.push(decode_message(channel, &key, &record)?);

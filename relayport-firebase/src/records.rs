@@ -1,7 +1,9 @@
 //! What the provider stores: message and presence records, and how they read back.
 //!
 //! - a message, under `{root}/{channel}/messages/{push id}`:
-//!   `{"event": "<name>", "data": <payload>, "ts": <server ms>, "sender": "<client id>"}`;
+//!   `{"event": "<name>", "data": <payload>, "ts": <server ms>, "sender": "<client id>"}`,
+//!   plus `"origin": "<provider instance id>"` from a client that asked for no echo (how it
+//!   recognises its own writes: two clients may share a client id);
 //! - a member, under `{root}/{channel}/presence/{encoded client id}`:
 //!   `{"id": "<client id>", "data": <member data>, "ts": <server ms>}`.
 //!
@@ -18,16 +20,30 @@ pub fn server_timestamp() -> Value {
     json!({".sv": "timestamp"})
 }
 
-/// The record a publish writes.
+/// The record a publish writes; `origin` (the writing provider instance's id) only from a
+/// client that asked for no echo.
 /// Firebase stores JSON only: bytes are refused with `Unsupported`.
-pub fn message_record(message: &OutboundMessage, sender: &str) -> Result<Value> {
+pub fn message_record(
+    message: &OutboundMessage,
+    sender: &str,
+    origin: Option<&str>,
+) -> Result<Value> {
     let data = message.data.json_for("firebase")?;
-    Ok(json!({
+    let mut record = json!({
         "event": message.event,
         "data": data,
         "ts": server_timestamp(),
         "sender": sender,
-    }))
+    });
+    if let (Some(origin), Some(fields)) = (origin, record.as_object_mut()) {
+        fields.insert("origin".into(), Value::from(origin));
+    }
+    Ok(record)
+}
+
+/// The `origin` of a stored message record, if it has one.
+pub fn origin_of(record: &Value) -> Option<&str> {
+    record.get("origin").and_then(Value::as_str)
 }
 
 /// Reads a stored message (`id` is its key).
@@ -100,6 +116,21 @@ mod tests {
         assert!(m.position.is_some());
         assert!(decode_message(&ch, "x", &json!({"data": 1})).is_err());
         assert!(decode_message(&ch, "x", &json!("text")).is_err());
+    }
+
+    #[test]
+    fn an_origin_is_written_only_when_given() {
+        let out = OutboundMessage::new(Channel::public("room"), "e", json!(1));
+        let plain = message_record(&out, "alice", None).expect("json");
+        assert_eq!(
+            plain.as_object().map(|o| o.len()),
+            Some(4),
+            "the documented four fields: {plain}"
+        );
+        assert_eq!(origin_of(&plain), None);
+        let marked = message_record(&out, "alice", Some("0123abcd")).expect("json");
+        assert_eq!(marked["sender"], "alice");
+        assert_eq!(origin_of(&marked), Some("0123abcd"));
     }
 
     #[test]

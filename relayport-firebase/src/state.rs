@@ -1,8 +1,9 @@
-//! What the provider's tasks share: the credential, an estimate of the server's clock, and
-//! each presence channel's members as the stream reported them.
+//! What the provider's tasks share: the credential, an estimate of the server's clock, each
+//! presence channel's members as the stream reported them, and the echo choice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use relayport_core::transport::lock;
@@ -10,7 +11,7 @@ use relayport_core::{Channel, PresenceMember};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use crate::records::StoredMember;
+use crate::records::{StoredMember, origin_of};
 use crate::token::Tokens;
 
 /// What a partial write to a member's record amounted to.
@@ -30,6 +31,12 @@ pub(crate) struct Shared {
     /// The latest server time seen (ms) and when it was seen.
     clock: Mutex<Option<(u64, Instant)>>,
     members: Mutex<HashMap<Channel, BTreeMap<String, StoredMember>>>,
+    /// Whether this client wants its own publishes back (the runtime's `set_echo`).
+    echo: AtomicBool,
+    /// This provider instance's id, written as `origin` when echo is off: the client id
+    /// cannot tell this client's writes apart from another client's with the same id (one
+    /// user on two devices).
+    origin: String,
 }
 
 impl Shared {
@@ -39,7 +46,27 @@ impl Shared {
             stale_after,
             clock: Mutex::new(None),
             members: Mutex::new(HashMap::new()),
+            echo: AtomicBool::new(true),
+            origin: format!("{:016x}", fastrand::u64(..)),
         }
+    }
+
+    /// Records the runtime's echo choice.
+    pub(crate) fn set_echo(&self, echo: bool) {
+        self.echo.store(echo, Ordering::Relaxed);
+    }
+
+    /// The `origin` a publish writes: this instance's id when echo is off, else none (the
+    /// record keeps its documented four fields).
+    pub(crate) fn origin(&self) -> Option<&str> {
+        (!self.echo.load(Ordering::Relaxed)).then_some(self.origin.as_str())
+    }
+
+    /// Whether a stored message `record` is this client's own write that it does not want
+    /// back.
+    pub(crate) fn is_unwanted(&self, record: &Value) -> bool {
+        self.origin()
+            .is_some_and(|own| origin_of(record) == Some(own))
     }
 
     /// Records a server timestamp (the newest one wins).

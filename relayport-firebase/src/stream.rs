@@ -139,6 +139,9 @@ impl Reader {
     }
 
     fn deliver(&self, id: &str, record: &Value) {
+        if self.shared.is_unwanted(record) {
+            return;
+        }
         match decode_message(&self.channel, id, record) {
             Ok(message) => {
                 if let Some(ts) = message.timestamp {

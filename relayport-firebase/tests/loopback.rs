@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use relayport_core::{ClientEvent, ConnectionState, ErrorKind, PresenceAction};
+use relayport_core::{ClientEvent, ConnectionState, ErrorKind, PresenceAction, RealtimeClient};
+use relayport_firebase::{FirebaseProvider, RulesAuthorizer};
 use relayport_peer_firebase::PeerConfig;
 use serde_json::{Value, json};
 
@@ -85,6 +86,56 @@ async fn a_dropped_stream_recovers_every_missed_message_exactly_once() {
     }
     let extra = tokio::time::timeout(Duration::from_millis(300), sub.recv()).await;
     assert!(extra.is_err(), "nothing twice: {extra:?}");
+}
+
+/// One user on two devices (the same client id), both with echo off: each gets the other's
+/// messages and never its own.
+#[tokio::test]
+async fn echo_off_tells_two_clients_with_one_client_id_apart() {
+    let peer = peer(PeerConfig::default()).await;
+    let quiet = |cfg| {
+        RealtimeClient::builder(FirebaseProvider::new(cfg).expect("provider"))
+            .authorizer(Arc::new(RulesAuthorizer))
+            .echo(false)
+            .build()
+    };
+    let phone = quiet(config(&peer, "alice"));
+    let laptop = quiet(config(&peer, "alice"));
+    let mut on_phone = phone.subscribe("room").await.expect("subscribed");
+    let mut on_laptop = laptop.subscribe("room").await.expect("subscribed");
+    phone
+        .publish("room", "from-phone", json!(1))
+        .await
+        .expect("published");
+    laptop
+        .publish("room", "from-laptop", json!(2))
+        .await
+        .expect("published");
+    phone
+        .publish("room", "from-phone", json!(3))
+        .await
+        .expect("published");
+    let on_laptop_saw = [next(&mut on_laptop).await, next(&mut on_laptop).await];
+    assert_eq!(
+        on_laptop_saw.map(|m| (m.event, m.sender)),
+        [
+            ("from-phone".to_owned(), Some("alice".to_owned())),
+            ("from-phone".to_owned(), Some("alice".to_owned()))
+        ]
+    );
+    let m = next(&mut on_phone).await;
+    assert_eq!(m.event, "from-laptop");
+    assert_eq!(m.data, json!(2));
+    let extra = tokio::time::timeout(Duration::from_millis(300), on_phone.recv()).await;
+    assert!(
+        extra.is_err(),
+        "the phone's own messages stay away: {extra:?}"
+    );
+    let extra = tokio::time::timeout(Duration::from_millis(300), on_laptop.recv()).await;
+    assert!(
+        extra.is_err(),
+        "the laptop's own message stays away: {extra:?}"
+    );
 }
 
 #[tokio::test]

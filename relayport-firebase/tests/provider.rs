@@ -144,3 +144,42 @@ async fn the_token_never_reaches_errors_or_debug_output() {
         "{error:?}"
     );
 }
+
+/// Echo off: the recovery read skips this instance's own writes, not those of another client
+/// with the same client id; and only such a client's records carry `origin`.
+#[tokio::test]
+async fn with_echo_off_history_skips_only_this_instances_own_writes() {
+    use relayport_core::{OutboundMessage, Position};
+    let peer = peer(PeerConfig::default()).await;
+    let channel = Channel::public("shared-id");
+    let phone = FirebaseProvider::new(config(&peer, "alice")).expect("provider");
+    let laptop = FirebaseProvider::new(config(&peer, "alice")).expect("provider");
+    phone.set_echo(false);
+    for (who, n) in [(&phone, 1), (&laptop, 2), (&phone, 3)] {
+        who.publish(&OutboundMessage::new(channel.clone(), "n", json!(n)))
+            .await
+            .expect("published");
+    }
+    let seen = |page: relayport_core::HistoryPage| -> Vec<serde_json::Value> {
+        page.messages
+            .into_iter()
+            .map(|m| m.data.as_json().cloned().unwrap_or_default())
+            .collect()
+    };
+    let phone_reads = phone.history(&channel, &Position::new(0)).await;
+    assert_eq!(seen(phone_reads.expect("history")), vec![json!(2)]);
+    let laptop_reads = laptop.history(&channel, &Position::new(0)).await;
+    assert_eq!(
+        seen(laptop_reads.expect("history")),
+        vec![json!(1), json!(2), json!(3)],
+        "echo on sees everything"
+    );
+    let stored = peer.get("/realtime/shared-id/messages");
+    let origins: Vec<bool> = stored
+        .as_object()
+        .expect("stored")
+        .values()
+        .map(|r| r.get("origin").is_some_and(serde_json::Value::is_string))
+        .collect();
+    assert_eq!(origins, vec![true, false, true], "{stored}");
+}
