@@ -8,24 +8,14 @@
 //! Every wait is bounded; nothing sleeps to wait for an event.
 
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::Duration;
 
-use relayport_core::{
-    Channel, Echo, Message, OutboundMessage, Payload, Publisher, RealtimeClient, RealtimeProvider,
-    Subscription,
-};
-use relayport_socketio::testing::{NodeServer, SECRET, adapter_dir};
-use relayport_socketio::{SocketIoAuthorizer, SocketIoConfig, SocketIoProvider, SocketIoPublisher};
+mod common;
+
+use common::*;
+use relayport_core::{Echo, OutboundMessage, Payload, Publisher, RealtimeClient, RealtimeProvider};
+use relayport_socketio::testing::{NodeServer, adapter_dir};
+use relayport_socketio::{SocketIoConfig, SocketIoProvider};
 use serde_json::json;
-
-const WAIT: Duration = Duration::from_secs(15);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
 
 fn client(server: &NodeServer, id: &str, echo: bool) -> RealtimeClient {
     client_and_provider(server, id, echo).0
@@ -37,24 +27,8 @@ fn client_and_provider(
     id: &str,
     echo: bool,
 ) -> (RealtimeClient, SocketIoProvider) {
-    let provider = SocketIoProvider::new(SocketIoConfig::new(&server.url()).expect("config"))
-        .expect("provider");
-    let client = RealtimeClient::builder(provider.clone())
-        .client_id(id)
-        .echo(echo)
-        .authorizer(Arc::new(SocketIoAuthorizer::new(SECRET)))
-        .build();
-    (client, provider)
-}
-
-async fn next(sub: &mut Subscription) -> Message {
-    within("a message", sub.recv())
-        .await
-        .expect("the subscription ended")
-}
-
-fn ch(name: &str) -> Channel {
-    Channel::parse(name).expect("channel")
+    let provider = provider(server, "/");
+    (builder(provider.clone(), id).echo(echo).build(), provider)
 }
 
 /// Every byte value, zeros and 0xff included.
@@ -90,7 +64,7 @@ async fn bytes_between_clients(server: &NodeServer) {
         assert_eq!(&own.data, p, "alice's own, once");
     }
     // From the backend over HTTP (base64 with `encoding` on the wire): bytes again.
-    let publisher = SocketIoPublisher::new(&server.url(), SECRET).unwrap();
+    let publisher = publisher(server);
     publisher
         .publish(&OutboundMessage::new(ch("files"), "http", vec![0u8, 0xff]))
         .await
@@ -175,8 +149,7 @@ async fn echo_off_leaves_the_publisher_out_and_echo_on_delivers_once() {
     let m = next(&mut at_quiet).await;
     assert_eq!((m.event.as_str(), m.data), ("l", Payload::from(json!(2))));
     // And nothing after it: a backend marker is the next thing either sees.
-    SocketIoPublisher::new(&server.url(), SECRET)
-        .unwrap()
+    publisher(&server)
         .publish(&OutboundMessage::new(ch("talk"), "marker", json!(0)))
         .await
         .unwrap();

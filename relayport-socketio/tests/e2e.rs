@@ -7,53 +7,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
+use common::*;
 use relayport_core::{
-    Channel, ClientEvent, ConnectionState, EventSink, Message, OutboundMessage, PresenceAction,
-    Publisher, RealtimeClient, RealtimeError, RealtimeProvider, Subscription,
+    ClientEvent, ConnectionState, EventSink, OutboundMessage, PresenceAction, Publisher,
+    RealtimeClient, RealtimeError, RealtimeProvider,
 };
 use relayport_socketio::testing::{NodeServer, SECRET};
 use relayport_socketio::{
     Arg, SocketIoAuthorizer, SocketIoConfig, SocketIoProvider, SocketIoPublisher,
 };
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-fn provider(server: &NodeServer, namespace: &str) -> SocketIoProvider {
-    SocketIoProvider::new(
-        SocketIoConfig::new(&server.url())
-            .and_then(|c| c.with_namespace(namespace))
-            .expect("config"),
-    )
-    .expect("provider")
-}
-
-fn client(server: &NodeServer, id: &str) -> RealtimeClient {
-    RealtimeClient::builder(provider(server, "/"))
-        .client_id(id)
-        .authorizer(Arc::new(SocketIoAuthorizer::new(SECRET)))
-        .build()
-}
-
-fn publisher(server: &NodeServer) -> SocketIoPublisher {
-    SocketIoPublisher::new(&server.url(), SECRET).expect("publisher")
-}
-
-async fn next(sub: &mut Subscription) -> Message {
-    within("a message", sub.recv())
-        .await
-        .expect("the subscription ended")
-}
-
-fn ch(name: &str) -> Channel {
-    Channel::parse(name).expect("channel")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connects_and_acks_on_a_namespace_with_auth() {
