@@ -8,9 +8,28 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use relayport_core::{EventSink, RealtimeError, RealtimeProvider};
 use relayport_socketio::{SocketIoConfig, SocketIoProvider};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+
+/// Engine.IO's open packet with socket.io's default heartbeat.
+const OPEN: &str = r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#;
+
+/// A loopback listener and the URL a provider connects to.
+async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+/// Accepts the provider's WebSocket and sends Engine.IO's `open` packet.
+async fn accept_engine(listener: TcpListener, open: &str) -> WebSocketStream<TcpStream> {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    ws.send(Message::text(open)).await.unwrap();
+    ws
+}
 
 /// A peer that does the handshake (pingInterval 1000 ms, pingTimeout 500 ms), then sends a
 /// ping whenever told and reports every text frame the client sends.
@@ -19,18 +38,15 @@ async fn scripted_peer() -> (
     mpsc::UnboundedSender<()>,
     mpsc::UnboundedReceiver<String>,
 ) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, url) = listen().await;
     let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<()>();
     let (seen_tx, seen_rx) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        ws.send(Message::text(
+        let mut ws = accept_engine(
+            listener,
             r#"0{"sid":"engine-1","upgrades":[],"pingInterval":1000,"pingTimeout":500,"maxPayload":1000000}"#,
-        ))
-        .await
-        .unwrap();
+        )
+        .await;
         loop {
             tokio::select! {
                 frame = ws.next() => match frame {
@@ -87,16 +103,9 @@ async fn pongs_at_once_and_bounds_silence_by_ping_interval_plus_timeout() {
 
 /// A peer that does the handshake, then sends `frames` and stays open.
 async fn peer_sending(mut frames: Vec<Message>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, url) = listen().await;
     tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        ws.send(Message::text(
-            r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#,
-        ))
-        .await
-        .unwrap();
+        let mut ws = accept_engine(listener, OPEN).await;
         while let Some(Ok(frame)) = ws.next().await {
             if frame.to_text().is_ok_and(|t| t == "40") {
                 ws.send(Message::text(r#"40{"sid":"s"}"#)).await.unwrap();
@@ -162,17 +171,10 @@ async fn garbage_from_the_server_is_reported_never_dropped_or_fatal() {
 #[tokio::test]
 async fn echo_off_drops_an_own_message_an_old_adapter_sends_anyway() {
     use relayport_core::{Channel, OutboundMessage, Payload, ProviderEvent};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, url) = listen().await;
     let (seen_tx, mut seen) = mpsc::unbounded_channel::<Message>();
     tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        ws.send(Message::text(
-            r#"0{"sid":"e","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#,
-        ))
-        .await
-        .unwrap();
+        let mut ws = accept_engine(listener, OPEN).await;
         while let Some(Ok(frame)) = ws.next().await {
             let _ = seen_tx.send(frame.clone());
             let Ok(text) = frame.to_text() else {
