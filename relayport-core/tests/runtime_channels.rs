@@ -31,18 +31,6 @@ fn subscribe_calls(calls: &[Call]) -> Vec<(String, Option<u64>)> {
         .collect()
 }
 
-async fn recv_n(sub: &mut relayport_core::Subscription, n: usize) -> Vec<Message> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let m = tokio::time::timeout(BOUND, sub.recv())
-            .await
-            .expect("message never came")
-            .expect("stream ended");
-        out.push(m);
-    }
-    out
-}
-
 fn seqs(msgs: &[Message]) -> Vec<u64> {
     msgs.iter()
         .map(|m| m.position.as_ref().unwrap().sequence)

@@ -28,15 +28,7 @@ fn seq(m: &Message) -> u64 {
 }
 
 async fn recv_seqs(sub: &mut Subscription, n: usize) -> Vec<u64> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let m = tokio::time::timeout(BOUND, sub.recv())
-            .await
-            .expect("message never came")
-            .expect("stream ended");
-        out.push(seq(&m));
-    }
-    out
+    recv_n(sub, n).await.iter().map(seq).collect()
 }
 
 /// Nothing more is waiting for the subscriber.

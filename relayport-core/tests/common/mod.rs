@@ -10,13 +10,26 @@ use relayport_core::auth::hmac_sha256_hex;
 use relayport_core::testing::{Script, ScriptedProvider};
 use relayport_core::{
     AuthRequest, ChannelAuth, ChannelAuthorizer, ClientBuilder, ClientEvent, ConnectionState,
-    RealtimeClient, RealtimeError, async_trait,
+    Message, RealtimeClient, RealtimeError, Subscription, async_trait,
 };
 use serde_json::json;
 use tokio::sync::broadcast;
 
 /// The bound on every wait: far beyond any schedule under test.
 pub const BOUND: Duration = Duration::from_secs(3600);
+
+/// The subscription's next `n` messages, each within [`BOUND`].
+pub async fn recv_n(sub: &mut Subscription, n: usize) -> Vec<Message> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let m = tokio::time::timeout(BOUND, sub.recv())
+            .await
+            .expect("message never came")
+            .expect("stream ended");
+        out.push(m);
+    }
+    out
+}
 
 /// A client over a fresh scripted provider, with an authorizer and a fixed jitter seed.
 pub fn client(configure: impl FnOnce(ClientBuilder) -> ClientBuilder) -> (RealtimeClient, Script) {
